@@ -1,0 +1,36 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: run test bench lint format deps clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+deps:
+	@bash scripts/system-deps.sh
+
+run: deps $(VENV)/.installed
+	$(PY) scripts/run.py
+
+test: $(VENV)/.installed
+	@bash scripts/system-deps.sh --test
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: deps $(VENV)/.installed
+	$(PY) -m bench
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	-$(PY) -c "from scripts.services import PostgresCluster as C; C('.data/pg').stop()" 2>/dev/null
+	rm -rf .data $(VENV)

@@ -1,0 +1,49 @@
+"""Indoor maps and routing backend: `create_app()` builds one app per gunicorn worker."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from config.settings import Settings
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """settings -> logging -> extensions -> blueprints -> errors -> commands."""
+    settings = Settings.from_env(test_config)
+    app = Flask(__name__)
+    app.config.update(settings.extra)
+    app.config["TESTING"] = settings.testing or app.config.get("TESTING", False)
+    app.json.sort_keys = False
+    # "/api/rooms" and "/api/rooms/" are the same resource: no redirects.
+    app.url_map.strict_slashes = False
+
+    from indoor import db, extensions, observability
+
+    observability.init_app(app, settings)
+    db.make_cooperative()
+    extensions.init_app(app, settings)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    logging.getLogger(__name__).debug("app created")
+    return app
+
+
+def register_blueprints(app: Flask) -> None:
+    from indoor.blueprints import health
+
+    app.register_blueprint(health.blueprint, url_prefix="/api/health")
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from indoor import errors
+
+    errors.register_errorhandlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    from indoor import cli
+
+    app.cli.add_command(cli.indoor)

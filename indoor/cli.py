@@ -1,0 +1,67 @@
+"""`flask --app wsgi indoor init-db | demo`."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from flask.cli import with_appcontext
+
+from indoor.extensions import get_db
+
+
+@click.group()
+def indoor():
+    """Indoor maps service commands."""
+
+
+@indoor.command("init-db")
+@click.option("--demo-if-empty", is_flag=True, help="Also write the demo building when the database is empty.")
+@with_appcontext
+def init_db_command(demo_if_empty):
+    """Create extensions, tables, missing columns, indexes and triggers. Idempotent; drops nothing."""
+    from indoor.queries import schema
+
+    started = time.perf_counter()
+    with get_db().transaction() as cur:
+        steps = schema.init_db(cur)
+    click.echo(f"init-db: {', '.join(steps)} ok in {time.perf_counter() - started:.2f}s")
+    if demo_if_empty:
+        with get_db().transaction() as cur:
+            empty = schema.is_empty(cur)
+        if empty:
+            _write_demo(seed=1, buildings=1, levels=3, grid=10)
+        else:
+            click.echo("init-db: database has data, demo not written")
+
+
+@indoor.command("demo")
+@click.option("--seed", default=1, show_default=True, help="Same seed, same campus.")
+@click.option("--buildings", default=1, show_default=True)
+@click.option("--levels", default=3, show_default=True)
+@click.option("--grid", default=10, show_default=True, help="Corridor nodes per side of a level.")
+@click.option("--min-edges", default=0, help="Add buildings until the campus has at least this many edges.")
+@with_appcontext
+def demo_command(seed, buildings, levels, grid, min_edges):
+    """Write a generated multi-level campus (appends; ids continue after the existing ones)."""
+    from indoor.demo import DemoSize
+
+    size = DemoSize(buildings=buildings, levels=levels, grid=grid)
+    while min_edges and size.estimated_edges() < min_edges:
+        size = DemoSize(buildings=size.buildings + 1, levels=levels, grid=grid)
+    _write_demo(seed=seed, buildings=size.buildings, levels=levels, grid=grid)
+
+
+def _write_demo(seed, buildings, levels, grid):
+    from indoor.demo import DemoSize, generate
+    from indoor.queries import demo, schema
+
+    started = time.perf_counter()
+    with get_db().transaction() as cur:
+        first_vertex, first_edge = demo.next_ids(cur)
+        campus = generate(DemoSize(buildings=buildings, levels=levels, grid=grid), seed, first_vertex, first_edge)
+        counts = demo.write_campus(cur, campus)
+    with get_db().transaction() as cur:
+        schema.analyze(cur)
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+    click.echo(f"demo: {buildings} building(s) x {levels} levels: {summary} in {time.perf_counter() - started:.1f}s")

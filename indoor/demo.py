@@ -1,0 +1,172 @@
+"""A generated campus: deterministic for a seed, sized from a few hundred rooms to 200,000+ edges.
+
+Each building is a row of levels; each level a grid of corridor nodes `spacing` metres apart,
+with a room in most grid cells (a door edge from the room's point to a corner of its cell).
+Levels are joined by two stair cores, a pair of one-way escalators (up and down) and an
+elevator shaft; buildings are joined on level 0 by ramps. Corridors carry a small random
+extra cost and a few are one-way, so routes are directed and not all ties.
+
+Only geometry in local metres is made here; `queries.demo` turns it into lon/lat rows and
+computes every cost in PostGIS (geodesic length + penalty), so the DATA.md invariant
+"cost >= horizontal geodesic distance" holds by construction.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+# Where the campus stands (near Berlin Hbf); metres -> degrees around this origin.
+ORIGIN_LON, ORIGIN_LAT = 13.3690, 52.5250
+_M_PER_DEG_LAT = 111_132.0
+_M_PER_DEG_LON = 111_320.0 * math.cos(math.radians(ORIGIN_LAT))
+
+NAMED_ROOMS = ["Ticket office", "Toilets", "Café", "Information", "Lost and found", "Pharmacy", "Lounge"]
+
+
+def to_lonlat(x: float, y: float) -> tuple[float, float]:
+    return ORIGIN_LON + x / _M_PER_DEG_LON, ORIGIN_LAT + y / _M_PER_DEG_LAT
+
+
+@dataclass
+class Campus:
+    vertices: list = field(default_factory=list)  # (id, level, x, y)
+    edges: list = field(default_factory=list)  # (id, source, target, kind, extra_fwd, extra_rev)
+    rooms: list = field(default_factory=list)  # (label, level, building, x, y)
+    plan: list = field(default_factory=list)  # (layer, name, level, building, wkt_in_metres)
+
+
+@dataclass(frozen=True)
+class DemoSize:
+    buildings: int = 1
+    levels: int = 3
+    grid: int = 10  # corridor nodes per side of one level
+    spacing: float = 8.0  # metres between corridor nodes
+    room_share: float = 0.9  # share of grid cells that are rooms
+    one_way_share: float = 0.03  # share of corridors that are one-way
+
+    def estimated_edges(self) -> int:
+        g = self.grid
+        per_level = 2 * g * (g - 1) + int((g - 1) ** 2 * self.room_share) + 2
+        return self.buildings * self.levels * per_level
+
+
+def generate(size: DemoSize, seed: int = 1, first_vertex: int = 1, first_edge: int = 1) -> Campus:
+    rnd = random.Random(seed)
+    campus = Campus()
+    next_vertex = first_vertex
+    next_edge = first_edge
+    g, s = size.grid, size.spacing
+    width = (g - 1) * s
+
+    def vertex(level, x, y):
+        nonlocal next_vertex
+        campus.vertices.append((next_vertex, level, x, y))
+        next_vertex += 1
+        return next_vertex - 1
+
+    def edge(a, b, kind, extra_fwd=0.0, extra_rev=0.0):
+        # extra < 0 means closed in that direction.
+        nonlocal next_edge
+        campus.edges.append((next_edge, a, b, kind, extra_fwd, extra_rev))
+        next_edge += 1
+
+    entrances = []  # per building: (west node, east node) on level 0
+    for b in range(size.buildings):
+        bname = _building_name(b)
+        x0 = b * (width + 20.0)
+        nodes = {}  # (level, i, j) -> vertex id
+        for level in range(size.levels):
+            for i in range(g):
+                for j in range(g):
+                    nodes[level, i, j] = vertex(level, x0 + i * s, j * s)
+            # Corridors along grid lines, a little slower than straight walking, a few one-way.
+            for i in range(g):
+                for j in range(g):
+                    for di, dj in ((1, 0), (0, 1)):
+                        if i + di < g and j + dj < g:
+                            extra = round(rnd.uniform(0.0, 0.3) * s, 3)
+                            closed_back = rnd.random() < size.one_way_share
+                            edge(
+                                nodes[level, i, j],
+                                nodes[level, i + di, j + dj],
+                                "corridor",
+                                extra,
+                                -1.0 if closed_back else extra,
+                            )
+            # Rooms in grid cells, each with a door to one corner of its cell.
+            number = 0
+            for i in range(g - 1):
+                for j in range(g - 1):
+                    if rnd.random() >= size.room_share:
+                        continue
+                    number += 1
+                    cx, cy = x0 + (i + 0.5) * s, (j + 0.5) * s
+                    label = _room_label(bname, level, number, rnd)
+                    room_vertex = vertex(level, cx, cy)
+                    corner = nodes[level, i + rnd.randint(0, 1), j + rnd.randint(0, 1)]
+                    edge(room_vertex, corner, "door")
+                    campus.rooms.append((label, level, bname, cx, cy))
+                    inset = 0.4
+                    campus.plan.append(
+                        (
+                            "room",
+                            label,
+                            level,
+                            bname,
+                            _rect(x0 + i * s + inset, j * s + inset, x0 + (i + 1) * s - inset, (j + 1) * s - inset),
+                        )
+                    )
+                    campus.plan.append(("door", None, level, bname, f"POINT({cx:.3f} {cy:.3f})"))
+            campus.plan.append(("wall", None, level, bname, _ring(x0 - 1, -1, x0 + width + 1, width + 1)))
+            campus.plan.append(("corridor", None, level, bname, _grid_lines(x0, g, s)))
+        # Between levels: stairs (both ways, penalty), escalators (one-way), an elevator shaft.
+        mid = g // 2
+        for level in range(size.levels - 1):
+            up = level + 1
+            edge(nodes[level, 0, 0], nodes[up, 1, 0], "stairs", 6.0, 4.0)
+            edge(nodes[level, g - 1, g - 1], nodes[up, g - 2, g - 1], "stairs", 6.0, 4.0)
+            edge(nodes[level, 0, mid], nodes[up, 1, mid], "escalator", 2.0, -1.0)
+            edge(nodes[up, g - 1, mid], nodes[level, g - 2, mid], "escalator", 2.0, -1.0)
+        shaft = [vertex(level, x0 + mid * s + 1.5, mid * s + 1.5) for level in range(size.levels)]
+        for level, car in enumerate(shaft):
+            edge(nodes[level, mid, mid], car, "door")
+            if level:
+                edge(shaft[level - 1], car, "elevator", 15.0, 15.0)
+        entrances.append((nodes[0, 0, mid], nodes[0, g - 1, mid]))
+    for (_, east), (west, _) in zip(entrances, entrances[1:], strict=False):
+        edge(east, west, "ramp", 2.0, 2.0)
+    return campus
+
+
+def _building_name(index: int) -> str:
+    name = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        name = chr(65 + rem) + name
+    return name
+
+
+def _room_label(bname: str, level: int, number: int, rnd: random.Random) -> str:
+    if rnd.random() < 0.03:
+        return f"{rnd.choice(NAMED_ROOMS)} {bname}{level}"
+    return f"{bname}{level:02d}.{number:02d}"
+
+
+def _rect(x1, y1, x2, y2) -> str:
+    # Counter-clockwise exterior ring (RFC 7946).
+    return f"POLYGON(({x1:.3f} {y1:.3f},{x2:.3f} {y1:.3f},{x2:.3f} {y2:.3f},{x1:.3f} {y2:.3f},{x1:.3f} {y1:.3f}))"
+
+
+def _ring(x1, y1, x2, y2) -> str:
+    return f"LINESTRING({x1:.3f} {y1:.3f},{x2:.3f} {y1:.3f},{x2:.3f} {y2:.3f},{x1:.3f} {y2:.3f},{x1:.3f} {y1:.3f})"
+
+
+def _grid_lines(x0, g, s) -> str:
+    lines = []
+    for k in range(g):
+        lines.append(f"({x0 + k * s:.3f} 0,{x0 + k * s:.3f} {(g - 1) * s:.3f})")
+        lines.append(f"({x0:.3f} {k * s:.3f},{x0 + (g - 1) * s:.3f} {k * s:.3f})")
+    return "MULTILINESTRING(" + ",".join(lines) + ")"

@@ -1,0 +1,1 @@
+"""All SQL of the service: named, parameterised statements next to the function that runs each."""

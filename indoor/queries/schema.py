@@ -1,0 +1,140 @@
+"""`indoor init-db`: create what is missing, never drop, rewrite or lose a row.
+
+Every statement is idempotent (IF NOT EXISTS, ADD COLUMN IF NOT EXISTS, OR REPLACE, ON CONFLICT
+DO NOTHING). `ADD COLUMN ... NOT NULL DEFAULT <constant>` does not rewrite a table on
+PostgreSQL 11+, so upgrading an old database that has only the bare tables keeps it online.
+"""
+
+from __future__ import annotations
+
+# Serialises concurrent init-db runs (e.g. several containers starting at once). A
+# transaction-scoped lock, so it also works through pgbouncer in transaction mode.
+LOCK = "SELECT pg_advisory_xact_lock(hashtext('indoor.init_db'))"
+
+EXTENSIONS = [
+    "CREATE EXTENSION IF NOT EXISTS postgis",
+    "CREATE EXTENSION IF NOT EXISTS pgrouting",
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE EXTENSION IF NOT EXISTS btree_gist",
+]
+
+TABLES = [
+    """CREATE TABLE IF NOT EXISTS room_points (
+        ogc_fid serial PRIMARY KEY,
+        text text NOT NULL,
+        level numeric NOT NULL DEFAULT 0,
+        building text,
+        wkb_geometry geometry(Point, 4326) NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS base_floor (
+        ogc_fid serial PRIMARY KEY,
+        layer text,
+        name text,
+        level numeric NOT NULL DEFAULT 0,
+        building text,
+        wkb_geometry geometry(Geometry, 4326) NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS nav_edges_work_vertices_pgr (
+        id bigint PRIMARY KEY,
+        level numeric NOT NULL DEFAULT 0,
+        the_geom geometry(Point, 4326) NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS nav_edges_final (
+        id bigint PRIMARY KEY,
+        source bigint NOT NULL,
+        target bigint NOT NULL,
+        cost double precision NOT NULL,
+        reverse_cost double precision NOT NULL,
+        kind text NOT NULL DEFAULT 'corridor',
+        wkb_geometry geometry(LineString, 4326) NOT NULL)""",
+    # The service's own: versions bumped by triggers, read into every cache key.
+    """CREATE TABLE IF NOT EXISTS indoor_versions (
+        name text PRIMARY KEY,
+        version bigint NOT NULL DEFAULT 1,
+        changed_at timestamptz NOT NULL DEFAULT now())""",
+    "INSERT INTO indoor_versions (name) VALUES ('graph'), ('rooms') ON CONFLICT (name) DO NOTHING",
+]
+
+# Older databases have the bare tables only (ogr2ogr output, pgr_createTopology vertices).
+COLUMNS = [
+    "ALTER TABLE room_points ADD COLUMN IF NOT EXISTS level numeric NOT NULL DEFAULT 0",
+    "ALTER TABLE room_points ADD COLUMN IF NOT EXISTS building text",
+    "ALTER TABLE base_floor ADD COLUMN IF NOT EXISTS layer text",
+    "ALTER TABLE base_floor ADD COLUMN IF NOT EXISTS name text",
+    "ALTER TABLE base_floor ADD COLUMN IF NOT EXISTS level numeric NOT NULL DEFAULT 0",
+    "ALTER TABLE base_floor ADD COLUMN IF NOT EXISTS building text",
+    "ALTER TABLE nav_edges_final ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT 'corridor'",
+    "ALTER TABLE nav_edges_work_vertices_pgr ADD COLUMN IF NOT EXISTS level numeric NOT NULL DEFAULT 0",
+]
+
+INDEXES = [
+    # GiST on every geometry; (level, geometry) where queries filter by level and use KNN <->.
+    "CREATE INDEX IF NOT EXISTS room_points_geom_idx ON room_points USING gist (wkb_geometry)",
+    "CREATE INDEX IF NOT EXISTS room_points_level_geom_idx ON room_points USING gist (level, wkb_geometry)",
+    "CREATE INDEX IF NOT EXISTS base_floor_geom_idx ON base_floor USING gist (wkb_geometry)",
+    "CREATE INDEX IF NOT EXISTS nav_edges_final_geom_idx ON nav_edges_final USING gist (wkb_geometry)",
+    "CREATE INDEX IF NOT EXISTS nav_vertices_geom_idx ON nav_edges_work_vertices_pgr USING gist (the_geom)",
+    "CREATE INDEX IF NOT EXISTS nav_vertices_level_geom_idx"
+    " ON nav_edges_work_vertices_pgr USING gist (level, the_geom)",
+    # Keyset paging per level: WHERE level = $1 AND ogc_fid > $2 ORDER BY ogc_fid.
+    "CREATE INDEX IF NOT EXISTS room_points_level_idx ON room_points (level, ogc_fid)",
+    "CREATE INDEX IF NOT EXISTS base_floor_level_idx ON base_floor (level, ogc_fid)",
+    # Room search: case-insensitive substring, served by trigrams.
+    "CREATE INDEX IF NOT EXISTS room_points_text_trgm_idx ON room_points USING gin (lower(text) gin_trgm_ops)",
+    "CREATE INDEX IF NOT EXISTS nav_edges_final_source_idx ON nav_edges_final (source)",
+    "CREATE INDEX IF NOT EXISTS nav_edges_final_target_idx ON nav_edges_final (target)",
+]
+
+# A statement-level trigger: one bump per INSERT/UPDATE/DELETE/TRUNCATE statement, by any
+# client (psql, QGIS, ogr2ogr), committed with that statement's transaction.
+TRIGGERS = [
+    """CREATE OR REPLACE FUNCTION indoor_bump_version() RETURNS trigger
+       LANGUAGE plpgsql AS $$
+       BEGIN
+         UPDATE indoor_versions SET version = version + 1, changed_at = clock_timestamp()
+          WHERE name = TG_ARGV[0];
+         RETURN NULL;
+       END $$""",
+    """CREATE OR REPLACE TRIGGER indoor_graph_version
+       AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON nav_edges_final
+       FOR EACH STATEMENT EXECUTE FUNCTION indoor_bump_version('graph')""",
+    """CREATE OR REPLACE TRIGGER indoor_graph_version
+       AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON nav_edges_work_vertices_pgr
+       FOR EACH STATEMENT EXECUTE FUNCTION indoor_bump_version('graph')""",
+    """CREATE OR REPLACE TRIGGER indoor_rooms_version
+       AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON room_points
+       FOR EACH STATEMENT EXECUTE FUNCTION indoor_bump_version('rooms')""",
+]
+
+ANALYZE = [
+    "ANALYZE room_points",
+    "ANALYZE base_floor",
+    "ANALYZE nav_edges_final",
+    "ANALYZE nav_edges_work_vertices_pgr",
+]
+
+IS_EMPTY = "SELECT NOT EXISTS (SELECT 1 FROM room_points) AND NOT EXISTS (SELECT 1 FROM nav_edges_final)"
+
+
+def init_db(cur) -> list[str]:
+    """Run every step in order inside the caller's transaction; return the step names."""
+    steps = []
+    cur.execute(LOCK)
+    for group_name, group in (
+        ("extensions", EXTENSIONS),
+        ("tables", TABLES),
+        ("columns", COLUMNS),
+        ("indexes", INDEXES),
+        ("triggers", TRIGGERS),
+    ):
+        for statement in group:
+            cur.execute(statement)
+        steps.append(group_name)
+    return steps
+
+
+def analyze(cur) -> None:
+    for statement in ANALYZE:
+        cur.execute(statement)
+
+
+def is_empty(cur) -> bool:
+    cur.execute(IS_EMPTY)
+    return bool(cur.fetchone()[0])

@@ -1,0 +1,17 @@
+"""Versions bumped by triggers on the tables we read (see schema.py): cache keys use them."""
+
+GRAPH_VERSION = "SELECT version FROM indoor_versions WHERE name = 'graph'"
+
+VERSIONS = "SELECT name, version FROM indoor_versions WHERE name IN ('graph', 'rooms')"
+
+
+def graph_version(cur) -> int:
+    cur.execute(GRAPH_VERSION)
+    row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+def versions(cur) -> dict[str, int]:
+    """{'graph': N, 'rooms': M}: one round trip for both."""
+    cur.execute(VERSIONS)
+    return {name: int(version) for name, version in cur.fetchall()}

@@ -1,0 +1,272 @@
+"""Throwaway PostgreSQL (PostGIS + pgRouting) and Redis servers on free ports.
+
+Used by the test harness (tests/conftest.py), `make run` (a cluster under .data/) and
+`make bench`. Debian's packages provide the binaries; PostgreSQL refuses to run as root, so
+as root the cluster runs as the `postgres` system user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+def pg_bindir() -> Path:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
+    if not candidates:
+        raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql-15-postgis-3)")
+    return Path(candidates[-1])
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+class PostgresCluster:
+    """A cluster in `datadir`, listening on 127.0.0.1:`port` with trust auth."""
+
+    def __init__(self, datadir: str | Path, port: int | None = None, settings: dict | None = None):
+        self.datadir = Path(datadir).absolute()
+        self.port = port or free_port()
+        self.bindir = pg_bindir()
+        self.settings = {
+            "listen_addresses": "127.0.0.1",
+            "unix_socket_directories": str(self.datadir),
+            "max_connections": "400",
+            "shared_buffers": "128MB",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "wal_level": "replica",
+            "max_wal_senders": "5",
+            **(settings or {}),
+        }
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    @property
+    def logfile(self) -> Path:
+        return self.datadir.parent / f"{self.datadir.name}.log"
+
+    def _chown(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    def init(self) -> PostgresCluster:
+        if (self.datadir / "PG_VERSION").exists():
+            return self
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.datadir.parent, 0o755)
+        self._chown(self.datadir)
+        subprocess.run(
+            _as_postgres(
+                [
+                    str(self.bindir / "initdb"),
+                    "-D",
+                    str(self.datadir),
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        return self
+
+    def start(self) -> PostgresCluster:
+        self.logfile.touch()
+        self._chown(self.logfile)
+        options = " ".join(f"-c {k}={v}" for k, v in self.settings.items()) + f" -p {self.port}"
+        subprocess.run(
+            _as_postgres(
+                [
+                    str(self.bindir / "pg_ctl"),
+                    "-D",
+                    str(self.datadir),
+                    "-l",
+                    str(self.logfile),
+                    "-o",
+                    options,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        if not (self.datadir / "postmaster.pid").exists():
+            return
+        subprocess.run(
+            _as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop"]),
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def is_running(self) -> bool:
+        result = subprocess.run(
+            _as_postgres([str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "status"]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return result.returncode == 0
+
+    def psql(self, sql: str, dbname: str = "postgres") -> str:
+        out = subprocess.run(
+            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", self.url(dbname), "-c", sql],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout.strip()
+
+    def create_database(self, name: str) -> str:
+        import psycopg2
+        from psycopg2 import sql
+
+        conn = psycopg2.connect(self.url())
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if not cur.fetchone():
+                    cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        finally:
+            conn.close()
+        return self.url(name)
+
+
+class RedisServer:
+    def __init__(self, port: int | None = None, workdir: str | Path | None = None):
+        self.port = port or free_port()
+        self.workdir = Path(workdir) if workdir else None
+        self.proc: subprocess.Popen | None = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        cmd = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ]
+        if self.workdir:
+            cmd += ["--dir", str(self.workdir)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+class GunicornServer:
+    """The app as deployed: gunicorn with gevent workers, from config/gunicorn.conf.py."""
+
+    def __init__(self, env: dict, workers: int = 1, port: int | None = None, root: str | Path | None = None):
+        self.port = port or free_port()
+        self.root = Path(root or Path(__file__).resolve().parent.parent)
+        self.env = {
+            **os.environ,
+            "LOG_FORMAT": "json",
+            **env,
+            "BIND": f"127.0.0.1:{self.port}",
+            "WEB_CONCURRENCY": str(workers),
+        }
+        self.proc: subprocess.Popen | None = None
+        self.log = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, logfile: str | Path | None = None) -> GunicornServer:
+        gunicorn = Path(os.environ.get("VIRTUAL_ENV", self.root / ".venv")) / "bin" / "gunicorn"
+        if not gunicorn.exists():
+            gunicorn = Path(shutil.which("gunicorn") or "gunicorn")
+        self.log = open(logfile, "ab") if logfile else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            [str(gunicorn), "-c", "config/gunicorn.conf.py", "wsgi:app"],
+            cwd=self.root,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, timeout=60)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(25)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self.log not in (None, subprocess.DEVNULL):
+            self.log.close()

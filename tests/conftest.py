@@ -1,0 +1,141 @@
+"""The test harness: real PostgreSQL (PostGIS + pgRouting) and Redis on free ports in temp dirs.
+
+Session fixtures start one cluster and one Redis for the whole run and stop them at the end.
+`database_url` is a database with the schema and the demo campus; tests that need an empty or
+old-style database make their own with `fresh_database`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from indoor import create_app  # noqa: E402
+from scripts.services import PostgresCluster, RedisServer  # noqa: E402
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    path = Path(tempfile.mkdtemp(prefix="indoor-test-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(workdir):
+    cluster = PostgresCluster(workdir / "pg").init().start()
+    yield cluster
+    cluster.stop("immediate")
+
+
+@pytest.fixture(scope="session")
+def redis_server(workdir):
+    server = RedisServer(workdir=workdir).start()
+    yield server
+    server.stop()
+
+
+_db_names = itertools.count(1)
+
+
+@pytest.fixture
+def fresh_database(pg_cluster):
+    """A new, empty database (a factory: call it for each one you need)."""
+
+    def make(prefix: str = "t") -> str:
+        return pg_cluster.create_database(f"{prefix}_{os.getpid()}_{next(_db_names)}")
+
+    return make
+
+
+def run_cli(url: str, *args: str, redis_url: str = "") -> subprocess.CompletedProcess:
+    """`flask --app wsgi indoor ...` as a user runs it, in a subprocess."""
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_FORMAT": "text"}
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "indoor", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_cluster):
+    """The shared test database: schema + the default demo campus (seed 1)."""
+    url = pg_cluster.create_database("indoor_test")
+    result = run_cli(url, "init-db", "--demo-if-empty")
+    assert result.returncode == 0, result.stderr
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server):
+    return redis_server.url(0)
+
+
+@pytest.fixture
+def app(database_url, redis_url):
+    app = create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TESTING": True, "LOG_FORMAT": "text"})
+    yield app
+    database = app.extensions.get("indoor.db")
+    if database:
+        database.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def sql(database_url):
+    """Run SQL on the test database on a connection of its own (autocommit), as psql would."""
+    conn = psycopg2.connect(database_url)
+    conn.autocommit = True
+
+    def run(statement: str, params=None):
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else None
+
+    yield run
+    conn.close()
+
+
+@pytest.fixture
+def serve(database_url, redis_url, workdir):
+    """Start the app under gunicorn + gevent as deployed: `serve(workers=1, **env)` -> server."""
+    from scripts.services import GunicornServer
+
+    servers = []
+
+    def start(workers: int = 1, **env):
+        environment = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, **{k: str(v) for k, v in env.items()}}
+        server = GunicornServer(environment, workers=workers).start(workdir / "gunicorn.log")
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

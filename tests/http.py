@@ -1,0 +1,28 @@
+"""A tiny blocking HTTP client for tests against a real server (one thread per request)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+
+def get(url: str, headers: dict | None = None, timeout: float = 30.0):
+    """-> (status, headers, body bytes); never raises on HTTP errors."""
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def get_json(url: str, **kwargs):
+    status, headers, body = get(url, **kwargs)
+    return status, json.loads(body) if body else None
+
+
+def concurrently(n: int, fn, *args):
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(lambda _: fn(*args), range(n)))

@@ -1,0 +1,65 @@
+"""The pool under gunicorn's gevent worker, as deployed: waits instead of failing, never blocks the worker."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg2
+
+from tests.http import get, get_json
+
+
+def test_200_concurrent_requests_share_a_pool_of_5(serve, database_url):
+    server = serve(workers=1, DB_POOL_SIZE=5, DB_POOL_TIMEOUT_S=30)
+    # Hold the versions table so that every readiness query waits in the database: the first
+    # five requests hold the whole pool and the other 195 queue for a connection.
+    blocker = psycopg2.connect(database_url)
+    with blocker.cursor() as cur:
+        cur.execute("LOCK TABLE indoor_versions IN ACCESS EXCLUSIVE MODE")
+        with ThreadPoolExecutor(max_workers=200) as clients:
+            futures = [clients.submit(get_json, server.base_url + "/api/health/ready") for _ in range(200)]
+            threading.Event().wait(0.3)
+            blocker.rollback()  # release: the queue drains through 5 connections
+            results = [f.result() for f in futures]
+    blocker.close()
+    statuses = [status for status, _ in results]
+    assert statuses.count(200) == 200, {s: statuses.count(s) for s in set(statuses)}
+    assert all(body["database"] == "ok" for _, body in results)
+    # Never more than the pool's five connections from the worker.
+    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'indoor'")
+        assert cur.fetchone()[0] <= 5
+
+
+def test_a_slow_query_does_not_block_the_worker(serve, database_url):
+    server = serve(workers=1, DB_POOL_SIZE=5)
+    blocker = psycopg2.connect(database_url)
+    with blocker.cursor() as cur, ThreadPoolExecutor(max_workers=30) as clients:
+        cur.execute("LOCK TABLE indoor_versions IN ACCESS EXCLUSIVE MODE")
+        slow = clients.submit(get, server.base_url + "/api/health/ready")
+        threading.Event().wait(0.2)
+        # While that request waits inside PostgreSQL, the same single worker serves others.
+        quick = [f.result() for f in [clients.submit(get, server.base_url + "/api/health/") for _ in range(20)]]
+        still_waiting = not slow.done()
+        blocker.rollback()
+        assert [status for status, _, _ in quick] == [200] * 20
+        assert still_waiting, "the slow request finished before the quick ones: nothing was proven"
+        assert slow.result()[0] in (200, 503)
+    blocker.close()
+
+
+def test_pool_exhaustion_answers_503_json_not_a_pool_error(serve, database_url):
+    server = serve(workers=1, DB_POOL_SIZE=1, DB_POOL_TIMEOUT_S=0.5)
+    blocker = psycopg2.connect(database_url)
+    with blocker.cursor() as cur, ThreadPoolExecutor(max_workers=5) as clients:
+        cur.execute("LOCK TABLE indoor_versions IN ACCESS EXCLUSIVE MODE")
+        futures = [clients.submit(get_json, server.base_url + "/api/health/ready") for _ in range(5)]
+        results = [f.result() for f in futures]
+        blocker.rollback()
+    blocker.close()
+    waited_out = [body for status, body in results if status == 503]
+    assert waited_out, "with one connection held for 1 s and a 0.5 s wait, some requests must be turned away"
+    reasons = sorted(body["database"] for body in waited_out)
+    assert all(body["ok"] is False for body in waited_out)
+    # The one request holding the connection hits its statement timeout; the rest were refused a connection.
+    assert "no free database connection" in reasons
+    assert set(reasons) <= {"no free database connection", "statement timeout"}
