@@ -48,6 +48,14 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return cmd
 
 
+def _let_others_traverse(path: Path) -> None:
+    """The cluster runs as `postgres`: it must be able to reach its data dir (e.g. in a 0700 mktemp)."""
+    for directory in [path, *path.parents]:
+        mode = directory.stat().st_mode
+        if not mode & 0o001:
+            os.chmod(directory, mode | 0o001)
+
+
 class PostgresCluster:
     """A cluster in `datadir`, listening on 127.0.0.1:`port` with trust auth."""
 
@@ -84,8 +92,9 @@ class PostgresCluster:
         if (self.datadir / "PG_VERSION").exists():
             return self
         self.datadir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.datadir.parent, 0o755)
         self._chown(self.datadir)
+        if os.geteuid() == 0:
+            _let_others_traverse(self.datadir.parent)
         subprocess.run(
             _as_postgres(
                 [
