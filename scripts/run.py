@@ -4,6 +4,7 @@ building when the database is empty, then gunicorn with gevent workers on 127.0.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ LOCAL_PORT = int(os.environ.get("LOCAL_PG_PORT", "54329"))
 
 
 def main() -> int:
+    # `kill`/timeout sends SIGTERM: stop gunicorn and the local cluster as Ctrl-C would.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     env = dict(os.environ)
     env.setdefault("LOG_FORMAT", "text")
     cluster = None
