@@ -52,6 +52,24 @@ def demo_command(seed, buildings, levels, grid, min_edges):
     _write_demo(seed=seed, buildings=size.buildings, levels=levels, grid=grid)
 
 
+@indoor.command("check-graph")
+@with_appcontext
+def check_graph_command():
+    """Report breaches of the routing invariants (DATA.md); exit 1 if there is one."""
+    from indoor.queries import graph
+
+    with get_db().transaction(timeout_ms=600_000) as cur:
+        results = graph.check_graph(cur)
+    breaches = 0
+    for result in results:
+        kind = "BREACH" if result["breach"] and result["count"] else ("note" if result["count"] else "ok")
+        sample = f" e.g. {', '.join(map(str, result['sample']))}" if result["count"] else ""
+        click.echo(f"{kind:6} {result['check']}: {result['count']}{sample}")
+        breaches += result["count"] if result["breach"] else 0
+    if breaches:
+        raise SystemExit(1)
+
+
 def _write_demo(seed, buildings, levels, grid):
     from indoor.demo import DemoSize, generate
     from indoor.queries import demo, schema

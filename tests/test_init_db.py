@@ -159,3 +159,17 @@ def test_demo_costs_are_never_below_the_geodesic_length(database_url):
                OR (e.reverse_cost >= 0 AND e.reverse_cost < ST_Distance(a.the_geom::geography, b.the_geom::geography) - 1e-9)""",
     )
     assert bad == [(0,)]
+
+
+def test_check_graph_passes_the_demo_and_reports_a_cost_below_length(fresh_database):
+    url = fresh_database("check")
+    assert run_cli(url, "init-db").returncode == 0
+    assert run_cli(url, "demo", "--grid", "4", "--levels", "2").returncode == 0
+    clean = run_cli(url, "check-graph")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "ok     cost below geodesic length: 0" in clean.stdout
+    edge = query(url, "SELECT id FROM nav_edges_final WHERE kind = 'corridor' ORDER BY id LIMIT 1")[0][0]
+    query(url, "UPDATE nav_edges_final SET cost = 0.5 WHERE id = %s", (edge,))
+    broken = run_cli(url, "check-graph")
+    assert broken.returncode == 1
+    assert f"BREACH cost below geodesic length: 1 e.g. {edge}" in broken.stdout
