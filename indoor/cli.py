@@ -72,13 +72,13 @@ def check_graph_command():
 
 def _write_demo(seed, buildings, levels, grid):
     from indoor.demo import DemoSize, generate
-    from indoor.queries import demo, schema
+    from indoor.queries import network, schema
 
     started = time.perf_counter()
     with get_db().transaction() as cur:
-        first_vertex, first_edge = demo.next_ids(cur)
+        first_vertex, first_edge = network.next_ids(cur)
         campus = generate(DemoSize(buildings=buildings, levels=levels, grid=grid), seed, first_vertex, first_edge)
-        counts = demo.write_campus(cur, campus)
+        counts = network.write_network(cur, campus)
     with get_db().transaction() as cur:
         schema.analyze(cur)
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())

@@ -6,16 +6,18 @@ Levels are joined by two stair cores, a pair of one-way escalators (up and down)
 elevator shaft; buildings are joined on level 0 by ramps. Corridors carry a small random
 extra cost and a few are one-way, so routes are directed and not all ties.
 
-Only geometry in local metres is made here; `queries.demo` turns it into lon/lat rows and
-computes every cost in PostGIS (geodesic length + penalty), so the DATA.md invariant
-"cost >= horizontal geodesic distance" holds by construction.
+The layout is drawn in local metres and placed at lon/lat here; `queries.network` computes
+every cost in PostGIS (geodesic length + extra), so the DATA.md invariant "cost >= horizontal
+geodesic distance" holds by construction.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from indoor.queries.network import Network
 
 # Where the campus stands (near Berlin Hbf); metres -> degrees around this origin.
 ORIGIN_LON, ORIGIN_LAT = 13.3690, 52.5250
@@ -27,14 +29,6 @@ NAMED_ROOMS = ["Ticket office", "Toilets", "Café", "Information", "Lost and fou
 
 def to_lonlat(x: float, y: float) -> tuple[float, float]:
     return ORIGIN_LON + x / _M_PER_DEG_LON, ORIGIN_LAT + y / _M_PER_DEG_LAT
-
-
-@dataclass
-class Campus:
-    vertices: list = field(default_factory=list)  # (id, level, x, y)
-    edges: list = field(default_factory=list)  # (id, source, target, kind, extra_fwd, extra_rev)
-    rooms: list = field(default_factory=list)  # (label, level, building, x, y)
-    plan: list = field(default_factory=list)  # (layer, name, level, building, wkt_in_metres)
 
 
 @dataclass(frozen=True)
@@ -52,9 +46,9 @@ class DemoSize:
         return self.buildings * self.levels * per_level
 
 
-def generate(size: DemoSize, seed: int = 1, first_vertex: int = 1, first_edge: int = 1) -> Campus:
+def generate(size: DemoSize, seed: int = 1, first_vertex: int = 1, first_edge: int = 1) -> Network:
     rnd = random.Random(seed)
-    campus = Campus()
+    campus = Network()
     next_vertex = first_vertex
     next_edge = first_edge
     g, s = size.grid, size.spacing
@@ -62,14 +56,14 @@ def generate(size: DemoSize, seed: int = 1, first_vertex: int = 1, first_edge: i
 
     def vertex(level, x, y):
         nonlocal next_vertex
-        campus.vertices.append((next_vertex, level, x, y))
+        campus.vertices.append((next_vertex, level, *to_lonlat(x, y)))
         next_vertex += 1
         return next_vertex - 1
 
     def edge(a, b, kind, extra_fwd=0.0, extra_rev=0.0):
         # extra < 0 means closed in that direction.
         nonlocal next_edge
-        campus.edges.append((next_edge, a, b, kind, extra_fwd, extra_rev))
+        campus.edges.append((next_edge, a, b, kind, extra_fwd, extra_rev, None))
         next_edge += 1
 
     entrances = []  # per building: (west node, east node) on level 0
@@ -107,7 +101,7 @@ def generate(size: DemoSize, seed: int = 1, first_vertex: int = 1, first_edge: i
                     room_vertex = vertex(level, cx, cy)
                     corner = nodes[level, i + rnd.randint(0, 1), j + rnd.randint(0, 1)]
                     edge(room_vertex, corner, "door")
-                    campus.rooms.append((label, level, bname, cx, cy))
+                    campus.rooms.append((label, level, bname, *to_lonlat(cx, cy)))
                     inset = 0.4
                     campus.plan.append(
                         (
@@ -118,7 +112,7 @@ def generate(size: DemoSize, seed: int = 1, first_vertex: int = 1, first_edge: i
                             _rect(x0 + i * s + inset, j * s + inset, x0 + (i + 1) * s - inset, (j + 1) * s - inset),
                         )
                     )
-                    campus.plan.append(("door", None, level, bname, f"POINT({cx:.3f} {cy:.3f})"))
+                    campus.plan.append(("door", None, level, bname, f"POINT({_xy(cx, cy)})"))
             campus.plan.append(("wall", None, level, bname, _ring(x0 - 1, -1, x0 + width + 1, width + 1)))
             campus.plan.append(("corridor", None, level, bname, _grid_lines(x0, g, s)))
         # Between levels: stairs (both ways, penalty), escalators (one-way), an elevator shaft.
@@ -155,18 +149,24 @@ def _room_label(bname: str, level: int, number: int, rnd: random.Random) -> str:
     return f"{bname}{level:02d}.{number:02d}"
 
 
+def _xy(x: float, y: float) -> str:
+    lon, lat = to_lonlat(x, y)
+    return f"{lon:.8f} {lat:.8f}"
+
+
 def _rect(x1, y1, x2, y2) -> str:
     # Counter-clockwise exterior ring (RFC 7946).
-    return f"POLYGON(({x1:.3f} {y1:.3f},{x2:.3f} {y1:.3f},{x2:.3f} {y2:.3f},{x1:.3f} {y2:.3f},{x1:.3f} {y1:.3f}))"
+    return f"POLYGON(({_xy(x1, y1)},{_xy(x2, y1)},{_xy(x2, y2)},{_xy(x1, y2)},{_xy(x1, y1)}))"
 
 
 def _ring(x1, y1, x2, y2) -> str:
-    return f"LINESTRING({x1:.3f} {y1:.3f},{x2:.3f} {y1:.3f},{x2:.3f} {y2:.3f},{x1:.3f} {y2:.3f},{x1:.3f} {y1:.3f})"
+    return f"LINESTRING({_xy(x1, y1)},{_xy(x2, y1)},{_xy(x2, y2)},{_xy(x1, y2)},{_xy(x1, y1)})"
 
 
 def _grid_lines(x0, g, s) -> str:
+    top = (g - 1) * s
     lines = []
     for k in range(g):
-        lines.append(f"({x0 + k * s:.3f} 0,{x0 + k * s:.3f} {(g - 1) * s:.3f})")
-        lines.append(f"({x0:.3f} {k * s:.3f},{x0 + (g - 1) * s:.3f} {k * s:.3f})")
+        lines.append(f"({_xy(x0 + k * s, 0)},{_xy(x0 + k * s, top)})")
+        lines.append(f"({_xy(x0, k * s)},{_xy(x0 + top, k * s)})")
     return "MULTILINESTRING(" + ",".join(lines) + ")"
