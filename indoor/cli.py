@@ -52,6 +52,26 @@ def demo_command(seed, buildings, levels, grid, min_edges):
     _write_demo(seed=seed, buildings=size.buildings, levels=levels, grid=grid)
 
 
+@indoor.command("import-osm")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--building", default=None, help="Building name stored on the rooms and the floor plan.")
+@with_appcontext
+def import_osm_command(path, building):
+    """Import an OSM extract with Simple Indoor Tagging (appends; ids continue after the existing ones)."""
+    from indoor.importers import osm
+    from indoor.queries import network, schema
+
+    started = time.perf_counter()
+    nodes, ways = osm.read_osm(path)
+    with get_db().transaction() as cur:
+        first_vertex, first_edge = network.next_ids(cur)
+        counts = network.write_network(cur, osm.build_network(nodes, ways, first_vertex, first_edge, building))
+    with get_db().transaction() as cur:
+        schema.analyze(cur)
+    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+    click.echo(f"import-osm: {summary} in {time.perf_counter() - started:.1f}s")
+
+
 @indoor.command("check-graph")
 @with_appcontext
 def check_graph_command():

@@ -1,0 +1,1 @@
+"""Importers of real buildings into the contract tables."""

@@ -1,0 +1,80 @@
+"""A real building: Berlin Hauptbahnhof from OpenStreetMap (../shared/data/osm, ODbL)."""
+
+import xml.etree.ElementTree as ET
+
+import psycopg2
+import pytest
+
+from tests.conftest import SHARED_DATA, run_cli
+
+OSM = SHARED_DATA / "osm" / "berlin_hbf.osm"
+
+
+@pytest.fixture(scope="module")
+def station_url(pg_cluster):
+    url = pg_cluster.create_database("berlin_hbf")
+    assert run_cli(url, "init-db").returncode == 0
+    result = run_cli(url, "import-osm", str(OSM), "--building", "Berlin Hbf")
+    assert result.returncode == 0, result.stderr
+    return url
+
+
+def query(url, sql):
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        rows = cur.fetchall()
+    conn.close()
+    return rows
+
+
+def source_steps():
+    """What the OSM file itself says: stairways, and how many of them convey (escalators)."""
+    root = ET.parse(OSM).getroot()
+    steps = [
+        {t.get("k"): t.get("v") for t in way.iter("tag")}
+        for way in root.iter("way")
+        if any(t.get("k") == "highway" and t.get("v") == "steps" for t in way.iter("tag"))
+    ]
+    escalators = sum(1 for tags in steps if tags.get("conveying", "no") != "no")
+    one_way = sum(1 for tags in steps if tags.get("conveying") in ("forward", "backward"))
+    return len(steps), escalators, one_way
+
+
+def test_every_stairway_and_escalator_of_the_station_is_an_edge(station_url):
+    total, escalators, one_way = source_steps()
+    kinds = dict(query(station_url, "SELECT kind, count(*) FROM nav_edges_final GROUP BY kind"))
+    assert kinds["escalator"] == escalators
+    assert kinds["stairs"] + kinds["escalator"] == total
+    # Escalators that move one way are closed the other way.
+    closed = query(
+        station_url, "SELECT count(*) FROM nav_edges_final WHERE kind = 'escalator' AND (cost < 0 OR reverse_cost < 0)"
+    )
+    assert closed == [(one_way,)]
+    assert kinds["elevator"] > 0
+
+
+def test_the_station_is_one_network_across_its_levels(station_url):
+    sizes = query(
+        station_url,
+        """SELECT count(*) FROM pgr_connectedComponents(
+             'SELECT id, source, target, cost, reverse_cost FROM nav_edges_final') GROUP BY component ORDER BY 1 DESC""",
+    )
+    vertices = query(station_url, "SELECT count(*), count(DISTINCT level) FROM nav_edges_work_vertices_pgr")[0]
+    assert sizes[0][0] >= 0.95 * vertices[0]
+    assert vertices[1] >= 5  # levels -2..2
+
+
+def test_the_station_satisfies_the_routing_invariants(station_url):
+    result = run_cli(station_url, "check-graph")
+    assert result.returncode == 0, result.stdout
+
+
+def test_shops_are_rooms_and_plan_polygons_are_counter_clockwise(station_url):
+    assert query(station_url, "SELECT count(*) FROM room_points WHERE text = 'DB Information'") == [(1,)]
+    assert query(station_url, "SELECT count(DISTINCT level) FROM room_points")[0][0] >= 3
+    clockwise = query(
+        station_url,
+        "SELECT count(*) FROM base_floor WHERE GeometryType(wkb_geometry) = 'POLYGON'"
+        " AND NOT ST_IsPolygonCCW(wkb_geometry)",
+    )
+    assert clockwise == [(0,)]
