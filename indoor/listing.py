@@ -72,10 +72,10 @@ def stream_features(listing: bytes, filters, page_fn: Callable) -> Response:
     after = params.decode_cursor(token, listing, token_name) if token is not None else None
     batch = max(1, int(settings.sse_batch_size))
 
-    def fetch(last_id):
-        return database.read(lambda cur: page_fn(cur, filters, last_id, batch))
+    def fetch(last_id, limit):
+        return database.read(lambda cur: page_fn(cur, filters, last_id, limit))
 
-    first = fetch(after)  # before the first byte: a failure here is an ordinary JSON error
+    first = fetch(after, batch)  # before the first byte: a failure here is an ordinary JSON error
     if token is not None and first.count == 0:
         return sse.no_content()
     return sse.event_stream(
@@ -83,6 +83,7 @@ def stream_features(listing: bytes, filters, page_fn: Callable) -> Response:
         fetch,
         lambda last_id: params.encode_cursor(last_id, listing),
         after,
+        batch_size=batch,
         heartbeat_s=float(settings.sse_heartbeat_s),
         retry_ms=int(settings.sse_retry_ms),
     )

@@ -1,16 +1,13 @@
 """Server-Sent Events: framing, heartbeats while a batch is pending, Last-Event-ID, 204 at the end.
 
 The stream is a generator of byte chunks. It never holds a database connection across a
-`yield`: each batch is fetched by `fetch(after)`, which runs one short transaction in a
-background greenlet (a thread outside gevent) and gives the connection back before the batch
-is framed. While it waits for that batch, the stream sends a `: keep-alive` comment every
-`heartbeat_s`, so proxies and browsers see a live connection even when the database is slow.
-The next batch is fetched while the current one is being written (one batch ahead), so the
-database and the socket work in parallel; a slow reader therefore holds at most two batches
-in memory and no connection. A client that goes away is noticed at the next write: the
-server closes the generator, and a fetch still in flight finishes on its own and returns its
-connection (statement timeout bounds it).
-"""
+`yield`: each fetch runs one short transaction in a background greenlet (a thread outside
+gevent), which gives the connection back before its rows are framed. While the stream waits
+for a fetch, it sends a `: keep-alive` comment every `heartbeat_s`, so proxies and browsers see
+a live connection even when the database is slow. The next fetch runs while the current
+batches are being written, so the database and the socket work in parallel. A client that
+goes away is noticed at the next write: the server closes the generator, and a fetch still in
+flight finishes on its own and returns its connection (the statement timeout bounds it)."""
 
 from __future__ import annotations
 
@@ -110,35 +107,49 @@ def event_stream(
     cursor_for: Callable[[int | None], str],
     after: int | None,
     *,
+    batch_size: int,
     heartbeat_s: float,
     retry_ms: int,
+    max_rows_per_fetch: int = 2000,
 ) -> Response:
     """Stream `first` and every following page: `features` events, then `end`, then close.
 
     `first` is a page already fetched (so that errors before the stream are plain JSON errors);
-    `fetch(last_id)` returns the page after `last_id`. Pages have `last_id`, `count`,
-    `features` (comma-separated Feature JSON bytes) and `more`. Every event's id is the cursor
-    after it, so a reconnect with Last-Event-ID continues exactly after the last event received.
-    """
+    `fetch(last_id, limit)` returns the page of up to `limit` features after `last_id`. Pages
+    have `last_id`, `count`, `more` and `batches(n)`; each batch becomes one `features` event
+    whose id is the cursor after it, so a reconnect with Last-Event-ID continues exactly after
+    the last event received.
 
+    One fetch may bring several batches: when a fetch is still running after the previous
+    page has been written (the database, not the client, is the bottleneck), the next one asks
+    for twice as many rows, up to `max_rows_per_fetch`; when the client is the slower side, it
+    goes back down, so a slow reader keeps at most two batches in memory.
+    """
     path = request.path
+    most_batches = max(1, max_rows_per_fetch // batch_size)
 
     def generate():
         sent = 0
         last_id = after
         page = first
+        batches_per_fetch = 1
         finished = False
         try:
             yield retry_frame(retry_ms)
             while True:
-                pending = Background(fetch, page.last_id) if page.more else None
-                if page.count:
-                    last_id = page.last_id
-                    data = b'{"type":"FeatureCollection","features":[' + page.features + b"]}"
-                    yield event_frame("features", data, cursor_for(last_id))
-                    sent += page.count
+                pending = Background(fetch, page.last_id, batch_size * batches_per_fetch) if page.more else None
+                for batch in page.batches(batch_size):
+                    if batch.count:
+                        last_id = batch.last_id
+                        data = b'{"type":"FeatureCollection","features":[' + batch.features + b"]}"
+                        yield event_frame("features", data, cursor_for(last_id))
+                        sent += batch.count
                 if pending is None:
                     break
+                if pending.wait(0):
+                    batches_per_fetch = max(1, batches_per_fetch // 2)
+                else:
+                    batches_per_fetch = min(most_batches, batches_per_fetch * 2)
                 page = yield from wait_with_heartbeats(pending, heartbeat_s)
             yield event_frame("end", b'{"count":%d}' % sent, cursor_for(last_id))
             finished = True

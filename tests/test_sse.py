@@ -1,9 +1,10 @@
 """Listings as Server-Sent Events under gunicorn + gevent, as deployed: exactly once, resumable,
-204 at the end, heartbeats while the database is slow, and nothing leaked by clients that vanish."""
+204 at the end, JSON errors before the first byte, heartbeats while the database is slow."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import psycopg2
 import pytest
@@ -154,38 +155,58 @@ CREATE VIEW room_points AS SELECT * FROM room_points_data WHERE test_gate(ogc_fi
 """
 
 
-def test_heartbeats_arrive_while_a_batch_waits_in_postgres(serve, fresh_database):
-    url = fresh_database("gate")
+@pytest.fixture(scope="module")
+def gate_url(pg_cluster):
+    """1,200 rooms on level 0 behind a view that makes any read past id 600 wait for a lock."""
+    url = pg_cluster.create_database(f"gate_{os.getpid()}")
     assert run_cli(url, "init-db").returncode == 0
     conn = psycopg2.connect(url)
     conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO room_points (text, level, wkb_geometry)"
+            " SELECT 'G' || g, 0, ST_SetSRID(ST_MakePoint(13.38, 52.53), 4326) FROM generate_series(1, 1200) g"
+        )
+        cur.execute(GATE)
+    conn.close()
+    return url
+
+
+@pytest.fixture
+def gate_closed(gate_url):
+    """Hold the gate's lock (on a connection of the test's own) -> that connection's cursor."""
+    conn = psycopg2.connect(gate_url)
+    conn.autocommit = True
     cur = conn.cursor()
-    cur.execute(
-        "INSERT INTO room_points (text, level, wkb_geometry)"
-        " SELECT 'G' || g, 0, ST_SetSRID(ST_MakePoint(13.38, 52.53), 4326) FROM generate_series(1, 1200) g"
-    )
-    cur.execute(GATE)
     cur.execute("SELECT pg_advisory_lock(4242)")
-    server = serve(workers=1, DATABASE_URL=url, SSE_HEARTBEAT_S=0.2, PG_STATEMENT_TIMEOUT_MS=30000)
+    yield cur
+    conn.close()
+
+
+def waiting_on_a_lock(cur) -> int:
+    cur.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE application_name = 'indoor' AND datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    return cur.fetchone()[0]
+
+
+def test_heartbeats_arrive_while_a_batch_waits_in_postgres(serve, gate_url, gate_closed):
+    server = serve(workers=1, DATABASE_URL=gate_url, SSE_HEARTBEAT_S=0.2, PG_STATEMENT_TIMEOUT_MS=30000)
     stream = EventStream(server.base_url, "/api/rooms/?level=0")
     assert stream.status == 200  # the first batch (ids 1..500) does not touch the gate
-    items = stream.items()
     seen = []
-    heartbeats_while_blocked = 0
+    heartbeats = 0
     waiting_in_postgres = False
-    for item in items:
+    for item in stream.items():
         seen.append(item)
         if isinstance(item, Comment):
             assert item.text == "keep-alive"
-            heartbeats_while_blocked += 1
-            cur.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'indoor' AND wait_event_type = 'Lock'"
-            )
-            waiting_in_postgres = waiting_in_postgres or cur.fetchone()[0] == 1
-            if heartbeats_while_blocked == 3:
-                cur.execute("SELECT pg_advisory_unlock(4242)")  # let the batch through
+            heartbeats += 1
+            waiting_in_postgres = waiting_in_postgres or waiting_on_a_lock(gate_closed) == 1
+            if heartbeats == 3:
+                gate_closed.execute("SELECT pg_advisory_unlock(4242)")  # let the batch through
     stream.close()
-    conn.close()
     events = [item for item in seen if isinstance(item, Event)]
     kinds = [type(item).__name__ if not isinstance(item, Event) else item.event for item in seen]
     # retry, first batch, keep-alives while the second batch waits for the lock, then the rest.
@@ -193,3 +214,20 @@ def test_heartbeats_arrive_while_a_batch_waits_in_postgres(serve, fresh_database
     assert waiting_in_postgres, "the batch query was not waiting on a lock in PostgreSQL"
     assert feature_ids(events) == list(range(1, 1201))
     assert events[-1].event == "end" and events[-1].json() == {"count": 1200}
+
+
+def test_a_batch_that_times_out_ends_the_stream_and_the_resume_loses_nothing(serve, gate_url, gate_closed):
+    server = serve(workers=1, DATABASE_URL=gate_url, SSE_HEARTBEAT_S=0.2, PG_STATEMENT_TIMEOUT_MS=1000)
+    stream = EventStream(server.base_url, "/api/rooms/?level=0")
+    assert stream.status == 200
+    events = [item for item in stream.items() if isinstance(item, Event)]
+    stream.close()
+    # The second batch hit the statement timeout: the stream closed without `end`...
+    assert [e.event for e in events] == ["features"]
+    assert feature_ids(events) == list(range(1, 501))
+    gate_closed.execute("SELECT pg_advisory_unlock(4242)")
+    # ...and EventSource's reconnect (Last-Event-ID) continues after the last batch it got.
+    _, items = read_stream(server.base_url, "/api/rooms/?level=0", {"Last-Event-ID": events[-1].id})
+    rest = [item for item in items if isinstance(item, Event)]
+    assert feature_ids(rest) == list(range(501, 1201))
+    assert rest[-1].json() == {"count": 700}

@@ -25,35 +25,24 @@ class FloorFilters:
         return asdict(self)
 
 
-# Same shape as rooms.ROOMS_PAGE: unused filters fold away at plan time; LIMIT n + 1 tells
-# whether more rows remain.
+# Same shape as rooms.ROOMS_PAGE: unused filters fold away at plan time; LIMIT n + 1.
 BASE_FLOOR_PAGE = """
-WITH page AS (
-    SELECT ogc_fid, layer, name, level, building, wkb_geometry
-      FROM base_floor
-     WHERE ogc_fid > %(after)s
-       AND (%(level)s::numeric IS NULL OR level = %(level)s::numeric)
-       AND (%(building)s::text IS NULL OR building = %(building)s::text)
-       AND (%(layer)s::text IS NULL OR layer = %(layer)s::text)
-       AND (%(xmin)s::float8 IS NULL
-            OR ST_Intersects(wkb_geometry, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326)))
-     ORDER BY ogc_fid
-     LIMIT %(limit)s + 1
-), numbered AS (
-    SELECT page.*, row_number() OVER (ORDER BY ogc_fid) AS n FROM page
-)
-SELECT max(ogc_fid) FILTER (WHERE n <= %(limit)s),
-       count(*) FILTER (WHERE n <= %(limit)s),
-       string_agg(
-           '{"type":"Feature","id":' || ogc_fid
-           || ',"geometry":' || ST_AsGeoJSON(ST_ForcePolygonCCW(wkb_geometry), 7)
-           || ',"properties":{"layer":' || coalesce(to_json(layer)::text, 'null')
-           || ',"name":' || coalesce(to_json(name)::text, 'null')
-           || ',"level":' || to_json(trim_scale(level))
-           || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}',
-           ',' ORDER BY ogc_fid) FILTER (WHERE n <= %(limit)s),
-       count(*) > %(limit)s
-  FROM numbered
+SELECT ogc_fid,
+       '{"type":"Feature","id":' || ogc_fid
+       || ',"geometry":' || ST_AsGeoJSON(ST_ForcePolygonCCW(wkb_geometry), 7)
+       || ',"properties":{"layer":' || coalesce(to_json(layer)::text, 'null')
+       || ',"name":' || coalesce(to_json(name)::text, 'null')
+       || ',"level":' || to_json(trim_scale(level))
+       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}'
+  FROM base_floor
+ WHERE ogc_fid > %(after)s
+   AND (%(level)s::numeric IS NULL OR level = %(level)s::numeric)
+   AND (%(building)s::text IS NULL OR building = %(building)s::text)
+   AND (%(layer)s::text IS NULL OR layer = %(layer)s::text)
+   AND (%(xmin)s::float8 IS NULL
+        OR ST_Intersects(wkb_geometry, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326)))
+ ORDER BY ogc_fid
+ LIMIT %(limit)s + 1
 """
 
 
@@ -70,4 +59,4 @@ def page_params(filters: FloorFilters, after: int | None, limit: int) -> dict:
 
 def base_floor_page(cur, filters: FloorFilters, after: int | None, limit: int) -> Page:
     """Up to `limit` floor-plan features after id `after` (None: from the first), in id order."""
-    return fetch_page(cur, BASE_FLOOR_PAGE, page_params(filters, after, limit))
+    return fetch_page(cur, BASE_FLOOR_PAGE, page_params(filters, after, limit), limit)

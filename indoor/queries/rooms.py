@@ -27,33 +27,23 @@ class RoomFilters:
 # The filters are `(param IS NULL OR ...)`: psycopg2 sends literals, so PostgreSQL folds the
 # unused ones away at plan time and plans each request for the filters it really has
 # (level -> (level, ogc_fid) btree, q -> trigram GIN on lower(text), bbox -> GiST).
-# LIMIT n + 1 tells whether more rows remain without a second query.
+# LIMIT n + 1: the extra row only tells that more remain.
 ROOMS_PAGE = """
-WITH page AS (
-    SELECT ogc_fid, text, level, building, wkb_geometry
-      FROM room_points
-     WHERE ogc_fid > %(after)s
-       AND (%(level)s::numeric IS NULL OR level = %(level)s::numeric)
-       AND (%(building)s::text IS NULL OR building = %(building)s::text)
-       AND (%(like)s::text IS NULL OR lower(text) LIKE lower(%(like)s::text))
-       AND (%(xmin)s::float8 IS NULL
-            OR ST_Intersects(wkb_geometry, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326)))
-     ORDER BY ogc_fid
-     LIMIT %(limit)s + 1
-), numbered AS (
-    SELECT page.*, row_number() OVER (ORDER BY ogc_fid) AS n FROM page
-)
-SELECT max(ogc_fid) FILTER (WHERE n <= %(limit)s),
-       count(*) FILTER (WHERE n <= %(limit)s),
-       string_agg(
-           '{"type":"Feature","id":' || ogc_fid
-           || ',"geometry":' || ST_AsGeoJSON(wkb_geometry, 7)
-           || ',"properties":{"name":' || to_json(text)
-           || ',"level":' || to_json(trim_scale(level))
-           || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}',
-           ',' ORDER BY ogc_fid) FILTER (WHERE n <= %(limit)s),
-       count(*) > %(limit)s
-  FROM numbered
+SELECT ogc_fid,
+       '{"type":"Feature","id":' || ogc_fid
+       || ',"geometry":' || ST_AsGeoJSON(wkb_geometry, 7)
+       || ',"properties":{"name":' || to_json(text)
+       || ',"level":' || to_json(trim_scale(level))
+       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}'
+  FROM room_points
+ WHERE ogc_fid > %(after)s
+   AND (%(level)s::numeric IS NULL OR level = %(level)s::numeric)
+   AND (%(building)s::text IS NULL OR building = %(building)s::text)
+   AND (%(like)s::text IS NULL OR lower(text) LIKE lower(%(like)s::text))
+   AND (%(xmin)s::float8 IS NULL
+        OR ST_Intersects(wkb_geometry, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326)))
+ ORDER BY ogc_fid
+ LIMIT %(limit)s + 1
 """
 
 ROOM = """
@@ -106,7 +96,7 @@ def page_params(filters: RoomFilters, after: int | None, limit: int) -> dict:
 
 def rooms_page(cur, filters: RoomFilters, after: int | None, limit: int) -> Page:
     """Up to `limit` rooms after id `after` (None: from the first), in id order."""
-    return fetch_page(cur, ROOMS_PAGE, page_params(filters, after, limit))
+    return fetch_page(cur, ROOMS_PAGE, page_params(filters, after, limit), limit)
 
 
 def room_feature(cur, room_id: int) -> bytes | None:
