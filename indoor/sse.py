@@ -110,6 +110,7 @@ def event_stream(
     batch_size: int,
     heartbeat_s: float,
     retry_ms: int,
+    max_batches_per_fetch: int = 4,
     max_rows_per_fetch: int = 2000,
 ) -> Response:
     """Stream `first` and every following page: `features` events, then `end`, then close.
@@ -122,11 +123,12 @@ def event_stream(
 
     One fetch may bring several batches: when a fetch is still running after the previous
     page has been written (the database, not the client, is the bottleneck), the next one asks
-    for twice as many rows, up to `max_rows_per_fetch`; when the client is the slower side, it
-    goes back down, so a slow reader keeps at most two batches in memory.
+    for twice as many batches, up to `max_batches_per_fetch` and `max_rows_per_fetch`; when the
+    client is the slower side, it goes back down to one, so a slow reader keeps at most two
+    batches in memory.
     """
     path = request.path
-    most_batches = max(1, max_rows_per_fetch // batch_size)
+    most_batches = max(1, min(max_batches_per_fetch, max_rows_per_fetch // batch_size))
 
     def generate():
         sent = 0

@@ -231,3 +231,24 @@ def test_a_batch_that_times_out_ends_the_stream_and_the_resume_loses_nothing(ser
     rest = [item for item in items if isinstance(item, Event)]
     assert feature_ids(rest) == list(range(501, 1201))
     assert rest[-1].json() == {"count": 700}
+
+
+def test_the_stream_works_outside_gevent_too(features_url, level_ids):
+    """`flask run` and the test client have no gevent: batches are fetched in threads."""
+    from indoor import create_app
+
+    app = create_app(
+        {"DATABASE_URL": features_url, "SSE_BATCH_SIZE": 300, "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"}
+    )
+    try:
+        response = app.test_client().get(LEVEL_PATH, headers={"Accept": "text/event-stream"})
+        assert response.status_code == 200 and response.headers["Content-Type"] == "text/event-stream"
+        blocks = [block for block in response.get_data(as_text=True).split("\n\n") if block]
+        assert blocks[0] == "retry: 3000"
+        events = [dict(line.split(": ", 1) for line in block.split("\n")) for block in blocks[1:]]
+        ids = [f["id"] for e in events if e["event"] == "features" for f in json.loads(e["data"])["features"]]
+        assert ids == level_ids
+        assert max(len(json.loads(e["data"])["features"]) for e in events[:-1]) == 300
+        assert events[-1]["event"] == "end" and json.loads(events[-1]["data"]) == {"count": len(level_ids)}
+    finally:
+        app.extensions["indoor.db"].close()

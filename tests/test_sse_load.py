@@ -39,11 +39,12 @@ def test_200_streams_aborted_after_their_first_event_leak_nothing(serve, feature
     log_path = workdir / "gunicorn.log"
     log_start = log_path.stat().st_size if log_path.exists() else 0
     pool_size = 5
-    # Tiny batches: each stream has ~470 to go when its client vanishes, so it is cut mid-stream.
-    server = serve(workers=1, DATABASE_URL=features_url, DB_POOL_SIZE=pool_size, DB_POOL_TIMEOUT_S=60, SSE_BATCH_SIZE=5)
+    # Tiny batches: each stream has ~1,170 to go (in fetches of at most 4) when its client
+    # vanishes, while 200 streams share 5 connections: every one is cut mid-stream.
+    server = serve(workers=1, DATABASE_URL=features_url, DB_POOL_SIZE=pool_size, DB_POOL_TIMEOUT_S=60, SSE_BATCH_SIZE=2)
     with ThreadPoolExecutor(max_workers=200) as clients:
         firsts = list(clients.map(lambda _: read_first_event_then_vanish(server.base_url), range(200)))
-    assert firsts == [5] * 200
+    assert firsts == [2] * 200
 
     # Every stream notices its client is gone at its next write and closes (logged by the app).
     deadline = time.monotonic() + 60
