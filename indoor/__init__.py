@@ -36,6 +36,11 @@ def register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(health.blueprint, url_prefix="/api/health")
 
+    from indoor.blueprints import floors, rooms
+
+    app.register_blueprint(rooms.blueprint, url_prefix="/api")
+    app.register_blueprint(floors.blueprint, url_prefix="/api")
+
 
 def register_errorhandlers(app: Flask) -> None:
     from indoor import errors

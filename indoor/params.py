@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import math
+import re
+import struct
 from decimal import Decimal, InvalidOperation
+from urllib.parse import unquote_to_bytes
 
 from flask import request
 
@@ -24,7 +31,23 @@ def arg(name: str, max_length: int = MAX_PARAM_LENGTH) -> str | None:
         raise BadRequest(f"parameter '{name}' is too long (at most {max_length} characters)")
     if "\x00" in value or "\ufffd" in value or any(ord(c) < 32 for c in value):
         raise BadRequest(f"parameter '{name}' contains invalid characters")
+    if "%" in value and not _valid_utf8(name):
+        raise BadRequest(f"parameter '{name}' is not valid UTF-8")
     return value
+
+
+def _valid_utf8(name: str) -> bool:
+    """Werkzeug keeps an undecodable escape such as %FF as the literal text "%FF": look at the bytes."""
+    wanted = name.encode()
+    for pair in request.query_string.split(b"&"):
+        key, _, value = pair.partition(b"=")
+        if unquote_to_bytes(key.replace(b"+", b" ")) != wanted:
+            continue
+        try:
+            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return True
 
 
 def level(name: str = "level") -> Decimal | None:
@@ -53,3 +76,119 @@ def finite_float(raw: str, name: str) -> float:
     if not math.isfinite(value):
         raise BadRequest(f"parameter '{name}' must be a finite number")
     return value
+
+
+# -- listing filters ------------------------------------------------------------------------
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+
+
+def text(name: str, max_length: int = MAX_PARAM_LENGTH, strip: bool = False) -> str | None:
+    """A free-text filter; an empty value is the same as an absent one."""
+    raw = arg(name, max_length=max_length)
+    if raw is not None and strip:
+        raw = raw.strip()
+    return raw or None
+
+
+def limit(default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
+    """Page size: 1.., capped at `maximum` (a larger value is not an error)."""
+    raw = arg("limit", max_length=32)
+    if raw is None:
+        return default
+    if not _INTEGER.match(raw.strip()):
+        raise BadRequest("parameter 'limit' must be an integer")
+    value = int(raw)
+    if value < 1:
+        raise BadRequest(f"parameter 'limit' must be at least 1 (at most {maximum} are returned)")
+    return min(value, maximum)
+
+
+def bbox(name: str = "bbox") -> tuple[float, float, float, float] | None:
+    """`minlon,minlat,maxlon,maxlat` in WGS 84 degrees."""
+    raw = arg(name, max_length=200)
+    if raw is None:
+        return None
+    parts = raw.split(",")
+    if len(parts) != 4:
+        raise BadRequest(f"parameter '{name}' must be four numbers: minlon,minlat,maxlon,maxlat")
+    minlon, minlat, maxlon, maxlat = (finite_float(part.strip(), name) for part in parts)
+    if not (-180 <= minlon <= 180 and -180 <= maxlon <= 180):
+        raise BadRequest(f"parameter '{name}': longitudes must be between -180 and 180")
+    if not (-90 <= minlat <= 90 and -90 <= maxlat <= 90):
+        raise BadRequest(f"parameter '{name}': latitudes must be between -90 and 90")
+    if minlon > maxlon or minlat > maxlat:
+        raise BadRequest(f"parameter '{name}': minimum greater than maximum (minlon,minlat,maxlon,maxlat)")
+    return minlon, minlat, maxlon, maxlat
+
+
+def feature_id(raw: str, name: str = "id") -> int:
+    """A feature id from the path: an integer of at most 18 digits."""
+    if not raw or len(raw) > 19 or not _INTEGER.match(raw) or raw[0] == "+":
+        raise BadRequest(f"'{name}' must be an integer")
+    return int(raw)
+
+
+# -- cursors --------------------------------------------------------------------------------
+#
+# A cursor is the keyset position (the last id delivered, or "before the first") bound to the
+# listing it came from: a checksum covers the position and a canonical description of the
+# resource and its filters. A cursor edited by hand, truncated, or taken from another listing
+# (other filters, other resource) fails the check: 400, never a wrong page. The checksum is
+# not a secret and needs none: a cursor grants nothing the same request without it could not
+# ask for; it only has to be self-consistent, and the same on every worker and every instance.
+
+_CURSOR_VERSION = 1
+_CURSOR_KEY = b"indoor.cursor.v1"
+_CURSOR_LAYOUT = struct.Struct(">BBq")  # version, has position, last id
+_CURSOR_MAC_BYTES = 8
+_CURSOR_LENGTH = 24  # base64 of 10 + 8 bytes, no padding
+
+
+def scope(resource: str, filters: dict) -> bytes:
+    """A canonical description of one listing: equal filters give equal bytes."""
+    parts = [resource]
+    for key in sorted(filters):
+        value = filters[key]
+        if isinstance(value, Decimal):
+            value = value.normalize() if value != 0 else Decimal(0)
+        elif isinstance(value, tuple):
+            value = ",".join(repr(float(v)) for v in value)
+        parts.append(f"{key}={'' if value is None else value}")
+    # \x1f (unit separator) cannot occur in a parameter value: arg() rejects control characters.
+    return "\x1f".join(parts).encode()
+
+
+def encode_cursor(last_id: int | None, listing: bytes) -> str:
+    payload = _CURSOR_LAYOUT.pack(_CURSOR_VERSION, last_id is not None, last_id or 0)
+    mac = hashlib.blake2b(payload + listing, digest_size=_CURSOR_MAC_BYTES, key=_CURSOR_KEY).digest()
+    return base64.urlsafe_b64encode(payload + mac).decode().rstrip("=")
+
+
+def decode_cursor(raw: str, listing: bytes, name: str = "cursor") -> int | None:
+    """The last id a cursor stands for (None: before the first); 400 if it is not one of ours."""
+    invalid = BadRequest(f"{name} is invalid: not a cursor of this listing (same resource and filters)")
+    if len(raw) != _CURSOR_LENGTH or not raw.isascii():
+        raise invalid
+    try:
+        data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError):
+        raise invalid from None
+    payload, mac = data[: _CURSOR_LAYOUT.size], data[_CURSOR_LAYOUT.size :]
+    expected = hashlib.blake2b(payload + listing, digest_size=_CURSOR_MAC_BYTES, key=_CURSOR_KEY).digest()
+    if len(payload) != _CURSOR_LAYOUT.size or not hmac.compare_digest(mac, expected):
+        raise invalid
+    version, has_position, last_id = _CURSOR_LAYOUT.unpack(payload)
+    if version != _CURSOR_VERSION or has_position not in (0, 1):
+        raise invalid
+    return last_id if has_position else None
+
+
+def cursor(listing: bytes, name: str = "cursor") -> int | None:
+    """The `cursor` query parameter, decoded; None when absent (start at the beginning)."""
+    raw = arg(name, max_length=64)
+    if raw is None:
+        return None
+    return decode_cursor(raw, listing, f"parameter '{name}'")

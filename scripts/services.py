@@ -236,7 +236,15 @@ class RedisServer:
 class GunicornServer:
     """The app as deployed: gunicorn with gevent workers, from config/gunicorn.conf.py."""
 
-    def __init__(self, env: dict, workers: int = 1, port: int | None = None, root: str | Path | None = None):
+    def __init__(
+        self,
+        env: dict,
+        workers: int = 1,
+        port: int | None = None,
+        root: str | Path | None = None,
+        app: str = "wsgi:app",  # tests may serve a wrapper app (e.g. with a test-only page)
+    ):
+        self.app = app
         self.port = port or free_port()
         self.root = Path(root or Path(__file__).resolve().parent.parent)
         self.env = {
@@ -259,7 +267,7 @@ class GunicornServer:
             gunicorn = Path(shutil.which("gunicorn") or "gunicorn")
         self.log = open(logfile, "ab") if logfile else subprocess.DEVNULL
         self.proc = subprocess.Popen(
-            [str(gunicorn), "-c", "config/gunicorn.conf.py", "wsgi:app"],
+            [str(gunicorn), "-c", "config/gunicorn.conf.py", self.app],
             cwd=self.root,
             env=self.env,
             stdout=self.log,

@@ -1,0 +1,37 @@
+"""Levels and rooms: `GET /api/levels/`, `GET /api/rooms/`, `GET /api/rooms/<id>`."""
+
+from flask import Blueprint, Response
+
+from indoor import listing, params
+from indoor.errors import NotFound
+from indoor.extensions import get_db
+from indoor.queries import rooms
+
+blueprint = Blueprint("rooms", __name__)
+
+
+@blueprint.get("/levels/")
+def list_levels():
+    building = params.text("building")
+    body = get_db().read(lambda cur: rooms.levels(cur, building))
+    return Response(b'{"levels":' + body + b"}", content_type="application/json")
+
+
+@blueprint.get("/rooms/")
+def list_rooms():
+    filters = rooms.RoomFilters(
+        level=params.level(),
+        building=params.text("building"),
+        bbox=params.bbox(),
+        q=params.text("q", max_length=100, strip=True),
+    )
+    return listing.list_features("rooms", filters, rooms.rooms_page)
+
+
+@blueprint.get("/rooms/<room_id>")
+def get_room(room_id: str):
+    ident = params.feature_id(room_id, "id")
+    body = get_db().read(lambda cur: rooms.room_feature(cur, ident))
+    if body is None:
+        raise NotFound(f"room {ident} not found")
+    return Response(body, content_type=listing.GEOJSON)

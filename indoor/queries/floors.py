@@ -1,0 +1,62 @@
+"""The drawn floor plan (`base_floor`): GeoJSON built by PostGIS, one statement per page.
+
+A base-floor Feature: {"type":"Feature","id":3,"geometry":{...},
+"properties":{"layer":"wall","name":null,"level":0,"building":"A"}}. RFC 7946 wants polygon
+exterior rings counter-clockwise (holes clockwise): `ST_ForcePolygonCCW` does both and leaves
+other geometry types alone. Coordinates have at most 7 decimals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+
+from indoor.queries.features import BEFORE_FIRST, Page, bbox_params, fetch_page
+
+
+@dataclass(frozen=True)
+class FloorFilters:
+    level: Decimal | None = None
+    building: str | None = None
+    bbox: tuple | None = None  # (minlon, minlat, maxlon, maxlat)
+    layer: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# Same shape as rooms.ROOMS_PAGE: unused filters fold away at plan time; LIMIT n + 1.
+BASE_FLOOR_PAGE = """
+SELECT ogc_fid,
+       '{"type":"Feature","id":' || ogc_fid
+       || ',"geometry":' || ST_AsGeoJSON(ST_ForcePolygonCCW(wkb_geometry), 7)
+       || ',"properties":{"layer":' || coalesce(to_json(layer)::text, 'null')
+       || ',"name":' || coalesce(to_json(name)::text, 'null')
+       || ',"level":' || to_json(trim_scale(level))
+       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}'
+  FROM base_floor
+ WHERE ogc_fid > %(after)s
+   AND (%(level)s::numeric IS NULL OR level = %(level)s::numeric)
+   AND (%(building)s::text IS NULL OR building = %(building)s::text)
+   AND (%(layer)s::text IS NULL OR layer = %(layer)s::text)
+   AND (%(xmin)s::float8 IS NULL
+        OR ST_Intersects(wkb_geometry, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326)))
+ ORDER BY ogc_fid
+ LIMIT %(limit)s + 1
+"""
+
+
+def page_params(filters: FloorFilters, after: int | None, limit: int) -> dict:
+    return {
+        "after": BEFORE_FIRST if after is None else after,
+        "limit": limit,
+        "level": filters.level,
+        "building": filters.building,
+        "layer": filters.layer,
+        **bbox_params(filters.bbox),
+    }
+
+
+def base_floor_page(cur, filters: FloorFilters, after: int | None, limit: int) -> Page:
+    """Up to `limit` floor-plan features after id `after` (None: from the first), in id order."""
+    return fetch_page(cur, BASE_FLOOR_PAGE, page_params(filters, after, limit), limit)

@@ -1,0 +1,113 @@
+"""Rooms (`room_points`) and levels: GeoJSON built by PostGIS, one statement per page.
+
+A room Feature: {"type":"Feature","id":17,"geometry":{"type":"Point",...},
+"properties":{"name":"E01.14","level":0,"building":null}}. Coordinates have at most 7 decimals;
+`trim_scale` renders a numeric level 0.0 as 0 and 0.50 as 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+
+from indoor.queries.features import BEFORE_FIRST, Page, as_bytes, bbox_params, fetch_page, like_pattern
+
+
+@dataclass(frozen=True)
+class RoomFilters:
+    level: Decimal | None = None
+    building: str | None = None
+    bbox: tuple | None = None  # (minlon, minlat, maxlon, maxlat)
+    q: str | None = None  # case-insensitive substring of the label
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# The filters are `(param IS NULL OR ...)`: psycopg2 sends literals, so PostgreSQL folds the
+# unused ones away at plan time and plans each request for the filters it really has
+# (level -> (level, ogc_fid) btree, q -> trigram GIN on lower(text), bbox -> GiST).
+# LIMIT n + 1: the extra row only tells that more remain.
+ROOMS_PAGE = """
+SELECT ogc_fid,
+       '{"type":"Feature","id":' || ogc_fid
+       || ',"geometry":' || ST_AsGeoJSON(wkb_geometry, 7)
+       || ',"properties":{"name":' || to_json(text)
+       || ',"level":' || to_json(trim_scale(level))
+       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}'
+  FROM room_points
+ WHERE ogc_fid > %(after)s
+   AND (%(level)s::numeric IS NULL OR level = %(level)s::numeric)
+   AND (%(building)s::text IS NULL OR building = %(building)s::text)
+   AND (%(like)s::text IS NULL OR lower(text) LIKE lower(%(like)s::text))
+   AND (%(xmin)s::float8 IS NULL
+        OR ST_Intersects(wkb_geometry, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326)))
+ ORDER BY ogc_fid
+ LIMIT %(limit)s + 1
+"""
+
+ROOM = """
+SELECT '{"type":"Feature","id":' || ogc_fid
+       || ',"geometry":' || ST_AsGeoJSON(wkb_geometry, 7)
+       || ',"properties":{"name":' || to_json(text)
+       || ',"level":' || to_json(trim_scale(level))
+       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}'
+  FROM room_points
+ WHERE ogc_fid = %(id)s
+"""
+
+# Levels known from the rooms and the floor plan: how many rooms, and the extent of both.
+LEVELS = """
+WITH things AS (
+    SELECT level, 1 AS is_room, wkb_geometry
+      FROM room_points
+     WHERE %(building)s::text IS NULL OR building = %(building)s::text
+    UNION ALL
+    SELECT level, 0, wkb_geometry
+      FROM base_floor
+     WHERE %(building)s::text IS NULL OR building = %(building)s::text
+), per_level AS (
+    SELECT level, sum(is_room) AS rooms, ST_Extent(wkb_geometry) AS extent
+      FROM things
+     GROUP BY level
+)
+SELECT coalesce(json_agg(json_build_object(
+           'level', trim_scale(level),
+           'rooms', rooms,
+           'bbox', CASE WHEN extent IS NULL THEN NULL ELSE json_build_array(
+                       trim_scale(round(ST_XMin(extent)::numeric, 7)), trim_scale(round(ST_YMin(extent)::numeric, 7)),
+                       trim_scale(round(ST_XMax(extent)::numeric, 7)), trim_scale(round(ST_YMax(extent)::numeric, 7)))
+                   END)
+           ORDER BY level), '[]')::text
+  FROM per_level
+"""
+
+
+def page_params(filters: RoomFilters, after: int | None, limit: int) -> dict:
+    return {
+        "after": BEFORE_FIRST if after is None else after,
+        "limit": limit,
+        "level": filters.level,
+        "building": filters.building,
+        "like": like_pattern(filters.q),
+        **bbox_params(filters.bbox),
+    }
+
+
+def rooms_page(cur, filters: RoomFilters, after: int | None, limit: int) -> Page:
+    """Up to `limit` rooms after id `after` (None: from the first), in id order."""
+    return fetch_page(cur, ROOMS_PAGE, page_params(filters, after, limit), limit)
+
+
+def room_feature(cur, room_id: int) -> bytes | None:
+    as_bytes(cur)
+    cur.execute(ROOM, {"id": room_id})
+    row = cur.fetchone()
+    return bytes(row[0]) if row else None
+
+
+def levels(cur, building: str | None = None) -> bytes:
+    """The JSON array of levels, lowest first."""
+    as_bytes(cur)
+    cur.execute(LEVELS, {"building": building})
+    return bytes(cur.fetchone()[0])
