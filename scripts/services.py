@@ -257,6 +257,7 @@ class GunicornServer:
         gunicorn = Path(os.environ.get("VIRTUAL_ENV", self.root / ".venv")) / "bin" / "gunicorn"
         if not gunicorn.exists():
             gunicorn = Path(shutil.which("gunicorn") or "gunicorn")
+        self.logfile = Path(logfile) if logfile else None
         self.log = open(logfile, "ab") if logfile else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [str(gunicorn), "-c", "config/gunicorn.conf.py", "wsgi:app"],
@@ -267,6 +268,16 @@ class GunicornServer:
         )
         wait_for_port(self.port, timeout=60)
         return self
+
+    def worker_pids(self) -> set[int]:
+        """The arbiter's live worker processes."""
+        if not self.proc:
+            return set()
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return {int(pid) for pid in children.read_text().split()}
+        except FileNotFoundError:
+            return set()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -279,3 +290,206 @@ class GunicornServer:
         self.proc = None
         if self.log not in (None, subprocess.DEVNULL):
             self.log.close()
+
+
+def make_replica(primary: PostgresCluster, datadir: str | Path, port: int | None = None) -> PostgresCluster:
+    """A streaming replica of `primary`: `pg_basebackup -R` into `datadir` (not started)."""
+    replica = PostgresCluster(datadir, port=port, settings={"hot_standby": "on"})
+    replica.datadir.mkdir(parents=True, exist_ok=True)
+    os.chmod(replica.datadir, 0o700)
+    replica._chown(replica.datadir)
+    if os.geteuid() == 0:
+        _let_others_traverse(replica.datadir.parent)
+    subprocess.run(
+        _as_postgres(
+            [
+                str(primary.bindir / "pg_basebackup"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(primary.port),
+                "-U",
+                "postgres",
+                "-D",
+                str(replica.datadir),
+                "-R",  # standby.signal + primary_conninfo: it starts as a streaming replica
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    return replica
+
+
+class PgBouncer:
+    """Debian's pgbouncer in front of a cluster on 127.0.0.1:`backend_port`, any database by name.
+
+    It refuses to run as root, so as root it runs as `postgres` (like the cluster). Trust
+    authentication (`auth_type = any`): the test cluster trusts local connections anyway.
+    """
+
+    def __init__(
+        self,
+        backend_port: int,
+        workdir: str | Path,
+        port: int | None = None,
+        pool_mode: str = "transaction",
+        pool_size: int = 20,
+        max_client_conn: int = 2000,
+    ):
+        self.backend_port = backend_port
+        self.port = port or free_port()
+        self.dir = Path(workdir).absolute() / f"pgbouncer-{self.port}"
+        self.pool_mode = pool_mode
+        self.pool_size = pool_size
+        self.max_client_conn = max_client_conn
+        self.proc: subprocess.Popen | None = None
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def via(self, url: str) -> str:
+        """The same database as `url` (a URL on the backend), reached through this pgbouncer."""
+        return self.url(url.rsplit("/", 1)[1])
+
+    @property
+    def logfile(self) -> Path:
+        return self.dir / "pgbouncer.log"
+
+    def start(self) -> PgBouncer:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            _let_others_traverse(self.dir.parent)
+        (self.dir / "userlist.txt").write_text('"postgres" ""\n')
+        (self.dir / "pgbouncer.ini").write_text(
+            "\n".join(
+                [
+                    "[databases]",
+                    f"* = host=127.0.0.1 port={self.backend_port} user=postgres",
+                    "[pgbouncer]",
+                    "listen_addr = 127.0.0.1",
+                    f"listen_port = {self.port}",
+                    "unix_socket_dir =",
+                    "auth_type = any",
+                    f"auth_file = {self.dir / 'userlist.txt'}",
+                    "admin_users = postgres",
+                    f"pool_mode = {self.pool_mode}",
+                    f"default_pool_size = {self.pool_size}",
+                    f"max_client_conn = {self.max_client_conn}",
+                    "server_reset_query =",
+                    "ignore_startup_parameters = extra_float_digits",
+                    f"logfile = {self.logfile}",
+                    "",
+                ]
+            )
+        )
+        for path in [self.dir, *self.dir.iterdir()]:
+            if os.geteuid() == 0:
+                pw = pwd.getpwnam("postgres")
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        self.proc = subprocess.Popen(
+            _as_postgres([binary, str(self.dir / "pgbouncer.ini")]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def admin(self, command: str) -> list[dict]:
+        """A command on pgbouncer's admin console (`SHOW POOLS`, ...) -> rows as dicts."""
+        import psycopg2
+
+        conn = psycopg2.connect(self.url("pgbouncer"))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(command)
+                if not cur.description:
+                    return []
+                names = [c.name for c in cur.description]
+                return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            # runuser forwards SIGTERM to pgbouncer: "immediate shutdown".
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class NginxServer:
+    """Debian's nginx with the project's deploy/nginx.conf, pointed at `upstream_port`."""
+
+    def __init__(self, site_conf: str, upstream_port: int, workdir: str | Path, port: int | None = None):
+        self.port = port or free_port()
+        self.dir = Path(workdir).absolute() / f"nginx-{self.port}"
+        site = site_conf.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};")
+        site = site.replace("listen 80;", f"listen 127.0.0.1:{self.port};")
+        if f"127.0.0.1:{upstream_port}" not in site or f"listen 127.0.0.1:{self.port}" not in site:
+            raise ValueError("deploy/nginx.conf no longer has the upstream/listen lines this harness rewrites")
+        self.site = site
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> NginxServer:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o777)
+        (self.dir / "site.conf").write_text(self.site)
+        temp = {name: self.dir / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
+        for path in temp.values():
+            path.mkdir(exist_ok=True)
+            os.chmod(path, 0o777)
+        (self.dir / "nginx.conf").write_text(
+            "\n".join(
+                [
+                    "daemon off;",
+                    "worker_processes 1;",
+                    f"pid {self.dir / 'nginx.pid'};",
+                    f"error_log {self.dir / 'error.log'} warn;",
+                    "events { worker_connections 1024; }",
+                    "http {",
+                    f"  access_log {self.dir / 'access.log'};",
+                    *[f"  {name}_temp_path {path};" for name, path in temp.items()],
+                    f"  include {self.dir / 'site.conf'};",
+                    "}",
+                    "",
+                ]
+            )
+        )
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen(
+            [binary, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            wait_for_port(self.port, timeout=15)
+        except TimeoutError:
+            self.proc.kill()
+            raise RuntimeError(self.proc.communicate()[1].decode(errors="replace")) from None
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)  # graceful
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
