@@ -7,6 +7,7 @@ as root the cluster runs as the `postgres` system user.
 
 from __future__ import annotations
 
+import configparser
 import glob
 import os
 import pwd
@@ -16,6 +17,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+
+ROOT_DIR = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -329,8 +332,9 @@ def make_replica(primary: PostgresCluster, datadir: str | Path, port: int | None
 class PgBouncer:
     """Debian's pgbouncer in front of a cluster on 127.0.0.1:`backend_port`, any database by name.
 
-    It refuses to run as root, so as root it runs as `postgres` (like the cluster). Trust
-    authentication (`auth_type = any`): the test cluster trusts local connections anyway.
+    Its settings are deploy/pgbouncer.ini's, but for what a throwaway instance must change:
+    addresses, files, pool sizes, and trust authentication (`auth_type = any`: the test cluster
+    trusts local connections anyway). It refuses to run as root, so as root it runs as `postgres`.
     """
 
     def __init__(
@@ -366,28 +370,31 @@ class PgBouncer:
         if os.geteuid() == 0:
             _let_others_traverse(self.dir.parent)
         (self.dir / "userlist.txt").write_text('"postgres" ""\n')
-        (self.dir / "pgbouncer.ini").write_text(
-            "\n".join(
-                [
-                    "[databases]",
-                    f"* = host=127.0.0.1 port={self.backend_port} user=postgres",
-                    "[pgbouncer]",
-                    "listen_addr = 127.0.0.1",
-                    f"listen_port = {self.port}",
-                    "unix_socket_dir =",
-                    "auth_type = any",
-                    f"auth_file = {self.dir / 'userlist.txt'}",
-                    "admin_users = postgres",
-                    f"pool_mode = {self.pool_mode}",
-                    f"default_pool_size = {self.pool_size}",
-                    f"max_client_conn = {self.max_client_conn}",
-                    "server_reset_query =",
-                    "ignore_startup_parameters = extra_float_digits",
-                    f"logfile = {self.logfile}",
-                    "",
-                ]
-            )
+        config = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"), delimiters=("=",))
+        config.optionxform = str  # keep names as written
+        config.read(ROOT_DIR / "deploy" / "pgbouncer.ini")
+        config["databases"] = {"*": f"host=127.0.0.1 port={self.backend_port} user=postgres"}
+        settings = config["pgbouncer"]
+        for name in ("auth_user", "auth_query", "stats_users"):
+            settings.pop(name, None)
+        settings.update(
+            {
+                "listen_addr": "127.0.0.1",
+                "listen_port": str(self.port),
+                "unix_socket_dir": "",
+                "auth_type": "any",
+                "auth_file": str(self.dir / "userlist.txt"),
+                "admin_users": "postgres",
+                "pool_mode": self.pool_mode,
+                "default_pool_size": str(self.pool_size),
+                "reserve_pool_size": "0",
+                "max_client_conn": str(self.max_client_conn),
+                "max_db_connections": "0",
+                "logfile": str(self.logfile),
+            }
         )
+        with open(self.dir / "pgbouncer.ini", "w") as ini:
+            config.write(ini)
         for path in [self.dir, *self.dir.iterdir()]:
             if os.geteuid() == 0:
                 pw = pwd.getpwnam("postgres")
