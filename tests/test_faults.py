@@ -8,6 +8,8 @@ Endpoints come from tests/endpoints.py: as endpoints are added there, these test
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -156,6 +158,13 @@ def test_postgresql_restarted_under_load(own_cluster, gunicorn, redis_url):
     assert all(a.status == 200 for a in load.between(down, outage_end) if a.path in NO_DATABASE)
 
     healed = load.started_after(up + 2.0)
+    first_ok = min(
+        (a.finished for a in load.started_after(up) if a.path in DATABASE_READS and a.status == 200), default=0
+    )
+    print(
+        f"postgres restart: {len(during)} requests during the outage, slowest {max(a.duration for a in during):.3f}s;"
+        f" first database read OK {first_ok - up:.3f}s after the database was back"
+    )
     assert len(healed) >= 20
     assert all(a.status == 200 for a in healed), _summary(healed)
     assert server.worker_pids() == workers, "the pool healed without a worker restart"
@@ -189,8 +198,31 @@ def test_redis_killed_under_load(database_url, gunicorn, workdir):
         assert all(a.status == 200 for a in during), _summary(during)  # not a single failure
         assert readiness[0] == 200 and readiness[1]["cache"] == "unavailable"
         assert recovered is not None, "caching and rate-limit counting never resumed on the restarted Redis"
+        print(f"redis killed: {len(during)} requests while down; limits back in Redis {recovered - back:.2f}s after")
         after = load.started_after(back)
         assert after and all(a.status == 200 for a in after), _summary(after)
+    finally:
+        cache.stop()
+
+
+def test_redis_hung_costs_requests_little(database_url, gunicorn, workdir):
+    cache = RedisServer(workdir=workdir).start()
+    try:
+        server = gunicorn(workers=1, DATABASE_URL=database_url, REDIS_URL=cache.url(0), REDIS_SOCKET_TIMEOUT_S=0.25)
+        with Load(server.base_url, DATABASE_READS + NO_DATABASE, clients=4) as load:
+            load.warm()
+            os.kill(cache.proc.pid, signal.SIGSTOP)  # alive, listening, answering nothing
+            hung = time.monotonic()
+            readiness = get_json(server.base_url + "/api/health/ready")
+            resumed = _pause(3.0)
+            os.kill(cache.proc.pid, signal.SIGCONT)
+        during = load.between(hung, resumed)
+        assert len(during) >= 10
+        assert all(a.status == 200 for a in during), _summary(during)
+        assert readiness[0] == 200 and readiness[1]["cache"] == "unavailable"
+        # Each answer waited for Redis at most a few socket timeouts, not forever.
+        assert max(a.duration for a in during) < 2.0
+        print(f"redis hung: {len(during)} requests, slowest {max(a.duration for a in during):.3f}s")
     finally:
         cache.stop()
 
