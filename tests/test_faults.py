@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -168,6 +169,45 @@ def test_postgresql_restarted_under_load(own_cluster, gunicorn, redis_url):
     assert len(healed) >= 20
     assert all(a.status == 200 for a in healed), _summary(healed)
     assert server.worker_pids() == workers, "the pool healed without a worker restart"
+
+
+def test_a_database_that_accepts_but_never_answers_costs_the_connect_timeout(gunicorn, redis_url):
+    # A half-dead host: the TCP connection is accepted, then silence (no startup reply ever).
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(128)
+    held = []
+    stop = threading.Event()
+
+    def accept_and_hold():
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                continue
+
+    acceptor = threading.Thread(target=accept_and_hold, daemon=True)
+    acceptor.start()
+    try:
+        url = f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/indoor"
+        server = gunicorn(workers=1, DATABASE_URL=url, REDIS_URL=redis_url, PG_CONNECT_TIMEOUT=1)
+        with Load(server.base_url, DATABASE_READS + NO_DATABASE, clients=4, timeout=30) as load:
+            load.warm(20)
+            _pause(1.0)
+        reads = [a for a in load.answers if a.path in DATABASE_READS]
+        assert reads and all(is_unavailable(a.path, a.status, a.body) for a in reads), _summary(reads)
+        # One connect timeout, and the one retry's: never the 30 s the clients would wait.
+        assert max(a.duration for a in reads) < 2 * 1 + 1.0, max(a.duration for a in reads)
+        others = [a for a in load.answers if a.path in NO_DATABASE]
+        assert others and all(a.status == 200 for a in others)
+        assert held, "the service did reach the silent database"
+    finally:
+        stop.set()
+        acceptor.join()
+        for conn in held:
+            conn.close()
+        silent.close()
 
 
 def test_redis_killed_under_load(database_url, gunicorn, workdir):
