@@ -16,9 +16,12 @@ deps:
 run: deps $(VENV)/.installed
 	$(PY) scripts/run.py
 
+# Twice: the service connected directly, then (all but the slow fault tests, which bring their
+# own servers) through a real pgbouncer in transaction pooling mode.
 test: $(VENV)/.installed
 	@bash scripts/system-deps.sh --test
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	INDOOR_TEST_PGBOUNCER=1 $(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: deps $(VENV)/.installed
 	$(PY) -m bench

@@ -15,3 +15,48 @@ preload_app = False  # never: the pool and the gevent wait callback must be per 
 accesslog = None  # the app logs one structured line per request
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+# -- JSON lines: gunicorn's own messages in the same shape as the app's (LOG_FORMAT=json) ---------
+if os.environ.get("LOG_FORMAT", "json").strip().lower() == "json":
+    logconfig_dict = {
+        "root": {"level": "WARNING", "handlers": []},  # each worker's app installs its own handler
+        "loggers": {
+            "gunicorn.error": {"level": loglevel.upper(), "handlers": ["json"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
+        },
+        "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+            }
+        },
+    }
+
+# -- Prometheus metrics across workers (METRICS_ENABLED) -----------------------------------------
+# Each worker writes its metric values to files in PROMETHEUS_MULTIPROC_DIR; a scrape of any worker
+# sums them. The directory must be set before a worker imports prometheus_client, so it is set here.
+if os.environ.get("METRICS_ENABLED", "").strip().lower() in ("1", "true", "yes", "on"):
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="indoor-metrics-")
+
+
+def on_starting(server):
+    # Values left by a previous run of the service would be counted again: start from nothing.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.remove(os.path.join(directory, name))
+
+
+def child_exit(server, worker):
+    # A dead worker's gauges (pool in use, open streams) must stop counting; its counters stay.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -46,6 +46,7 @@ class Settings:
     ratelimit_enabled: bool = True
     ratelimit_default: str = "600/minute"
     ratelimit_route: str = "120/minute"
+    ratelimit_storage_url: str = ""  # default: REDIS_URL with the next DB number
     # HTTP
     trusted_proxy_count: int = 0
     cors_origins: tuple = ()
@@ -87,10 +88,13 @@ class Settings:
                     raise ValueError(f"{f.name.upper()}: {exc}") from None
         if "database_url" not in values:
             values["database_url"] = _url_from_parts(environ)
-        known = {f.name for f in dataclasses.fields(cls)}
+        known = {f.name: f for f in dataclasses.fields(cls)}
         extra = {}
         for key, value in (overrides or {}).items():
             if key.lower() in known:
+                default = known[key.lower()].default
+                if isinstance(value, str) and not isinstance(default, str):
+                    value = _PARSERS[type(default)](value)  # "a,b" -> ("a", "b"), "1" -> 1, as from env
                 values[key.lower()] = value
             else:
                 extra[key] = value  # plain Flask config (e.g. TESTING) passes through

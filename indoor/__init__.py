@@ -19,11 +19,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     # "/api/rooms" and "/api/rooms/" are the same resource: no redirects.
     app.url_map.strict_slashes = False
 
-    from indoor import db, extensions, observability
+    from indoor import db, extensions, metrics, observability, security
 
     observability.init_app(app, settings)
+    security.init_app(app, settings)
     db.make_cooperative()
     extensions.init_app(app, settings)
+    metrics.init_app(app, settings)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -32,9 +34,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
-    from indoor.blueprints import health
+    from indoor.blueprints import health, openapi
 
     app.register_blueprint(health.blueprint, url_prefix="/api/health")
+    app.register_blueprint(openapi.blueprint, url_prefix="/api")
 
     from indoor.blueprints import floors, rooms
 

@@ -171,7 +171,7 @@ class Endpoint:
 class Database:
     """What the app holds in `app.extensions["db"]`: primary + replicas + a bounded gate."""
 
-    def __init__(self, settings, on_connect: list[Callable] | None = None):
+    def __init__(self, settings, on_connect: list[Callable] | None = None, observe: Callable | None = None):
         if not settings.database_url:
             raise RuntimeError("DATABASE_URL (or POSTGRES_HOST/...) is not set")
         self.settings = settings
@@ -184,10 +184,17 @@ class Database:
         self._gate = threading.BoundedSemaphore(settings.db_pool_size)
         self.waiting = 0
         self.in_use = 0
+        # observe(name, delta) hears every change of `in_use`/`waiting` (metrics gauges).
+        self.observe = observe
+        if observe:
+            observe("size", settings.db_pool_size)
 
     def close(self):
         for ep in [self.primary, *self.replicas]:
             ep.pool.closeall()
+        if self.observe:
+            self.observe("size", -self.settings.db_pool_size)
+            self.observe = None
 
     def stats(self) -> dict:
         return {"size": self.settings.db_pool_size, "in_use": self.in_use, "waiting": self.waiting}
@@ -200,14 +207,14 @@ class Database:
     @contextmanager
     def connection(self, replica_ok: bool = True):
         """Check out one connection, waiting up to DB_POOL_TIMEOUT_S for a free slot."""
-        self.waiting += 1
+        self._count("waiting", 1)
         try:
             acquired = self._gate.acquire(timeout=self.settings.db_pool_timeout_s)
         finally:
-            self.waiting -= 1
+            self._count("waiting", -1)
         if not acquired:
             raise DatabaseUnavailable("no free database connection")
-        self.in_use += 1
+        self._count("in_use", 1)
         try:
             endpoints = self._endpoints_for_read() if replica_ok else [self.primary]
             conn, endpoint = self._connect_first(endpoints)
@@ -222,8 +229,13 @@ class Database:
             finally:
                 endpoint.checkin(conn, broken=broken)
         finally:
-            self.in_use -= 1
+            self._count("in_use", -1)
             self._gate.release()
+
+    def _count(self, name: str, delta: int) -> None:
+        setattr(self, name, getattr(self, name) + delta)
+        if self.observe:
+            self.observe(name, delta)
 
     def _connect_first(self, endpoints):
         last = None

@@ -6,9 +6,11 @@ Nothing here keeps the app: per-app state lives in `app.extensions`.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit, urlunsplit
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_caching import Cache
+from flask_limiter import HeaderNames, Limiter
 
 from indoor.db import Database, DatabaseUnavailable
 
@@ -21,6 +23,7 @@ def init_app(app: Flask, settings) -> None:
     app.extensions["indoor.settings"] = settings
     init_cache(app, settings)
     init_db(app, settings)
+    init_limiter(app, settings)
 
 
 # -- settings -----------------------------------------------------------------------------
@@ -35,7 +38,12 @@ def get_settings():
 
 def init_db(app: Flask, settings) -> None:
     # Created per app, so per gunicorn worker (the app is never preloaded). Connects lazily.
-    app.extensions["indoor.db"] = Database(settings) if settings.database_url else None
+    if not settings.database_url:
+        app.extensions["indoor.db"] = None
+        return
+    from indoor import metrics
+
+    app.extensions["indoor.db"] = Database(settings, observe=metrics.observe_pool)
 
 
 def get_db() -> Database:
@@ -96,3 +104,94 @@ def cache_status() -> str:
         return "ok"
     except Exception:
         return "unavailable"
+
+
+# -- rate limits --------------------------------------------------------------------------
+
+# Paths that are never limited: probes, the private metrics endpoint.
+UNLIMITED_PATH_PREFIXES = ("/api/health", "/metrics")
+# Stricter limits by path prefix -> the Settings field holding the limit. Blueprints need not
+# know: a new blueprint mounted under one of these prefixes gets its limit from here.
+STRICTER_LIMITS = {"/api/route": "ratelimit_route"}
+
+
+def client_address() -> str:
+    """The rate-limit key: the client's address as ProxyFix left it (the real one behind nginx)."""
+    return request.remote_addr or "unknown"
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def limit_for_request() -> str:
+    settings = get_settings()
+    for prefix, field in STRICTER_LIMITS.items():
+        if _under(request.path, prefix):
+            return getattr(settings, field)
+    return settings.ratelimit_default
+
+
+def _unlimited() -> bool:
+    return request.method == "OPTIONS" or any(_under(request.path, p) for p in UNLIMITED_PATH_PREFIXES)
+
+
+def ratelimit_storage_url(settings) -> str:
+    """RATELIMIT_STORAGE_URL, else REDIS_URL's server with the next DB number, else memory."""
+    if settings.ratelimit_storage_url:
+        return settings.ratelimit_storage_url
+    if not settings.redis_url:
+        return "memory://"
+    parts = urlsplit(settings.redis_url)
+    if parts.scheme not in ("redis", "rediss"):
+        return settings.redis_url
+    db = parts.path.strip("/")
+    next_db = int(db) + 1 if db.isdigit() else 1
+    return urlunsplit(parts._replace(path=f"/{next_db}"))
+
+
+def init_limiter(app: Flask, settings) -> None:
+    """One Limiter per app (its storage and fallback state are per app, not per process)."""
+    storage_url = ratelimit_storage_url(settings)
+    app.config.update(
+        RATELIMIT_ENABLED=settings.ratelimit_enabled,
+        RATELIMIT_STORAGE_URI=storage_url,
+        RATELIMIT_KEY_PREFIX="indoor",
+    )
+    options = {}
+    if storage_url.startswith(("redis://", "rediss://")):
+        # A dead or hung Redis must cost a request milliseconds; then limits go to memory.
+        options = {
+            "socket_timeout": settings.redis_socket_timeout_s,
+            "socket_connect_timeout": settings.redis_socket_timeout_s,
+        }
+    # Flask-Limiter puts Retry-After on every response and stretches an existing one (a 503's
+    # "1") to the window's end: it writes an internal header that only a 429 turns into Retry-After.
+    app.after_request(_retry_after_only_when_limited)
+    limiter = Limiter(
+        key_func=client_address,
+        default_limits=[limit_for_request],
+        storage_options=options,
+        headers_enabled=True,
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
+        strategy="fixed-window",
+        header_name_mapping={HeaderNames.RETRY_AFTER: _LIMITER_RETRY_AFTER},
+    )
+    limiter.request_filter(_unlimited)
+    limiter.init_app(app)
+    app.extensions["indoor.limiter"] = limiter
+
+
+_LIMITER_RETRY_AFTER = "X-Indoor-Limiter-Retry-After"
+
+
+def _retry_after_only_when_limited(response):
+    value = response.headers.pop(_LIMITER_RETRY_AFTER, None)
+    if response.status_code == 429:
+        response.headers["Retry-After"] = str(max(1, int(value))) if value and value.isdigit() else "1"
+    return response
+
+
+def get_limiter() -> Limiter:
+    return current_app.extensions["indoor.limiter"]

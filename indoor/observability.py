@@ -29,11 +29,17 @@ def _start_request():
     g.started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    if _sentry_enabled:
+        import sentry_sdk
+
+        # On this request's own scope: its errors and its transaction both carry the id.
+        sentry_sdk.set_tag("request_id", g.request_id)
 
 
 def _finish_request(response):
     response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
-    if not request.path.startswith("/api/health"):
+    # Probes answer every few seconds: log them only when they fail.
+    if not request.path.startswith("/api/health") or response.status_code >= 400:
         access_log.info(
             "request",
             extra={
@@ -53,6 +59,24 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+# Attributes every LogRecord has; anything else on a record came from `extra=`.
+_STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "request_id",
+    "taskName",
+}
+
+
+class TextFormatter(logging.Formatter):
+    """Readable lines for development, with the `extra=` fields as key=value at the end."""
+
+    def format(self, record):
+        line = super().format(record)
+        extras = [f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")]
+        return f"{line} {' '.join(extras)}" if extras else line
+
+
 def configure_logging(settings) -> None:
     handler = logging.StreamHandler(sys.stdout)
     if settings.log_format == "json":
@@ -65,7 +89,7 @@ def configure_logging(settings) -> None:
             )
         )
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
     # Replace our own handler on re-creation (tests build many apps) instead of stacking.
@@ -76,7 +100,12 @@ def configure_logging(settings) -> None:
     root.setLevel(settings.log_level.upper())
 
 
+_sentry_enabled = False
+
+
 def init_sentry(settings) -> None:
+    global _sentry_enabled
+    _sentry_enabled = bool(settings.sentry_dsn)
     if not settings.sentry_dsn:
         return
     import sentry_sdk
@@ -85,7 +114,7 @@ def init_sentry(settings) -> None:
     def traces_sampler(context):
         environ = context.get("wsgi_environ") or {}
         path = environ.get("PATH_INFO", "")
-        if path.startswith("/api/health") or "text/event-stream" in environ.get("HTTP_ACCEPT", ""):
+        if path.startswith(("/api/health", "/metrics")) or "text/event-stream" in environ.get("HTTP_ACCEPT", ""):
             return 0.0
         return settings.sentry_traces_sample_rate
 
@@ -93,6 +122,15 @@ def init_sentry(settings) -> None:
         rid = request_id()
         if rid:
             event.setdefault("tags", {})["request_id"] = rid
+        return scrub(event, hint)
+
+    def scrub(event, hint):
+        # Query strings carry places (a route's `from` is where a person stands): not sent.
+        request_data = event.get("request")
+        if isinstance(request_data, dict):
+            request_data.pop("query_string", None)
+            if isinstance(request_data.get("url"), str):
+                request_data["url"] = request_data["url"].split("?", 1)[0]
         return event
 
     sentry_sdk.init(
@@ -101,6 +139,9 @@ def init_sentry(settings) -> None:
         send_default_pii=False,
         traces_sampler=traces_sampler,
         before_send=before_send,
+        before_send_transaction=scrub,
+        # Frame locals would carry the request (with its query string) and parameter values.
+        include_local_variables=False,
         environment=settings.sentry_environment,
         release=settings.sentry_release or None,
     )

@@ -7,6 +7,7 @@ as root the cluster runs as the `postgres` system user.
 
 from __future__ import annotations
 
+import configparser
 import glob
 import os
 import pwd
@@ -16,6 +17,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+
+ROOT_DIR = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -265,6 +268,7 @@ class GunicornServer:
         gunicorn = Path(os.environ.get("VIRTUAL_ENV", self.root / ".venv")) / "bin" / "gunicorn"
         if not gunicorn.exists():
             gunicorn = Path(shutil.which("gunicorn") or "gunicorn")
+        self.logfile = Path(logfile) if logfile else None
         self.log = open(logfile, "ab") if logfile else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [str(gunicorn), "-c", "config/gunicorn.conf.py", self.app],
@@ -275,6 +279,16 @@ class GunicornServer:
         )
         wait_for_port(self.port, timeout=60)
         return self
+
+    def worker_pids(self) -> set[int]:
+        """The arbiter's live worker processes."""
+        if not self.proc:
+            return set()
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return {int(pid) for pid in children.read_text().split()}
+        except FileNotFoundError:
+            return set()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -287,3 +301,210 @@ class GunicornServer:
         self.proc = None
         if self.log not in (None, subprocess.DEVNULL):
             self.log.close()
+
+
+def make_replica(primary: PostgresCluster, datadir: str | Path, port: int | None = None) -> PostgresCluster:
+    """A streaming replica of `primary`: `pg_basebackup -R` into `datadir` (not started)."""
+    replica = PostgresCluster(datadir, port=port, settings={"hot_standby": "on"})
+    replica.datadir.mkdir(parents=True, exist_ok=True)
+    os.chmod(replica.datadir, 0o700)
+    replica._chown(replica.datadir)
+    if os.geteuid() == 0:
+        _let_others_traverse(replica.datadir.parent)
+    subprocess.run(
+        _as_postgres(
+            [
+                str(primary.bindir / "pg_basebackup"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(primary.port),
+                "-U",
+                "postgres",
+                "-D",
+                str(replica.datadir),
+                "-R",  # standby.signal + primary_conninfo: it starts as a streaming replica
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    return replica
+
+
+class PgBouncer:
+    """Debian's pgbouncer in front of a cluster on 127.0.0.1:`backend_port`, any database by name.
+
+    Its settings are deploy/pgbouncer.ini's, but for what a throwaway instance must change:
+    addresses, files, pool sizes, and trust authentication (`auth_type = any`: the test cluster
+    trusts local connections anyway). It refuses to run as root, so as root it runs as `postgres`.
+    """
+
+    def __init__(
+        self,
+        backend_port: int,
+        workdir: str | Path,
+        port: int | None = None,
+        pool_mode: str = "transaction",
+        pool_size: int = 20,
+        max_client_conn: int = 2000,
+    ):
+        self.backend_port = backend_port
+        self.port = port or free_port()
+        self.dir = Path(workdir).absolute() / f"pgbouncer-{self.port}"
+        self.pool_mode = pool_mode
+        self.pool_size = pool_size
+        self.max_client_conn = max_client_conn
+        self.proc: subprocess.Popen | None = None
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def via(self, url: str) -> str:
+        """The same database as `url` (a URL on the backend), reached through this pgbouncer."""
+        return self.url(url.rsplit("/", 1)[1])
+
+    @property
+    def logfile(self) -> Path:
+        return self.dir / "pgbouncer.log"
+
+    def start(self) -> PgBouncer:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            _let_others_traverse(self.dir.parent)
+        (self.dir / "userlist.txt").write_text('"postgres" ""\n')
+        config = configparser.ConfigParser(interpolation=None, comment_prefixes=(";", "#"), delimiters=("=",))
+        config.optionxform = str  # keep names as written
+        config.read(ROOT_DIR / "deploy" / "pgbouncer.ini")
+        config["databases"] = {"*": f"host=127.0.0.1 port={self.backend_port} user=postgres"}
+        settings = config["pgbouncer"]
+        for name in ("auth_user", "auth_query", "stats_users"):
+            settings.pop(name, None)
+        settings.update(
+            {
+                "listen_addr": "127.0.0.1",
+                "listen_port": str(self.port),
+                "unix_socket_dir": "",
+                "auth_type": "any",
+                "auth_file": str(self.dir / "userlist.txt"),
+                "admin_users": "postgres",
+                "pool_mode": self.pool_mode,
+                "default_pool_size": str(self.pool_size),
+                "reserve_pool_size": "0",
+                "max_client_conn": str(self.max_client_conn),
+                "max_db_connections": "0",
+                "logfile": str(self.logfile),
+            }
+        )
+        with open(self.dir / "pgbouncer.ini", "w") as ini:
+            config.write(ini)
+        for path in [self.dir, *self.dir.iterdir()]:
+            if os.geteuid() == 0:
+                pw = pwd.getpwnam("postgres")
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+        binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+        self.proc = subprocess.Popen(
+            _as_postgres([binary, str(self.dir / "pgbouncer.ini")]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def admin(self, command: str) -> list[dict]:
+        """A command on pgbouncer's admin console (`SHOW POOLS`, ...) -> rows as dicts."""
+        import psycopg2
+
+        conn = psycopg2.connect(self.url("pgbouncer"))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(command)
+                if not cur.description:
+                    return []
+                names = [c.name for c in cur.description]
+                return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            # runuser forwards SIGTERM to pgbouncer: "immediate shutdown".
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class NginxServer:
+    """Debian's nginx with the project's deploy/nginx.conf, pointed at `upstream_port`."""
+
+    def __init__(self, site_conf: str, upstream_port: int, workdir: str | Path, port: int | None = None):
+        self.port = port or free_port()
+        self.dir = Path(workdir).absolute() / f"nginx-{self.port}"
+        site = site_conf.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{upstream_port};")
+        site = site.replace("listen 80;", f"listen 127.0.0.1:{self.port};")
+        if f"127.0.0.1:{upstream_port}" not in site or f"listen 127.0.0.1:{self.port}" not in site:
+            raise ValueError("deploy/nginx.conf no longer has the upstream/listen lines this harness rewrites")
+        self.site = site
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> NginxServer:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o777)
+        (self.dir / "site.conf").write_text(self.site)
+        temp = {name: self.dir / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
+        for path in temp.values():
+            path.mkdir(exist_ok=True)
+            os.chmod(path, 0o777)
+        (self.dir / "nginx.conf").write_text(
+            "\n".join(
+                [
+                    "daemon off;",
+                    "worker_processes 1;",
+                    f"pid {self.dir / 'nginx.pid'};",
+                    f"error_log {self.dir / 'error.log'} warn;",
+                    "events { worker_connections 1024; }",
+                    "http {",
+                    f"  access_log {self.dir / 'access.log'};",
+                    *[f"  {name}_temp_path {path};" for name, path in temp.items()],
+                    f"  include {self.dir / 'site.conf'};",
+                    "}",
+                    "",
+                ]
+            )
+        )
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen(
+            [binary, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            wait_for_port(self.port, timeout=15)
+        except TimeoutError:
+            self.proc.kill()
+            raise RuntimeError(self.proc.communicate()[1].decode(errors="replace")) from None
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)  # graceful
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None

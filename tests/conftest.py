@@ -3,6 +3,11 @@
 Session fixtures start one cluster and one Redis for the whole run and stop them at the end.
 `database_url` is a database with the schema and the demo campus; tests that need an empty or
 old-style database make their own with `fresh_database`.
+
+With INDOOR_TEST_PGBOUNCER=1 (the second pass of `make test`) the service reaches that database
+through a real pgbouncer in transaction pooling mode: `database_url` (what the app and `serve`
+use) goes through it, while init-db and the `sql` fixture (admin work) connect directly
+(`direct_database_url`).
 """
 
 from __future__ import annotations
@@ -22,9 +27,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from indoor import create_app  # noqa: E402
-from scripts.services import PostgresCluster, RedisServer  # noqa: E402
+from scripts.services import PgBouncer, PostgresCluster, RedisServer  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
+VIA_PGBOUNCER = os.environ.get("INDOOR_TEST_PGBOUNCER", "") not in ("", "0")
+# Limits high enough that no test meets them by accident (tests of the limits set their own).
+# The limiter still runs, with its Redis storage, on every request of the suite.
+TEST_RATE_LIMITS = {"RATELIMIT_DEFAULT": "100000/minute", "RATELIMIT_ROUTE": "100000/minute"}
+
+
+def pytest_report_header(config):
+    return "database: " + ("through pgbouncer (pool_mode = transaction)" if VIA_PGBOUNCER else "direct")
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +60,20 @@ def redis_server(workdir):
     server = RedisServer(workdir=workdir).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def flushed_redis_db(redis_server):
+    """A Redis DB of the session server emptied for this test (rate-limit counters start at 0)."""
+    import redis
+
+    def make(db: int = 13) -> str:
+        url = redis_server.url(db)
+        with redis.Redis.from_url(url) as client:
+            client.flushdb()
+        return url
+
+    return make
 
 
 _db_names = itertools.count(1)
@@ -76,12 +103,28 @@ def run_cli(url: str, *args: str, redis_url: str = "") -> subprocess.CompletedPr
 
 
 @pytest.fixture(scope="session")
-def database_url(pg_cluster):
-    """The shared test database: schema + the default demo campus (seed 1)."""
+def direct_database_url(pg_cluster):
+    """The shared test database: schema + the default demo campus (seed 1), reached directly."""
     url = pg_cluster.create_database("indoor_test")
     result = run_cli(url, "init-db", "--demo-if-empty")
     assert result.returncode == 0, result.stderr
     return url
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(pg_cluster, workdir):
+    """A pgbouncer (transaction pooling) in front of the session cluster."""
+    bouncer = PgBouncer(pg_cluster.port, workdir, pool_mode="transaction", pool_size=40).start()
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(direct_database_url, request):
+    """The shared test database as the service reaches it: directly, or through pgbouncer."""
+    if not VIA_PGBOUNCER:
+        return direct_database_url
+    return request.getfixturevalue("pgbouncer").via(direct_database_url)
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +134,15 @@ def redis_url(redis_server):
 
 @pytest.fixture
 def app(database_url, redis_url):
-    app = create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TESTING": True, "LOG_FORMAT": "text"})
+    app = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "TESTING": True,
+            "LOG_FORMAT": "text",
+            **TEST_RATE_LIMITS,
+        }
+    )
     yield app
     database = app.extensions.get("indoor.db")
     if database:
@@ -109,9 +160,9 @@ def runner(app):
 
 
 @pytest.fixture
-def sql(database_url):
+def sql(direct_database_url):
     """Run SQL on the test database on a connection of its own (autocommit), as psql would."""
-    conn = psycopg2.connect(database_url)
+    conn = psycopg2.connect(direct_database_url)
     conn.autocommit = True
 
     def run(statement: str, params=None):
@@ -124,6 +175,22 @@ def sql(database_url):
 
 
 @pytest.fixture
+def service_connections(database_url, direct_database_url, request):
+    """How many connections the service (application_name 'indoor') holds to its first hop:
+    PostgreSQL's backends, or pgbouncer's clients when it goes through pgbouncer."""
+
+    def count() -> int:
+        if VIA_PGBOUNCER:
+            clients = request.getfixturevalue("pgbouncer").admin("SHOW CLIENTS")
+            return sum(1 for c in clients if c.get("application_name") == "indoor")
+        with psycopg2.connect(direct_database_url) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'indoor'")
+            return cur.fetchone()[0]
+
+    return count
+
+
+@pytest.fixture
 def serve(database_url, redis_url, workdir):
     """Start the app under gunicorn + gevent as deployed: `serve(workers=1, **env)` -> server."""
     from scripts.services import GunicornServer
@@ -131,8 +198,14 @@ def serve(database_url, redis_url, workdir):
     servers = []
 
     def start(workers: int = 1, **env):
-        environment = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, **{k: str(v) for k, v in env.items()}}
-        server = GunicornServer(environment, workers=workers).start(workdir / "gunicorn.log")
+        environment = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            **TEST_RATE_LIMITS,
+            **{k: str(v) for k, v in env.items()},
+        }
+        server = GunicornServer(environment, workers=workers)
+        server.start(workdir / f"gunicorn-{server.port}.log")  # a log of its own: tests read it
         servers.append(server)
         return server
 

@@ -8,7 +8,7 @@ import psycopg2
 from tests.http import get, get_json
 
 
-def test_200_concurrent_requests_share_a_pool_of_5(serve, database_url):
+def test_200_concurrent_requests_share_a_pool_of_5(serve, database_url, service_connections):
     server = serve(workers=1, DB_POOL_SIZE=5, DB_POOL_TIMEOUT_S=30)
     # Hold the versions table so that every readiness query waits in the database: the first
     # five requests hold the whole pool and the other 195 queue for a connection.
@@ -25,9 +25,7 @@ def test_200_concurrent_requests_share_a_pool_of_5(serve, database_url):
     assert statuses.count(200) == 200, {s: statuses.count(s) for s in set(statuses)}
     assert all(body["database"] == "ok" for _, body in results)
     # Never more than the pool's five connections from the worker.
-    with psycopg2.connect(database_url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'indoor'")
-        assert cur.fetchone()[0] <= 5
+    assert service_connections() <= 5
 
 
 def test_a_slow_query_does_not_block_the_worker(serve, database_url):

@@ -1,0 +1,60 @@
+"""What HTTP in front of the service needs: the real client address behind trusted proxies,
+allowed host names, CORS for the map clients' origins, and security headers on every response."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+# Headers a browser map client may read from a cross-origin response.
+EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "X-Cache",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+]
+# Request headers a cross-origin client may send (EventSource's resume header among them).
+ALLOWED_HEADERS = ["Last-Event-ID", "X-Request-ID", "Cache-Control", "Accept"]
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # The API serves no HTML; should anything ever render as a page, it may load nothing.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def init_app(app: Flask, settings) -> None:
+    if settings.trusted_proxy_count > 0:
+        # Believe exactly as many X-Forwarded-For/-Proto entries as there are proxies of ours:
+        # entries a client wrote itself lie further left and are ignored. X-Forwarded-Host is
+        # never believed (nginx passes a client's through untouched).
+        n = settings.trusted_proxy_count
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=0, x_port=0, x_prefix=0)
+    if settings.trusted_hosts:
+        app.config["TRUSTED_HOSTS"] = list(settings.trusted_hosts)
+    if settings.cors_origins:
+        from flask_cors import CORS
+
+        CORS(
+            app,
+            resources={r"/api/*": {}},
+            origins=[origin.rstrip("/") for origin in settings.cors_origins],
+            methods=["GET", "HEAD", "OPTIONS"],
+            allow_headers=ALLOWED_HEADERS,
+            expose_headers=EXPOSED_HEADERS,
+            supports_credentials=False,
+            max_age=600,
+            vary_header=True,
+        )
+    app.after_request(_security_headers)
+
+
+def _security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response

@@ -1,0 +1,38 @@
+"""A statement over PG_STATEMENT_TIMEOUT_MS: a quick 503 for that request, the worker serves on."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg2
+from psycopg2 import sql as pgsql
+
+from tests.endpoints import DATABASE_READS, NO_DATABASE, TABLES_READ, is_unavailable
+from tests.http import get, get_json
+
+
+def test_a_statement_over_the_timeout_is_a_503_and_the_next_requests_succeed(serve, database_url, sql):
+    server = serve(workers=1, PG_STATEMENT_TIMEOUT_MS=300, DB_POOL_SIZE=3, DB_POOL_TIMEOUT_S=30)
+    assert all(get(server.base_url + path)[0] == 200 for path in DATABASE_READS)
+    blocker = psycopg2.connect(database_url)
+    with blocker.cursor() as cur, ThreadPoolExecutor(max_workers=12) as clients:
+        # Every read now waits on a lock that this test holds until it has seen the answers.
+        tables = pgsql.SQL(", ").join(pgsql.Identifier(t) for t in TABLES_READ)
+        cur.execute(pgsql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(tables))
+        slow = [(path, clients.submit(get_json, server.base_url + path)) for path in DATABASE_READS for _ in range(4)]
+        quick = [clients.submit(get, server.base_url + path) for path in NO_DATABASE for _ in range(10)]
+        answers = [(path, *future.result(timeout=20)) for path, future in slow]
+        assert [f.result()[0] for f in quick] == [200] * len(quick)  # the worker served others meanwhile
+        blocker.rollback()
+    blocker.close()
+    for path, status, body in answers:
+        assert is_unavailable(path, status, body), (path, status, body)
+        assert "statement timeout" in (body.get("database") or body["error"]["message"])
+    # The lock is gone: the same requests succeed again at once, on the same pool.
+    assert [get(server.base_url + path)[0] for path in DATABASE_READS for _ in range(5)] == [200] * 5 * len(
+        DATABASE_READS
+    )
+    # Nothing of the cancelled statements is left running or holding a transaction open.
+    leftovers = sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'indoor' "
+        "AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')"
+    )
+    assert leftovers[0][0] == 0
