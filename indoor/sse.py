@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 from flask import Response, request, stream_with_context
 
-from indoor import params
+from indoor import metrics, params
 from indoor.db import DatabaseUnavailable, gevent_active
 from indoor.errors import BadRequest
 
@@ -136,6 +137,8 @@ def event_stream(
         page = first
         batches_per_fetch = 1
         finished = False
+        started = time.perf_counter()
+        metrics.sse_stream_opened()
         try:
             yield retry_frame(retry_ms)
             while True:
@@ -161,8 +164,17 @@ def event_stream(
         except Exception:
             log.exception("event stream failed", extra={"sent": sent})
         finally:
-            if not finished:
-                log.info("event stream closed before its end", extra={"sent": sent, "path": path})
+            # One line per stream: how it ended, what it sent, how long it was open.
+            log.info(
+                "event stream ended" if finished else "event stream closed before its end",
+                extra={
+                    "path": path,
+                    "features_sent": sent,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "disconnected": not finished,
+                },
+            )
+            metrics.sse_stream_closed(sent, disconnected=not finished)
 
     response = Response(stream_with_context(generate()), status=200, content_type=CONTENT_TYPE)
     response.headers["Cache-Control"] = "no-cache"
