@@ -11,6 +11,9 @@ worker_connections = int(os.environ.get("WORKER_CONNECTIONS", 2000))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 20
 keepalive = 5
+# gunicorn answers a request line over its limit with an HTML 414 the API cannot shape; 0 lifts
+# the limit to gunicorn's hard 1 MB, and the app refuses long query strings as JSON 400s.
+limit_request_line = 0
 preload_app = False  # never: the pool and the gevent wait callback must be per worker
 accesslog = None  # the app logs one structured line per request
 errorlog = "-"

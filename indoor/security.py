@@ -3,8 +3,10 @@ allowed host names, CORS for the map clients' origins, and security headers on e
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from indoor.errors import BadRequest
 
 # Headers a browser map client may read from a cross-origin response.
 EXPOSED_HEADERS = [
@@ -51,7 +53,18 @@ def init_app(app: Flask, settings) -> None:
             max_age=600,
             vary_header=True,
         )
+    app.before_request(_refuse_huge_query)
     app.after_request(_security_headers)
+
+
+# gunicorn lets request lines through up to 1 MB (limit_request_line = 0) so that the app, not
+# gunicorn's HTML page, answers an absurd URL; the app caps it here, as a JSON 400.
+MAX_QUERY_BYTES = 8192
+
+
+def _refuse_huge_query():
+    if len(request.environ.get("QUERY_STRING", "")) > MAX_QUERY_BYTES:
+        raise BadRequest(f"the query string is too long (at most {MAX_QUERY_BYTES} bytes)")
 
 
 def _security_headers(response):

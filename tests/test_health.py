@@ -66,3 +66,12 @@ def test_unknown_paths_and_methods_answer_json_errors(client):
 def test_trailing_slash_is_optional(client):
     assert client.get("/api/health").status_code == 200
     assert client.get("/api/health/ready/").status_code == 200
+
+
+def test_an_absurdly_long_url_is_a_json_400_even_through_gunicorn(serve):
+    from tests.http import get_json
+
+    server = serve(workers=1)
+    status, body = get_json(server.base_url + "/api/rooms/?q=" + "a" * 20000)
+    assert status == 400
+    assert body["error"]["code"] == "bad_request" and "too long" in body["error"]["message"]
