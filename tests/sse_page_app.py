@@ -40,7 +40,10 @@ source.onerror = () => {
 def page():
     import json
 
-    return Response(PAGE % {"url": json.dumps(request.args["stream"])}, content_type="text/html")
+    page = Response(PAGE % {"url": json.dumps(request.args["stream"])}, content_type="text/html")
+    # The service's own CSP forbids all scripts (it serves no HTML); this test page needs its one.
+    page.headers["Content-Security-Policy"] = "default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'"
+    return page
 
 
 @app.post("/test/report")

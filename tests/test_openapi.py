@@ -83,7 +83,7 @@ def test_the_document_carries_api_md_parameters(document):
     route = _parameters(document, "/api/route/")
     assert route["from"]["required"] and route["to"]["required"]
     assert route["profile"]["schema"]["enum"] == ["walking", "accessible"]
-    assert _parameters(document, "/api/rooms/{id}")["id"]["in"] == "path"
+    assert _parameters(document, "/api/rooms/{room_id}")["room_id"]["in"] == "path"
     for path in ("/api/rooms/", "/api/base-floor/"):
         answers = _operation(document, path)["responses"]
         assert set(answers["200"]["content"]) == {"application/geo+json", "text/event-stream"}
