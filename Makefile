@@ -20,7 +20,8 @@ test: $(VENV)/.installed
 	@bash scripts/system-deps.sh --test
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-bench: deps $(VENV)/.installed
+bench: $(VENV)/.installed
+	@bash scripts/system-deps.sh --bench
 	$(PY) -m bench
 
 lint: $(VENV)/.installed
