@@ -77,9 +77,10 @@ class Pages:
     first_ids: list = field(default_factory=list)
     ids_increasing: bool = True
     error: str | None = None
+    capped: bool = False  # stopped at max_features, not at the last page
 
 
-def follow_pages(client: Http, first_path: str, max_pages: int = 100_000) -> Pages:
+def follow_pages(client: Http, first_path: str, max_pages: int = 100_000, max_features: int | None = None) -> Pages:
     """GET a FeatureCollection page, then its rel=next link, until there is none."""
     result = Pages()
     path = first_path
@@ -103,6 +104,8 @@ def follow_pages(client: Http, first_path: str, max_pages: int = 100_000) -> Pag
             last_id = fid if isinstance(fid, int) else last_id
         nexts = [link["href"] for link in page.get("links", []) if link.get("rel") == "next"]
         path = path_of(nexts[0]) if nexts and features else None
+        if max_features is not None and result.features >= max_features:
+            break
     result.elapsed = time.perf_counter() - started
     return result
 

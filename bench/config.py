@@ -28,6 +28,7 @@ class BenchConfig:
     sse_clients: int
     sse_hold_s: float
     tipg_limits: tuple
+    tipg_probe: int  # features followed at the smaller tipg page sizes (0: all)
     search_queries: int
     workers: int  # gunicorn workers of the main server (deployed default: min(4, cores))
     seed: int
@@ -73,6 +74,7 @@ def from_env() -> BenchConfig:
         sse_clients=_int("BENCH_SSE_CLIENTS", d["sse_clients"]),
         sse_hold_s=_float("BENCH_SSE_HOLD_S", d["sse_hold_s"]),
         tipg_limits=tuple(int(x) for x in os.environ.get("BENCH_TIPG_LIMITS", d["tipg_limits"]).split(",") if x),
+        tipg_probe=_int("BENCH_TIPG_PROBE", 40_000),
         search_queries=_int("BENCH_SEARCH_QUERIES", d["search_queries"]),
         workers=_int("BENCH_WORKERS", min(4, os.cpu_count() or 1)),
         seed=_int("BENCH_SEED", 6),

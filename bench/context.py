@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -37,4 +38,8 @@ def missing(resp: Response, path: str) -> str | None:
     """None when the endpoint answered 200; else the reason the row cannot be measured."""
     if resp.status == 200:
         return None
-    return f"endpoint answered {resp.status} (GET {path}: {resp.snippet(120)})"
+    try:
+        code = json.loads(resp.body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return f"endpoint answered {resp.status} (GET {path}: {resp.snippet(120)})"
+    return f"endpoint answered {resp.status} {code} (GET {path})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
@@ -21,11 +22,16 @@ def facts(cur, root: Path) -> dict:
         "postgis": postgis.split('"')[1] if '"' in postgis else postgis,
         "postgis_full": postgis,
         "pgrouting": pgr,
-        "redis": _version(["redis-server", "--version"]),
-        "wrk": _version(["wrk", "--version"]),
+        "redis": _short(_version(["redis-server", "--version"]), r"v=(\S+)", "Redis "),
+        "wrk": _short(_version(["wrk", "--version"]), r"^wrk (?:debian/)?(\S+)", "wrk "),
         "git_commit": _git(root, "rev-parse", "--short", "HEAD"),
         "git_dirty": bool(_git(root, "status", "--porcelain", "--untracked-files=no")),
     }
+
+
+def _short(text: str, pattern: str, prefix: str) -> str:
+    found = re.search(pattern, text)
+    return prefix + found.group(1) if found else text
 
 
 def _cpu_model() -> str:
