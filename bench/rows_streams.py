@@ -54,6 +54,19 @@ def copy_rate(conn, where: str = "", params=None) -> dict:
             "mb": sink.nbytes / 1e6}  # fmt: skip
 
 
+def first_batch_s(conn, batch: int = 500, repeat: int = 5) -> float:
+    """The least the first event needs: its batch of features from the database, as one statement."""
+    statement = FEATURE_SELECT.format(where="WHERE ogc_fid > %s") + " LIMIT %s"
+    times = []
+    with conn.cursor() as cur:
+        for _ in range(repeat):
+            started = time.perf_counter()
+            cur.execute(statement, (0, batch))
+            cur.fetchall()
+            times.append(time.perf_counter() - started)
+    return median(times)
+
+
 def floor_sse(ctx: Context) -> list[Row]:
     cfg = ctx.cfg
     rate = Row("sse_rate", "floor-plan SSE, all features (one stream)", target=">= 0.6 x COPY")
@@ -86,10 +99,11 @@ def floor_sse(ctx: Context) -> list[Row]:
         ctx.log(f"floor SSE round {n + 1}/{cfg.rounds}: COPY {copies[-1]['rate']:,.0f}/s"
                 + (f", SSE {streams[-1]['rate']:,.0f}/s" if len(streams) == n + 1 else ""))  # fmt: skip
     copy_med = median([c["rate"] for c in copies])
-    copy_first = median([c["first_s"] for c in copies])
+    batch_s = first_batch_s(conn)
     rate.reference = f"COPY (same SELECT) TO STDOUT {fmt(copy_med)} features/s ({copies[0]['rows']:,} rows, {copies[0]['mb']:.0f} MB)"  # noqa: E501
-    first.reference = f"COPY first row after {fmt(ms(copy_first))} ms"
-    rate.data.update(copy_rates=[c["rate"] for c in copies], copy_first_ms=ms(copy_first))
+    first.reference = f"the first batch (500 features) as one SQL statement: {fmt(ms(batch_s), 1)} ms"
+    rate.data.update(copy_rates=[c["rate"] for c in copies])
+    first.data.update(first_batch_sql_ms=ms(batch_s))
     ctx.shared["copy_rate"] = copy_med
     conn.close()
     if why is not None:
@@ -113,7 +127,7 @@ def floor_sse(ctx: Context) -> list[Row]:
     rate.judge(r is not None and r >= 0.6 and not problems)
     rate.data.update(rates=[s["rate"] for s in streams], ratio=r, problems=problems)
     first.measured = f"{fmt(ms(ttfe))} ms (median of {len(streams)})"
-    first.ratio = f"{fmt(ratio(ttfe, copy_first), 1)} x COPY's first row"
+    first.ratio = f"{fmt(ratio(ttfe, batch_s), 1)} x the first batch's SQL"
     first.judge(ttfe is not None and ms(ttfe) < 100)
     first.data.update(ttfe_ms=[ms(s["ttfe"]) if s["ttfe"] else None for s in streams])
     ctx.shared["sse_rate"] = med
