@@ -23,7 +23,8 @@ test: $(VENV)/.installed
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	INDOOR_TEST_PGBOUNCER=1 $(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: deps $(VENV)/.installed
+bench: $(VENV)/.installed
+	@bash scripts/system-deps.sh --bench
 	$(PY) -m bench
 
 lint: $(VENV)/.installed

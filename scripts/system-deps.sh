@@ -15,6 +15,9 @@ if [ "${1:-}" = "--test" ]; then
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
   command -v chromium >/dev/null || need+=(chromium)
 fi
+if [ "${1:-}" = "--bench" ]; then
+  command -v wrk >/dev/null || need+=(wrk)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing Debian packages: ${need[*]}" >&2

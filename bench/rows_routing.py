@@ -1,0 +1,211 @@
+"""Rows: uncached route vs full-graph pgr_dijkstra (and scipy's floor), cached route vs health."""
+
+from __future__ import annotations
+
+import json
+
+import redis
+
+from bench import load, routing
+from bench.context import Context, missing
+from bench.report import INFO, Row, fmt
+from bench.stack import REFERENCE_ROLE
+from bench.stats import median, ms, percentile, ratio
+
+TOLERANCE_M = 0.01
+
+
+def uncached_route(ctx: Context) -> list[Row]:
+    cfg = ctx.cfg
+    main = Row("route_uncached", "uncached route (cache empty), random room pairs incl. cross-level",
+               target="p50 ratio <= 0.1")  # fmt: skip
+    lengths = Row("route_lengths", "route lengths vs full-graph reference", target="identical on every pair (1 cm)")
+    floor = Row("route_floor", "in-memory shortest path (scipy csgraph.dijkstra), the physical floor", status=INFO)
+    conn = ctx.stack.connect_reference()
+    cur = conn.cursor()
+    pairs = routing.sample_pairs(cur, cfg.pairs, cfg.seed, cfg.accessible_every)
+    snaps = routing.snap(cur, [p.source_room for p in pairs] + [p.target_room for p in pairs])
+    timed = min(cfg.ref_timed, len(pairs))
+    mix = (f"{len(pairs)} pairs: {sum(p.cross_level for p in pairs)} cross-level, "
+           f"{sum(p.cross_building for p in pairs)} cross-building, "
+           f"{sum(p.profile == 'accessible' for p in pairs)} accessible")  # fmt: skip
+    ctx.log(f"route: {mix}; {timed} also timed with a full-graph pgr_dijkstra each")
+
+    client = ctx.http()
+    probe = client.get(pairs[0].path())
+    why = missing(probe, pairs[0].path())
+    # Every pair is asked once, with the cache emptied first: each answer must be a MISS.
+    redis.Redis.from_url(ctx.stack.redis.url(0)).flushall()
+    api = {}  # index -> (status, distance_m or None, x-cache, seconds)
+    ref_times, ref_costs_timed = [], {}
+    if why is None:
+        routing.reset_statement_stats(cur)
+    for i, pair in enumerate(pairs):
+        if why is None:
+            resp = client.get(pair.path())
+            distance = None
+            if resp.status == 200:
+                distance = float(json.loads(resp.body)["route"]["distance_m"])
+            api[i] = (resp.status, distance, resp.headers.get("x-cache", ""), resp.elapsed, resp.snippet(100))
+        if i < timed:  # interleaved with the API, so both see the same machine weather
+            cost, elapsed = routing.reference_one(cur, pair, snaps)
+            ref_costs_timed[i] = cost
+            ref_times.append(elapsed)
+    pgr_s, pgr_calls = routing.pgr_statement_time(cur, REFERENCE_ROLE) if why is None else (0.0, 0)
+    ctx.log(f"route: reference p50 {fmt(ms(median(ref_times)))} ms over {timed}; lengths for all pairs ...")
+    ref_all, ref_all_s = routing.reference_all(cur, pairs, snaps)
+    for i, cost in ref_costs_timed.items():  # the two pgRouting calls agree with each other
+        if (cost is None) != (ref_all[i] is None) or (cost is not None and abs(cost - ref_all[i]) > 1e-6):
+            lengths.note = f"pgr_dijkstra and pgr_dijkstraCost disagree on pair {i}"
+    ref_p50 = median(ref_times)
+    main.reference = f"full-graph pgr_dijkstra p50 {fmt(ms(ref_p50))} ms, p95 {fmt(ms(percentile(ref_times, 95)))} ms ({timed} pairs, one psycopg2 connection)"  # noqa: E501
+    main.data.update(pairs=len(pairs), mix=mix, ref_timed=timed, ref_p50_ms=ms(ref_p50),
+                     ref_p95_ms=ms(percentile(ref_times, 95)), ref_all_s=round(ref_all_s, 2))  # fmt: skip
+
+    # The floor: the same graph in memory, same pairs as the timed reference.
+    ctx.log("route: scipy floor ...")
+    graph = routing.InMemoryGraph(cur)
+    floor_times, floor_disagree = [], 0
+    for i in range(timed):
+        pair = pairs[i]
+        d, elapsed = graph.shortest(pair.profile, snaps[pair.source_room][0], snaps[pair.target_room][0])
+        floor_times.append(elapsed)
+        if (d is None) != (ref_all[i] is None) or (d is not None and abs(d - ref_all[i]) > 1e-6):
+            floor_disagree += 1
+    floor_p50 = median(floor_times)
+    floor.measured = (f"p50 {fmt(ms(floor_p50))} ms per pair (single-source, whole graph, no early exit); "
+                      f"graph into CSR {fmt(graph.load_s, 2)} s; lengths agree with pgRouting on "
+                      f"{timed - floor_disagree}/{timed}")  # fmt: skip
+    floor.reference = f"full-graph pgr_dijkstra p50 {fmt(ms(ref_p50))} ms"
+    floor.ratio = f"{fmt(ratio(floor_p50, ref_p50), 3)} x reference"
+    floor.data.update(p50_ms=ms(floor_p50), csr_build_s=graph.load_s, disagree=floor_disagree)
+    cur.close()
+    conn.close()
+
+    if why is not None:
+        ctx.shared["route_missing"] = why
+        main.not_measured(why)
+        lengths.not_measured(why)
+        lengths.reference = (
+            f"full-graph pgr_dijkstraCost + connectors for all {len(pairs)} pairs in {fmt(ref_all_s, 1)} s"  # noqa: E501
+        )
+        return [main, lengths, floor]
+
+    misses = [i for i, a in api.items() if a[0] in (200, 422) and a[2].upper() == "MISS"]
+    errors = [(i, a[0], a[4]) for i, a in api.items() if a[0] not in (200, 422)]
+    times = [api[i][3] for i in misses]
+    p50, p95 = median(times), percentile(times, 95)
+    api_timed_p50 = median([api[i][3] for i in misses if i < timed])
+    share = ratio(pgr_s, sum(a[3] for a in api.values()))
+    main.measured = (f"p50 {fmt(ms(p50))} ms, p95 {fmt(ms(p95))} ms ({len(misses)}/{len(pairs)} answered as MISS); "
+                     f"pgRouting statements {fmt(None if share is None else share * 100)}% of client time "
+                     f"({pgr_calls} calls)")  # fmt: skip
+    if errors:
+        main.note = f"{len(errors)} errors, first: HTTP {errors[0][1]} {errors[0][2]}"
+    r = ratio(api_timed_p50, ref_p50)
+    main.ratio = f"{fmt(r, 3)} (p50 on the {timed} timed pairs)"
+    main.judge(None if r is None else (r <= 0.1 and not errors and len(misses) == len(pairs)))
+    main.data.update(p50_ms=ms(p50), p95_ms=ms(p95), misses=len(misses), errors=len(errors), ratio=r,
+                     pgr_share=share, pgr_calls=pgr_calls, api_timed_p50_ms=ms(api_timed_p50))  # fmt: skip
+
+    mismatches = []
+    for i, pair in enumerate(pairs):
+        status, distance = api[i][0], api[i][1]
+        if status not in (200, 422):
+            mismatches.append((i, "error", status))
+            continue
+        expected = routing.end_to_end(pair, snaps, ref_all[i])
+        if (expected is None) != (distance is None) or (
+            expected is not None and abs(expected - distance) > TOLERANCE_M
+        ):
+            mismatches.append((i, expected, distance))
+    unreachable = sum(1 for v in ref_all.values() if v is None)
+    lengths.measured = (
+        f"{len(pairs) - len(mismatches)}/{len(pairs)} identical ({mix}; {unreachable} unreachable in both)"
+    )
+    if mismatches:
+        i, expected, got = mismatches[0]
+        lengths.note = f"first mismatch: {pairs[i].path()} expected {expected}, got {got}"
+    lengths.reference = f"full-graph pgr_dijkstraCost + connectors, all pairs ({fmt(ref_all_s, 1)} s)"
+    lengths.judge(not mismatches)
+    lengths.data.update(mismatches=len(mismatches), examples=mismatches[:5])
+    floor.measured += f"; the API's uncached p50 is {fmt(ratio(p50, floor_p50), 1)} x this"
+    ctx.shared["cached_paths"] = [pairs[i].path() for i in misses if api[i][0] == 200][:20]
+    return [main, lengths, floor]
+
+
+def cached_route(ctx: Context) -> list[Row]:
+    cfg = ctx.cfg
+    latency = Row("route_cached_latency", "cached route latency (one client, sequential)", target="p50 < 2 ms")
+    throughput = Row("route_cached_rps", f"cached route throughput (wrk, {cfg.concurrency} connections)",
+                     target=">= 0.7 x health")  # fmt: skip
+    client = ctx.http()
+    paths = ctx.shared.get("cached_paths") or []
+    why = None
+    if not paths:
+        why = ctx.shared.get("route_missing") or "no route was answered in the uncached row"
+    else:
+        for path in paths:  # cached by the uncached row; now each must be a HIT
+            resp = client.get(path)
+            why = why or missing(resp, path)
+    health = "/api/health/"
+    route_times, health_times, hits = [], [], 0
+    for k in range(cfg.latency_samples):
+        health_times.append(client.get(health).elapsed)
+        if why is None:
+            resp = client.get(paths[k % len(paths)])
+            route_times.append(resp.elapsed)
+            hits += resp.headers.get("x-cache", "").upper() == "HIT"
+    health_p50 = median(health_times)
+    latency.reference = f"/api/health/ p50 {fmt(ms(health_p50), 2)} ms (same client, interleaved)"
+    latency.data.update(health_p50_ms=ms(health_p50))
+
+    if not load.wrk_available():
+        throughput.not_measured("wrk is not installed (apt-get install wrk; scripts/system-deps.sh --bench)")
+        health_rounds, route_rounds = [], []
+    else:
+        script = load.lua_cycle(paths, ctx.stack.workdir) if paths else None
+        r = redis.Redis.from_url(ctx.stack.redis.url(0))
+        health_rounds, route_rounds, non2xx, redis_hits, wrk_requests = [], [], 0, 0, 0
+        for n in range(cfg.rounds):
+            ctx.log(f"wrk round {n + 1}/{cfg.rounds}: health{'' if why else ' and cached route'}")
+            h = load.run_wrk(ctx.base_url + health, cfg.duration_s, cfg.concurrency)
+            health_rounds.append(h)
+            if why is None:
+                before = int(r.info("stats")["keyspace_hits"])
+                w = load.run_wrk(ctx.base_url + "/", cfg.duration_s, cfg.concurrency, script=script)
+                redis_hits += int(r.info("stats")["keyspace_hits"]) - before
+                route_rounds.append(w)
+                non2xx += w.non_2xx + w.socket_errors
+                wrk_requests += w.requests
+        health_rps = median([h.rps for h in health_rounds])
+        throughput.reference = f"/api/health/ {fmt(health_rps)} req/s (median of {cfg.rounds})"
+        throughput.data.update(
+            health_rps=[h.rps for h in health_rounds], health_p50_ms=[h.p50_ms for h in health_rounds]
+        )
+        if why is None:
+            rps = median([w.rps for w in route_rounds])
+            rr = ratio(rps, health_rps)
+            throughput.measured = (f"{fmt(rps)} req/s (median of {cfg.rounds}; {len(paths)} cached routes in turn; "
+                                   f"p50 under load {fmt(median([w.p50_ms for w in route_rounds]), 2)} ms; "
+                                   f"Redis hits {redis_hits:,} for {wrk_requests:,} requests)")  # fmt: skip
+            throughput.ratio = f"{fmt(rr, 2)} x health"
+            if non2xx:
+                throughput.note = f"{non2xx} non-2xx answers or socket errors"
+            throughput.judge(rr is not None and rr >= 0.7 and not non2xx)
+            throughput.data.update(rps=[w.rps for w in route_rounds], ratio=rr, non_2xx=non2xx, redis_hits=redis_hits)
+    ctx.shared["health_rps"] = median([h.rps for h in health_rounds]) if health_rounds else None
+    ctx.shared["health_p50_ms"] = ms(health_p50)
+    if why is not None:
+        latency.not_measured(why)
+        if throughput.status != "not measured":
+            throughput.not_measured(why)
+        return [latency, throughput]
+    p50 = median(route_times)
+    latency.measured = (
+        f"p50 {fmt(ms(p50), 2)} ms, p95 {fmt(ms(percentile(route_times, 95)), 2)} ms ({hits}/{len(route_times)} HIT)"
+    )
+    latency.ratio = f"{fmt(ratio(p50, health_p50), 2)} x health"
+    latency.judge(p50 is not None and ms(p50) < 2.0 and hits == len(route_times))
+    latency.data.update(p50_ms=ms(p50), health_p50_ms=ms(health_p50), hits=hits, samples=len(route_times))
+    return [latency, throughput]
