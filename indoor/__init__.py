@@ -32,9 +32,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
-    from indoor.blueprints import health
+    from indoor.blueprints import health, routes
 
     app.register_blueprint(health.blueprint, url_prefix="/api/health")
+    app.register_blueprint(routes.blueprint, url_prefix="/api/route")
 
 
 def register_errorhandlers(app: Flask) -> None:

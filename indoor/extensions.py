@@ -35,7 +35,10 @@ def get_settings():
 
 def init_db(app: Flask, settings) -> None:
     # Created per app, so per gunicorn worker (the app is never preloaded). Connects lazily.
-    app.extensions["indoor.db"] = Database(settings) if settings.database_url else None
+    from indoor.queries.routing import warm_connection
+
+    on_connect = [warm_connection]  # each new pooled connection loads pgRouting before a user needs it
+    app.extensions["indoor.db"] = Database(settings, on_connect=on_connect) if settings.database_url else None
 
 
 def get_db() -> Database:
@@ -74,6 +77,15 @@ def cache_get(key: str):
     except Exception as exc:
         log.warning("cache get failed: %s", type(exc).__name__)
         return None
+
+
+def cache_get_many(*keys: str) -> list:
+    """Several cache reads in one round trip; any cache failure is a miss for all of them."""
+    try:
+        return list(cache.get_many(*keys))
+    except Exception as exc:
+        log.warning("cache get failed: %s", type(exc).__name__)
+        return [None] * len(keys)
 
 
 def cache_set(key: str, value, timeout: int | None = None) -> bool:
