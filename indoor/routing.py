@@ -17,6 +17,7 @@ it is stored under, so a key never holds an answer older than its version.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import deque
@@ -117,9 +118,25 @@ def _learn(cost: float | None, straight_m: float, same_level: bool) -> None:
 
 def _place_key(place, found_versions: dict, profile: str) -> str:
     if isinstance(place, RoomPlace):
-        return f"route:{_KEY_VERSION}:place:{found_versions['graph_key']}:{found_versions['rooms_key']}:{profile}:r{place.room}"
-    level = place.level.normalize()
-    return f"route:{_KEY_VERSION}:place:{found_versions['graph_key']}:{profile}:p{place.lon!r},{place.lat!r},{level}"
+        return f"route:{_KEY_VERSION}:place:{found_versions['graph_key']}:{found_versions['rooms_key']}:{profile}:{_canonical(place)}"
+    return f"route:{_KEY_VERSION}:place:{found_versions['graph_key']}:{profile}:{_canonical(place)}"
+
+
+def _canonical(place) -> str:
+    if isinstance(place, RoomPlace):
+        return f"r{place.room}"
+    return f"p{place.lon!r},{place.lat!r},{place.level.normalize()}"
+
+
+def _body_key(places, found_versions: dict, profile: str) -> str:
+    """The finished response, keyed by exactly what it depends on."""
+    rooms = found_versions["rooms_key"] if any(isinstance(p, RoomPlace) for p in places) else "-"
+    ends = ":".join(_canonical(p) for p in places)
+    return f"route:{_KEY_VERSION}:body:{found_versions['graph_key']}:{rooms}:{profile}:{ends}"
+
+
+def _encode(body: dict) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _path_key(graph_key: str, profile: str, source: int, target: int) -> str:
@@ -237,15 +254,22 @@ def _compute(cur, places, profile: str, resolved: list, versions_used: dict) -> 
     return found_versions, path, resolved, search
 
 
-def route_between(origin, destination, profile: str) -> tuple[dict, str]:
-    """The route body (API.md, Routes) and "HIT" or "MISS" (whether the path came from the cache)."""
+def route_between(origin, destination, profile: str) -> tuple[bytes, str]:
+    """The route body as JSON (API.md, Routes) and "HIT" or "MISS" (whether the path was cached).
+
+    A hit costs one Redis round trip: the finished body. Otherwise the places (cached or
+    snapped), then the path (cached or computed), then the body is built and cached.
+    """
     started = time.perf_counter()
     settings = get_settings()
     places = [origin, destination]
     names = ["from", "to"]
     found_versions = current_versions()
     keys = [_place_key(p, found_versions, profile) for p in places]
-    known = cache_get_many(*keys)
+    cached_body, *known = cache_get_many(_body_key(places, found_versions, profile), *keys)
+    if cached_body is not None:
+        _log(None, "HIT", profile, None, None, None, started)
+        return cached_body, "HIT"
     if None in known:
         read_at = time.monotonic()
         found_versions, resolved = get_db().read(lambda cur: _resolve_all(cur, places, profile, known))
@@ -260,7 +284,7 @@ def route_between(origin, destination, profile: str) -> tuple[dict, str]:
         body = itinerary.feature_collection(
             ends[0], ends[1], {"graph_version": found_versions["graph"]}, profile, settings, same_place=True
         )
-        return body, "MISS"
+        return _encode(body), "MISS"
     for r, n in zip(resolved, names, strict=True):
         _require_vertex(r, n)
 
@@ -286,14 +310,16 @@ def route_between(origin, destination, profile: str) -> tuple[dict, str]:
     if path["cost"] is None:
         detail = " without stairs or escalators" if profile == "accessible" else ""
         raise NoRoute(f"no route from parameter 'from' to parameter 'to'{detail}: they are not connected", cache_state)
-    return itinerary.feature_collection(ends[0], ends[1], path, profile, settings), cache_state
+    body = _encode(itinerary.feature_collection(ends[0], ends[1], path, profile, settings))
+    cache_set(_body_key(places, found_versions, profile), body)
+    return body, cache_state
 
 
 def _same_place(a: itinerary.Place, b: itinerary.Place) -> bool:
     return itinerary.point(a.lon, a.lat) == itinerary.point(b.lon, b.lat) and a.level == b.level
 
 
-def _log(search, cache_state: str, profile: str, source: int, target: int, path: dict, started: float) -> None:
+def _log(search, cache_state: str, profile: str, source, target, path: dict | None, started: float) -> None:
     log.info(
         "route",
         extra={
@@ -301,7 +327,7 @@ def _log(search, cache_state: str, profile: str, source: int, target: int, path:
             "profile": profile,
             "source_vertex": source,
             "target_vertex": target,
-            "found": path["cost"] is not None,
+            "found": path["cost"] is not None if path else True,
             "pgrouting_ms": round(search.pgrouting_ms, 2) if search else 0.0,
             "edges_loaded": search.edges_loaded if search else 0,
             "window_tries": search.window_tries if search else 0,

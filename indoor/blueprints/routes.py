@@ -1,7 +1,5 @@
 """GET /api/route/?from=<place>&to=<place>[&profile=walking|accessible]."""
 
-import json
-
 from flask import Blueprint, Response
 
 from indoor import params, routing
@@ -16,6 +14,6 @@ def route():
     destination = params.place("to")
     profile = params.choice("profile", PROFILES, default="walking")
     body, cache_state = routing.route_between(origin, destination, profile)
-    response = Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), mimetype="application/geo+json")
+    response = Response(body, mimetype="application/geo+json")
     response.headers["X-Cache"] = cache_state
     return response
