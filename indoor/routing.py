@@ -1,18 +1,20 @@
 """Routes: the cache in front of queries.routing, and the versions that keep it fresh.
 
 Three things are cached in Redis, all keyed by the versions the database's triggers bump
-(indoor_versions: 'graph' for the network tables, 'rooms' for room_points):
+(indoor_versions: 'graph' for the network tables, 'rooms' for room_points), each with the time
+it last changed (so entries of another or a re-created database never match):
 
+- the finished response, keyed by (versions, profile, the two places as asked): a hit is one
+  Redis round trip and no database;
 - place -> snapped vertex, keyed by (graph version[, rooms version for a room], profile, place);
 - vertex -> vertex path, keyed by (graph version, profile, source vertex, target vertex);
-  "no route" is cached too;
-- nothing per request: connectors, "from"/"to" and instructions are rebuilt from those two.
+  "no route" is cached too. Two ways of naming the same vertices share it.
 
-A worker keeps the versions it read for ROUTE_VERSION_MAX_AGE_S (0.5 s), so a cache hit needs no
-database at all, and an edit by any client (psql, QGIS, ogr2ogr) is seen within that time: a
-route computed on an older graph sits under an older key that nobody asks for any more.
-Everything a miss computes is read in one REPEATABLE READ snapshot together with the versions
-it is stored under, so a key never holds an answer older than its version.
+A worker keeps the versions it read for ROUTE_VERSION_MAX_AGE_S (0.5 s), and an edit by any
+client (psql, QGIS, ogr2ogr) changes them, so within that time every key changes: a route
+computed on an older graph sits under a key nobody asks for any more. Everything a miss
+computes is read in one REPEATABLE READ snapshot together with the versions it is stored under,
+so a key never holds an answer older than its version.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ class NoRoute(ApiError):
 # -- versions -----------------------------------------------------------------------------
 
 
-def current_versions() -> dict[str, int]:
-    """{'graph': N, 'rooms': M}, at most ROUTE_VERSION_MAX_AGE_S old."""
+def current_versions() -> dict:
+    """queries.routing.versions(), read at most ROUTE_VERSION_MAX_AGE_S ago."""
     state = current_app.extensions.setdefault(_VERSIONS, {"at": float("-inf"), "versions": None})
     now = time.monotonic()
     if state["versions"] is None or now - state["at"] > get_settings().route_version_max_age_s:
@@ -56,7 +58,7 @@ def current_versions() -> dict[str, int]:
     return state["versions"]
 
 
-def _remember(found: dict[str, int], read_at: float) -> None:
+def _remember(found: dict, read_at: float) -> None:
     """Keep versions read by a query that started at `read_at` (monotonic), if they are newer."""
     state = current_app.extensions.setdefault(_VERSIONS, {"at": float("-inf"), "versions": None})
     if read_at >= state["at"]:
