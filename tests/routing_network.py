@@ -49,10 +49,13 @@ def build(cur, seed: int, origin: tuple[float, float], grid: int = 13, spacing: 
         net.vertices[vid] = (level, lon, lat)
         return vid
 
-    def edge(a, b, kind, extra=(0.0, 0.0), closed=(False, False), bend=0.0):
+    def edge(a, b, kind, extra=(0.0, 0.0), closed=(False, False), bend=0.0, backwards=False):
         # extra: (absolute metres, relative share) added to the geodesic length, each direction.
+        # backwards: the line is drawn from target to source (a common digitising slip).
         fwd, rev = _extra(rnd) if extra is None else (extra, extra)
-        edges.append((len(edges) + 1, a, b, kind, fwd[0], fwd[1], rev[0], rev[1], closed[0], closed[1], bend))
+        edges.append(
+            (len(edges) + 1, a, b, kind, fwd[0], fwd[1], rev[0], rev[1], closed[0], closed[1], bend, backwards)
+        )
 
     wall = grid // 2  # corridors between column wall-1 and wall are blocked ...
     gaps = {0: grid - 1, 1: 0}  # ... except in one row, per level
@@ -75,7 +78,8 @@ def build(cur, seed: int, origin: tuple[float, float], grid: int = 13, spacing: 
                     roll = rnd.random()
                     closed = (False, True) if roll < 0.10 else (True, False) if roll < 0.13 else (False, False)
                     bend = rnd.uniform(1.0, 4.0) if rnd.random() < 0.1 else 0.0
-                    edge(nodes[a], nodes[b], "corridor", extra=None, closed=closed, bend=bend)
+                    backwards = rnd.random() < 0.03
+                    edge(nodes[a], nodes[b], "corridor", extra=None, closed=closed, bend=bend, backwards=backwards)
                     if rnd.random() < 0.03:  # a parallel edge, cheaper or dearer
                         edge(nodes[b], nodes[a], "corridor", extra=None)
     # Between the levels.
@@ -175,7 +179,7 @@ def _extra(rnd) -> tuple[tuple[float, float], tuple[float, float]]:
 def _write(cur, vertices, edges, rooms) -> None:
     cur.execute(
         "CREATE TEMP TABLE gen_edges (id bigint, source bigint, target bigint, kind text, fa float8,"
-        " fr float8, ra float8, rr float8, fclosed bool, rclosed bool, bend float8) ON COMMIT DROP"
+        " fr float8, ra float8, rr float8, fclosed bool, rclosed bool, bend float8, backwards bool) ON COMMIT DROP"
     )
     execute_values(
         cur,
@@ -193,7 +197,7 @@ def _write(cur, vertices, edges, rooms) -> None:
         SELECT g.id, g.source, g.target,
                CASE WHEN g.fclosed THEN -1 ELSE len.m * (1 + g.fr) + g.fa END,
                CASE WHEN g.rclosed THEN -1 ELSE len.m * (1 + g.rr) + g.ra END,
-               g.kind, geom.line
+               g.kind, CASE WHEN g.backwards THEN ST_Reverse(geom.line) ELSE geom.line END
           FROM gen_edges g
           JOIN nav_edges_work_vertices_pgr a ON a.id = g.source
           JOIN nav_edges_work_vertices_pgr b ON b.id = g.target

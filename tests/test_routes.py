@@ -52,9 +52,21 @@ def assert_well_formed(body, origin_coordinates, destination_coordinates, profil
             assert leg["properties"]["kind"] not in ("stairs", "escalator")
     summary = body["route"]
     assert abs(sum(leg["properties"]["distance_m"] for leg in legs) - summary["distance_m"]) <= 0.01 * len(legs)
+    # Drawn in the direction of travel, edge after edge: the line is never longer than the cost
+    # walked (costs are at least the geodesic length), so no edge is drawn back and forth.
+    drawn = sum(_length_m(leg["geometry"]["coordinates"]) for leg in legs)
+    assert drawn <= summary["distance_m"] * 1.02 + 1.0, (drawn, summary["distance_m"])
     steps = summary["instructions"]
     assert steps[-1]["text"].startswith("Arrive at")
     assert abs(sum(s["distance_m"] for s in steps) - summary["distance_m"]) <= 0.01 * len(steps)
+
+
+def _length_m(coordinates) -> float:
+    total = 0.0
+    for (lon1, lat1), (lon2, lat2) in zip(coordinates, coordinates[1:], strict=False):
+        dx = (lon2 - lon1) * 111_320 * math.cos(math.radians((lat1 + lat2) / 2))
+        total += math.hypot(dx, (lat2 - lat1) * 111_132)
+    return total
 
 
 def make_app(url, redis_url, **settings):

@@ -164,15 +164,20 @@ SELECT set_config('enable_seqscan', %(seqscan)s, true),
 PATH = "SELECT node, edge, cost FROM pgr_dijkstra(%(edges_sql)s, %(source)s::bigint, %(target)s::bigint, true)"
 
 # The path's edges in travel order: kind, levels at both ends, geometry drawn in the direction
-# of travel (7 decimals, by PostGIS).
+# of travel (7 decimals, by PostGIS): from the end nearer the vertex we leave, so a line drawn
+# backwards still joins up. An edge whose vertex row is missing (a data error) takes the level
+# of its other end rather than failing the route.
 PATH_EDGES = """
-SELECT e.kind, a.level, b.level,
-       ST_AsGeoJSON(CASE WHEN e.source = p.node THEN e.wkb_geometry ELSE ST_Reverse(e.wkb_geometry) END, 7)::json
-         -> 'coordinates'
+SELECT e.kind, coalesce(a.level, b.level, 0), coalesce(b.level, a.level, 0),
+       ST_AsGeoJSON(CASE WHEN a.the_geom IS NULL AND e.source = p.node THEN e.wkb_geometry
+                         WHEN a.the_geom IS NULL THEN ST_Reverse(e.wkb_geometry)
+                         WHEN ST_Distance(ST_StartPoint(e.wkb_geometry), a.the_geom)
+                              <= ST_Distance(ST_EndPoint(e.wkb_geometry), a.the_geom) THEN e.wkb_geometry
+                         ELSE ST_Reverse(e.wkb_geometry) END, 7)::json -> 'coordinates'
   FROM unnest(%(nodes)s::bigint[], %(edges)s::bigint[]) WITH ORDINALITY AS p(node, edge, ord)
   JOIN nav_edges_final e ON e.id = p.edge
-  JOIN nav_edges_work_vertices_pgr a ON a.id = p.node
-  JOIN nav_edges_work_vertices_pgr b ON b.id = CASE WHEN e.source = p.node THEN e.target ELSE e.source END
+  LEFT JOIN nav_edges_work_vertices_pgr a ON a.id = p.node
+  LEFT JOIN nav_edges_work_vertices_pgr b ON b.id = CASE WHEN e.source = p.node THEN e.target ELSE e.source END
  ORDER BY p.ord
 """
 
@@ -181,6 +186,7 @@ SELECT sum(cost), count(*) FROM pgr_dijkstra(%(edges_sql)s, %(source)s::bigint, 
 """
 
 GRAPH_EXTENT = """
+SELECT set_config('enable_seqscan', 'on', true);
 SELECT ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x) FROM (SELECT ST_Extent(wkb_geometry) AS x FROM nav_edges_final) e
 """
 
