@@ -177,7 +177,7 @@ def _resolve(cur, place, profile: str) -> dict:
         resolved["vertex"] = None
     else:
         resolved.update(vertex=snap.vertex, vertex_lon=snap.lon, vertex_lat=snap.lat, connector_m=snap.metres)
-        resolved["description"]["vertex"] = snap.vertex
+        resolved["description"].update(vertex=snap.vertex, connector_m=round(snap.metres, 3))
     return resolved
 
 

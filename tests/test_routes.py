@@ -182,6 +182,8 @@ def test_route_lengths_equal_an_independent_shortest_path_on_random_networks(net
             body = response.get_json()
             assert abs(body["route"]["distance_m"] - expected) <= 0.01, (origin[0], destination[0], profile)
             assert body["route"]["from"]["vertex"] == s and body["route"]["to"]["vertex"] == t
+            assert abs(body["route"]["from"]["connector_m"] - s_m) <= 0.001
+            assert abs(body["route"]["to"]["connector_m"] - t_m) <= 0.001
             assert_well_formed(
                 body,
                 [round(origin[1], 7), round(origin[2], 7)],
