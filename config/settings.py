@@ -59,6 +59,8 @@ class Settings:
     stairs_penalty_s: float = 10.0
     escalator_penalty_s: float = 5.0
     elevator_penalty_s: float = 30.0
+    route_version_max_age_s: float = 0.5
+    route_window_tries: int = 3
     # Observability
     sentry_dsn: str = ""
     sentry_traces_sample_rate: float = 0.0

@@ -42,8 +42,10 @@ def init_db(app: Flask, settings) -> None:
         app.extensions["indoor.db"] = None
         return
     from indoor import metrics
+    from indoor.queries.routing import warm_connection
 
-    app.extensions["indoor.db"] = Database(settings, observe=metrics.observe_pool)
+    # Each new pooled connection loads pgRouting before a user needs it.
+    app.extensions["indoor.db"] = Database(settings, on_connect=[warm_connection], observe=metrics.observe_pool)
 
 
 def get_db() -> Database:
@@ -82,6 +84,15 @@ def cache_get(key: str):
     except Exception as exc:
         log.warning("cache get failed: %s", type(exc).__name__)
         return None
+
+
+def cache_get_many(*keys: str) -> list:
+    """Several cache reads in one round trip; any cache failure is a miss for all of them."""
+    try:
+        return list(cache.get_many(*keys))
+    except Exception as exc:
+        log.warning("cache get failed: %s", type(exc).__name__)
+        return [None] * len(keys)
 
 
 def cache_set(key: str, value, timeout: int | None = None) -> bool:

@@ -1,0 +1,634 @@
+"""GET /api/route/: exact routes (against networkx), legs, profiles, errors, cache and freshness."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import networkx as nx
+import psycopg2
+import pytest
+import redis
+
+from indoor import create_app
+from indoor.windows import covers, ellipse_cover
+from scripts.services import free_port
+from tests import routing_network
+from tests.conftest import run_cli
+from tests.http import get_json
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def route(client, origin, destination, profile=None):
+    query = {"from": origin, "to": destination}
+    if profile:
+        query["profile"] = profile
+    return client.get("/api/route/", query_string=query)
+
+
+def assert_well_formed(body, origin_coordinates, destination_coordinates, profile):
+    """Legs run from the start place to the end place without a gap; distances add up."""
+    legs = body["features"]
+    assert body["type"] == "FeatureCollection" and legs
+    assert legs[0]["geometry"]["coordinates"][0] == origin_coordinates
+    assert legs[-1]["geometry"]["coordinates"][-1] == destination_coordinates
+    for before, after in zip(legs, legs[1:], strict=False):
+        assert after["geometry"]["coordinates"][0] == before["geometry"]["coordinates"][-1]
+        # A new leg only where the level or the kind changes.
+        assert (before["properties"]["kind"], before["properties"]["level"]) != (
+            after["properties"]["kind"],
+            after["properties"]["level"],
+        ) or "to_level" in before["properties"]
+    for leg in legs:
+        assert leg["type"] == "Feature" and leg["geometry"]["type"] == "LineString"
+        assert len(leg["geometry"]["coordinates"]) >= 2
+        if profile == "accessible":
+            assert leg["properties"]["kind"] not in ("stairs", "escalator")
+    summary = body["route"]
+    assert abs(sum(leg["properties"]["distance_m"] for leg in legs) - summary["distance_m"]) <= 0.01 * len(legs)
+    # Drawn in the direction of travel, edge after edge: the line is never longer than the cost
+    # walked (costs are at least the geodesic length), so no edge is drawn back and forth.
+    drawn = sum(_length_m(leg["geometry"]["coordinates"]) for leg in legs)
+    assert drawn <= summary["distance_m"] * 1.02 + 1.0, (drawn, summary["distance_m"])
+    steps = summary["instructions"]
+    assert steps[-1]["text"].startswith("Arrive at")
+    assert abs(sum(s["distance_m"] for s in steps) - summary["distance_m"]) <= 0.01 * len(steps)
+
+
+def _length_m(coordinates) -> float:
+    total = 0.0
+    for (lon1, lat1), (lon2, lat2) in zip(coordinates, coordinates[1:], strict=False):
+        dx = (lon2 - lon1) * 111_320 * math.cos(math.radians((lat1 + lat2) / 2))
+        total += math.hypot(dx, (lat2 - lat1) * 111_132)
+    return total
+
+
+def make_app(url, redis_url, **settings):
+    return create_app({"DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_FORMAT": "text", **settings})
+
+
+def clear_route_cache(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter("indoor:route:*"))
+    if keys:
+        client.delete(*keys)
+
+
+# -- generated networks vs networkx ---------------------------------------------------------
+
+NETWORKS = {
+    # name: (seed, origin lon/lat): far north (long degrees of longitude are short) and far south-west.
+    "tromso": (11, (18.9553, 69.6492)),
+    "santiago": (23, (-70.6483, -33.4569)),
+}
+
+
+@pytest.fixture(scope="module")
+def networks(pg_cluster, redis_url):
+    built = {}
+
+    def get(name):
+        if name not in built:
+            seed, origin = NETWORKS[name]
+            url = pg_cluster.create_database(f"route_{name}_{os.getpid()}")
+            result = run_cli(url, "init-db")
+            assert result.returncode == 0, result.stderr
+            conn = psycopg2.connect(url)
+            with conn, conn.cursor() as cur:
+                net = routing_network.build(cur, seed, origin)
+            with conn.cursor() as cur:
+                graphs = routing_network.graphs(cur)
+            conn.rollback()
+            built[name] = (url, net, graphs, conn, make_app(url, redis_url))
+        return built[name]
+
+    yield get
+    for _, _, _, conn, app in built.values():
+        conn.close()
+        app.extensions["indoor.db"].close()
+
+
+def _offset(lonlat, metres, rnd):
+    lon, lat = lonlat
+    angle = rnd.uniform(0, 2 * math.pi)
+    return (
+        lon + metres * math.cos(angle) / (111_320 * math.cos(math.radians(lat))),
+        lat + metres * math.sin(angle) / 111_132,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_route_lengths_equal_an_independent_shortest_path_on_random_networks(networks, name, caplog):
+    url, net, graphs, conn, app = networks(name)
+    client = app.test_client()
+    rnd = random.Random(name)
+    cur = conn.cursor()
+    cur.execute("SELECT ogc_fid, text, level, ST_X(wkb_geometry), ST_Y(wkb_geometry) FROM room_points")
+    rooms = cur.fetchall()
+    places = []  # (query value, lon, lat, level, expected "to" name or None)
+    for room_id, label, level, lon, lat in rooms:
+        places.append((str(room_id), lon, lat, level, label))
+    vertex_ids = sorted(net.vertices)
+    for _ in range(30):
+        vid = rnd.choice(vertex_ids)
+        level, lon, lat = net.vertices[vid]
+        if rnd.random() < 0.5:
+            lon, lat = _offset((lon, lat), rnd.uniform(0.5, 6), rnd)
+        places.append((f"{lon!r},{lat!r},{level}", lon, lat, level, None))
+    pairs = [(rnd.choice(places), rnd.choice(places)) for _ in range(120)]
+    # Neighbours across the wall: a few metres apart, a long way round.
+    for a, b in net.wall_pairs + [(a, b) for a, b, _ in net.gadgets]:
+        for u, v in ((a, b), (b, a)):
+            pa, pb = net.vertices[u], net.vertices[v]
+            pairs.append(
+                (
+                    (f"{pa[1]!r},{pa[2]!r},{pa[0]}", pa[1], pa[2], pa[0], None),
+                    (f"{pb[1]!r},{pb[2]!r},{pb[0]}", pb[1], pb[2], pb[0], None),
+                )
+            )
+    caplog.set_level(logging.INFO, logger="indoor.route")
+    checked = {"walking": 0, "accessible": 0}
+    no_route = {"walking": 0, "accessible": 0}
+    detours = 0
+    for origin, destination in pairs:
+        for profile in ("walking", "accessible"):
+            s, s_m = routing_network.expected_snap(cur, origin[1], origin[2], origin[3], profile)
+            t, t_m = routing_network.expected_snap(cur, destination[1], destination[2], destination[3], profile)
+            response = route(client, origin[0], destination[0], profile)
+            same = (round(origin[1], 7), round(origin[2], 7), origin[3]) == (
+                round(destination[1], 7),
+                round(destination[2], 7),
+                destination[3],
+            )
+            if same:
+                assert response.status_code == 200 and response.get_json()["route"]["distance_m"] == 0
+                continue
+            try:
+                expected = s_m + nx.dijkstra_path_length(graphs[profile], s, t) + t_m if s != t else s_m + t_m
+            except (nx.NetworkXNoPath, nx.NodeNotFound):
+                expected = None
+            if expected is None:
+                assert response.status_code == 422, (origin, destination, profile, response.get_json())
+                assert response.get_json()["error"]["code"] == "no_route"
+                no_route[profile] += 1
+                continue
+            assert response.status_code == 200, (origin, destination, profile, response.get_json())
+            body = response.get_json()
+            assert abs(body["route"]["distance_m"] - expected) <= 0.01, (origin[0], destination[0], profile)
+            assert body["route"]["from"]["vertex"] == s and body["route"]["to"]["vertex"] == t
+            assert abs(body["route"]["from"]["connector_m"] - s_m) <= 0.001
+            assert abs(body["route"]["to"]["connector_m"] - t_m) <= 0.001
+            assert_well_formed(
+                body,
+                [round(origin[1], 7), round(origin[2], 7)],
+                [round(destination[1], 7), round(destination[2], 7)],
+                profile,
+            )
+            if destination[4]:
+                assert body["route"]["instructions"][-1]["text"] == f"Arrive at {destination[4]}"
+            straight = math.hypot(
+                (origin[1] - destination[1]) * 111_320 * math.cos(math.radians(origin[2])),
+                (origin[2] - destination[2]) * 111_132,
+            )
+            if expected > 4 * straight + 50:
+                detours += 1
+            checked[profile] += 1
+    assert checked["walking"] >= 100 and checked["accessible"] >= 80, checked
+    # Rooms in the attic (stairs only) and on the island are among the pairs.
+    assert no_route["accessible"] > no_route["walking"] > 0, no_route
+    assert detours >= 10, "too few pairs whose best path leaves a small window"
+    computed = [r for r in caplog.records if r.name == "indoor.route" and r.cache == "MISS"]
+    assert any(r.window_tries >= 2 for r in computed), "no route needed a wider window"
+    assert any(r.full_graph for r in computed), "no route fell back to the whole graph"
+    assert sum(1 for r in computed if r.window_tries == 1 and not r.full_graph) > len(computed) / 3
+
+
+def test_windowed_routes_equal_full_graph_pgr_dijkstra(networks):
+    """The reference the benchmark uses agrees with the route endpoint, vertex to vertex."""
+    from indoor.queries.routing import full_graph_distance
+
+    url, net, graphs, conn, app = networks("tromso")
+    client = app.test_client()
+    rnd = random.Random(5)
+    cur = conn.cursor()
+    compared = 0
+    for _ in range(40):
+        a, b = rnd.sample(sorted(net.vertices), 2)
+        pa, pb = net.vertices[a], net.vertices[b]
+        for profile in ("walking", "accessible"):
+            response = route(client, f"{pa[1]!r},{pa[2]!r},{pa[0]}", f"{pb[1]!r},{pb[2]!r},{pb[0]}", profile)
+            reference = full_graph_distance(cur, a, b, profile)
+            conn.rollback()
+            body = response.get_json()
+            if response.status_code == 422:
+                continue
+            if (body["route"]["from"]["vertex"], body["route"]["to"]["vertex"]) != (a, b):
+                continue  # the point snapped elsewhere (a vertex the profile cannot use)
+            assert reference is not None and abs(body["route"]["distance_m"] - reference) <= 0.01
+            compared += 1
+    assert compared >= 40
+
+
+def test_every_first_window_gives_the_exact_answer(networks):
+    """Whatever the first radius (too small, exact, generous), the search ends on the optimum."""
+    from indoor.queries.routing import Snap, graph_extent, shortest_path
+
+    url, net, graphs, conn, app = networks("santiago")
+    rnd = random.Random(9)
+    cur = conn.cursor()
+
+    def snap(vid):
+        level, lon, lat = net.vertices[vid]
+        return Snap(vid, lon, lat, level, 0.0)
+
+    pairs = [(a, b, "walking") for a, b, _ in net.gadgets] + [(b, a, "accessible") for a, b, _ in net.gadgets]
+    main = [v for v, (level, _, _) in net.vertices.items() if level in (0, 1, 2)]
+    pairs += [(*rnd.sample(main, 2), rnd.choice(("walking", "accessible"))) for _ in range(40)]
+    tries = set()
+    for a, b, profile in pairs:
+        try:
+            optimum = nx.dijkstra_path_length(graphs[profile], a, b)
+        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            optimum = None
+        radii = [0.0, 1.0, rnd.uniform(0, 500)]
+        if optimum is not None:
+            radii += [optimum * f for f in (0.5, 0.9, 0.99, 1.0, 1.01, 1.1, 2.0)] + [optimum - 0.5, optimum + 0.5]
+        for radius in radii:
+            search = shortest_path(
+                cur, snap(a), snap(b), profile, first_radius=radius, extent=lambda: graph_extent(cur)
+            )
+            tries.add((search.window_tries, search.full_graph))
+            if optimum is None:
+                assert search.cost is None
+            else:
+                assert search.cost is not None and abs(search.cost - optimum) < 1e-6, (a, b, profile, radius)
+                assert abs(sum(e.cost for e in search.edges) - optimum) < 1e-6
+    conn.rollback()
+    assert {(1, False), (2, False)} <= tries and any(full for _, full in tries)
+
+
+# -- the search window --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("origin", [(13.37, 52.52), (18.95, 69.65), (-70.65, -33.45), (103.8, 1.29)])
+def test_search_window_contains_the_true_geodesic_ellipse(sql, origin):
+    """Every point p with geo(s, p) + geo(p, t) <= R (PostGIS, on the spheroid) is inside the window."""
+    rnd = random.Random(str(origin))
+    lon, lat = origin
+    cases = []
+    for _ in range(40):
+        s = (lon + rnd.uniform(-0.002, 0.002), lat + rnd.uniform(-0.002, 0.002))
+        t = (s[0] + rnd.uniform(-0.004, 0.004), s[1] + rnd.uniform(-0.002, 0.002))
+        for _ in range(25):
+            share = rnd.uniform(-0.5, 1.5)
+            p = (
+                s[0] + share * (t[0] - s[0]) + rnd.uniform(-0.003, 0.003),
+                s[1] + share * (t[1] - s[1]) + rnd.uniform(-0.0015, 0.0015),
+            )
+            cases.append((s, t, p))
+    rows = sql(
+        """SELECT ST_Distance(ST_MakePoint(c.sx, c.sy)::geography, ST_MakePoint(c.px, c.py)::geography)
+                + ST_Distance(ST_MakePoint(c.px, c.py)::geography, ST_MakePoint(c.tx, c.ty)::geography),
+                  ST_Distance(ST_MakePoint(c.sx, c.sy)::geography, ST_MakePoint(c.tx, c.ty)::geography)
+             FROM unnest(%s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[], %s::float8[])
+                  AS c(sx, sy, tx, ty, px, py)""",
+        tuple(list(col) for col in zip(*[(s[0], s[1], t[0], t[1], p[0], p[1]) for s, t, p in cases], strict=True)),
+    )
+    inside = 0
+    for (s, t, p), (through_p, direct) in zip(cases, rows, strict=True):
+        # Half the radii put p right on the ellipse (the tight case), half anywhere.
+        radius = through_p * (1 + 1e-9) if rnd.random() < 0.5 else direct * rnd.uniform(1.0, 1.6)
+        if through_p <= radius:
+            inside += 1
+            assert covers(ellipse_cover(s, t, radius), p), (s, t, p, radius)
+        # The window is not the whole world: points far outside the ellipse are left out.
+        if through_p > radius * 2 + 10:
+            assert not covers(ellipse_cover(s, t, radius), p)
+    assert inside > 500
+
+
+# -- the demo campus: profiles, instructions, errors ----------------------------------------
+
+
+def _room_on(sql, level, order):
+    return sql(
+        f"SELECT ogc_fid, text FROM room_points WHERE level = %s AND text NOT LIKE '%%Toilets%%' ORDER BY ogc_fid {order} LIMIT 1",  # noqa: S608
+        (level,),
+    )[0]
+
+
+def test_a_route_between_levels_has_legs_instructions_and_a_duration(client, sql):
+    low, _ = _room_on(sql, 0, "ASC")
+    high, high_name = _room_on(sql, 2, "DESC")
+    response = route(client, low, high)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/geo+json")
+    body = response.get_json()
+    summary = body["route"]
+    assert summary["profile"] == "walking" and summary["levels"][0] == 0 and 2 in summary["levels"]
+    assert summary["from"]["room"] == low and summary["to"]["room"] == high and summary["to"]["name"] == high_name
+    assert_well_formed(body, summary["from"]["coordinates"], summary["to"]["coordinates"], "walking")
+    vertical = [leg["properties"] for leg in body["features"] if "to_level" in leg["properties"]]
+    assert vertical and all(p["kind"] in ("stairs", "escalator", "elevator", "ramp") for p in vertical)
+    texts = [s["text"] for s in summary["instructions"]]
+    assert any(t.startswith(("Take the stairs up", "Take the escalator up", "Take the elevator")) for t in texts)
+    assert texts[-1] == f"Arrive at {high_name}"
+    penalties = {"stairs": 10.0, "escalator": 5.0, "elevator": 30.0}
+    expected = summary["distance_m"] / 1.3 + sum(
+        penalties.get(leg["properties"]["kind"], 0) for leg in body["features"]
+    )
+    assert abs(summary["duration_s"] - expected) <= 0.1
+    assert summary["graph_version"] == sql("SELECT version FROM indoor_versions WHERE name = 'graph'")[0][0]
+
+
+def test_accessible_routes_take_the_elevator_and_are_never_shorter(client, sql):
+    low, _ = _room_on(sql, 0, "ASC")
+    high, _ = _room_on(sql, 2, "DESC")
+    walking = route(client, low, high).get_json()["route"]
+    response = route(client, low, high, "accessible")
+    assert response.status_code == 200
+    body = response.get_json()
+    kinds = {leg["properties"]["kind"] for leg in body["features"]}
+    assert "elevator" in kinds and not kinds & {"stairs", "escalator"}
+    assert any(s["text"] == "Take the elevator to level 2" for s in body["route"]["instructions"])
+    assert body["route"]["profile"] == "accessible"
+    assert body["route"]["distance_m"] >= walking["distance_m"]
+
+
+def test_points_snap_to_the_nearest_vertex_of_their_level(client, sql):
+    lon, lat = sql("SELECT ST_X(the_geom), ST_Y(the_geom) FROM nav_edges_work_vertices_pgr WHERE level = 1 LIMIT 1")[0]
+    response = route(client, f"{lon + 0.00002},{lat}", f"{lon + 0.00002},{lat},1")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["route"]["from"]["level"] == 0 and body["route"]["to"]["level"] == 1
+    assert body["route"]["levels"][0] == 0 and body["route"]["levels"][-1] == 1
+    # The straight connectors are part of the route: it starts and ends exactly at the points.
+    assert body["features"][0]["geometry"]["coordinates"][0] == [round(lon + 0.00002, 7), round(lat, 7)]
+    assert body["features"][-1]["geometry"]["coordinates"][-1] == [round(lon + 0.00002, 7), round(lat, 7)]
+
+
+def test_same_start_and_end_is_a_route_of_length_zero(client, sql):
+    room, name = _room_on(sql, 1, "ASC")
+    for origin, destination in ((room, room), ("13.37,52.525,1", "13.37,52.525,1.0")):
+        response = route(client, origin, destination)
+        assert response.status_code == 200
+        summary = response.get_json()["route"]
+        assert summary["distance_m"] == 0 and summary["duration_s"] == 0
+    assert route(client, room, room).get_json()["route"]["instructions"][-1]["text"] == f"Arrive at {name}"
+
+
+def test_unknown_room_is_404(client):
+    for origin, destination, parameter in (("2147483647", "1", "from"), ("1", "2147483646", "to")):
+        response = route(client, origin, destination)
+        assert response.status_code == 404
+        error = response.get_json()["error"]
+        assert error["code"] == "not_found" and f"'{parameter}'" in error["message"]
+
+
+@pytest.mark.parametrize(
+    "query, parameter",
+    [
+        ({"to": "1"}, "from"),
+        ({"from": "1"}, "to"),
+        ({"from": "", "to": "1"}, "from"),
+        ({"from": "abc", "to": "1"}, "from"),
+        ({"from": "1", "to": "1.5"}, "to"),
+        ({"from": "-5", "to": "1"}, "from"),
+        ({"from": "99999999999999999999", "to": "1"}, "from"),
+        ({"from": "2147483648", "to": "1"}, "from"),
+        ({"from": "nan,52.5", "to": "1"}, "from"),
+        ({"from": "13.37,nan", "to": "1"}, "from"),
+        ({"from": "inf,52.5", "to": "1"}, "from"),
+        ({"from": "13.37,52.5,nan", "to": "1"}, "from"),
+        ({"from": "13.37,52.5,Infinity", "to": "1"}, "from"),
+        ({"from": "1e999,52.5", "to": "1"}, "from"),
+        ({"from": "181,52.5", "to": "1"}, "from"),
+        ({"from": "13.37,-90.5", "to": "1"}, "from"),
+        ({"from": "1", "to": "13.37,52.5,1,2"}, "to"),
+        ({"from": "1", "to": "13.37,,1"}, "to"),
+        ({"from": "1", "to": "13.37,52.5,x"}, "to"),
+        ({"from": "1", "to": "13.37;52.5"}, "to"),
+        ({"from": "1", "to": "1", "profile": "wheelchair"}, "profile"),
+        ({"from": "1", "to": "1", "profile": "WALKING"}, "profile"),
+        ({"from": "1'; DROP TABLE room_points; --", "to": "1"}, "from"),
+        ({"from": "1\x00", "to": "1"}, "from"),
+    ],
+)
+def test_bad_places_and_profiles_are_400_naming_the_parameter(client, query, parameter):
+    response = client.get("/api/route/", query_string=query)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "bad_request" and f"'{parameter}'" in error["message"]
+    assert "SELECT" not in error["message"] and "Traceback" not in response.get_data(as_text=True)
+
+
+def test_repeated_parameters_are_400(client):
+    response = client.get("/api/route/?from=1&from=2&to=3")
+    assert response.status_code == 400 and "'from'" in response.get_json()["error"]["message"]
+
+
+# -- no route -----------------------------------------------------------------------------
+
+
+def test_not_connected_and_stairs_only_are_422_no_route(networks):
+    url, net, graphs, conn, app = networks("tromso")
+    client = app.test_client()
+    cur = conn.cursor()
+    cur.execute("SELECT text, ogc_fid FROM room_points WHERE text IN ('Attic room', 'Island room', 'R01')")
+    ids = dict(cur.fetchall())
+    conn.rollback()
+    for origin, destination, profile in (
+        (ids["R01"], ids["Island room"], "walking"),
+        (ids["Island room"], ids["Attic room"], "accessible"),
+        (ids["R01"], ids["Attic room"], "accessible"),
+    ):
+        response = route(client, origin, destination, profile)
+        assert response.status_code == 422, response.get_json()
+        assert response.get_json()["error"]["code"] == "no_route"
+        # Asked again, the answer comes from the cache: still 422, not a stale 200.
+        again = route(client, origin, destination, profile)
+        assert again.status_code == 422 and again.headers["X-Cache"] == "HIT"
+    # By stairs, the attic is reachable.
+    assert route(client, ids["R01"], ids["Attic room"], "walking").status_code == 200
+    # A level with no network at all: nothing to snap to.
+    response = route(client, ids["R01"], f"{net.origin[0]},{net.origin[1]},7")
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == "no_route"
+    assert "'to'" in response.get_json()["error"]["message"]
+
+
+# -- cache --------------------------------------------------------------------------------
+
+
+def test_second_request_is_a_cache_hit_with_the_same_body(client, sql, redis_url):
+    clear_route_cache(redis_url)
+    low, _ = _room_on(sql, 0, "ASC")
+    high, _ = _room_on(sql, 1, "DESC")
+    first = route(client, low, high)
+    second = route(client, low, high)
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+    assert first.get_json() == second.get_json()
+    # Another way to name the same two vertices hits the cached path too.
+    summary = first.get_json()["route"]
+    lon, lat = summary["from"]["coordinates"]
+    third = route(client, f"{lon},{lat},{summary['from']['level']}", high)
+    assert third.headers["X-Cache"] == "HIT"
+    assert third.get_json()["route"]["distance_m"] == summary["distance_m"]
+
+
+def test_routes_are_served_when_redis_is_down(database_url, sql):
+    app = make_app(database_url, f"redis://127.0.0.1:{free_port()}/0")
+    client = app.test_client()
+    low, _ = _room_on(sql, 0, "ASC")
+    high, _ = _room_on(sql, 2, "DESC")
+    for _ in range(2):
+        response = route(client, low, high)
+        assert response.status_code == 200 and response.headers["X-Cache"] == "MISS"
+        assert response.get_json()["route"]["distance_m"] > 0
+    app.extensions["indoor.db"].close()
+
+
+def test_a_cached_route_needs_no_graph_tables(networks, redis_url):
+    """While an import holds the network tables locked, cached routes are still served."""
+    url, net, graphs, conn, _ = networks("santiago")
+    app = make_app(url, redis_url, PG_STATEMENT_TIMEOUT_MS=400)
+    client = app.test_client()
+    cur = conn.cursor()
+    cur.execute("SELECT ogc_fid FROM room_points WHERE text IN ('R03', 'R04', 'R05') ORDER BY text")
+    a, b, c = (row[0] for row in cur.fetchall())
+    conn.rollback()
+    assert route(client, a, b).status_code == 200
+    blocker = psycopg2.connect(url)
+    try:
+        with blocker.cursor() as locked:
+            locked.execute("LOCK TABLE nav_edges_final, nav_edges_work_vertices_pgr IN ACCESS EXCLUSIVE MODE")
+            cached = route(client, a, b)
+            assert cached.status_code == 200 and cached.headers["X-Cache"] == "HIT"
+            uncached = route(client, a, c)
+            assert uncached.status_code == 503 and uncached.get_json()["error"]["code"] == "unavailable"
+    finally:
+        blocker.rollback()
+        blocker.close()
+        app.extensions["indoor.db"].close()
+
+
+# -- freshness ----------------------------------------------------------------------------
+
+
+def _poll(url, since, value, until=1.4):
+    """(seconds after `since` the request started, value(body)) for requests until `until` s."""
+    seen = []
+    while (started := time.monotonic() - since) < until:
+        status, body = get_json(url)
+        assert status == 200
+        seen.append((started, value(body)))
+        time.sleep(0.01)
+    return seen
+
+
+@pytest.fixture
+def small_network(fresh_database):
+    url = fresh_database("route_edit")
+    result = run_cli(url, "init-db")
+    assert result.returncode == 0, result.stderr
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        net = routing_network.build(cur, 3, (13.40, 52.52), grid=7)
+    return url, net
+
+
+def test_an_edit_by_another_client_changes_the_next_route_within_1s(serve, small_network):
+    url, net = small_network
+    server = serve(workers=2, DATABASE_URL=url)
+    editor = psycopg2.connect(url)
+    editor.autocommit = True
+    cur = editor.cursor()
+    cur.execute("SELECT ogc_fid FROM room_points WHERE level = 0 ORDER BY ogc_fid")
+    level, lon, lat = net.vertices[1]  # a corner of the level 0 grid
+    for (b,) in cur.fetchall():  # a room on level 0 that a route reaches
+        target = f"{server.base_url}/api/route/?from={lon!r},{lat!r},0&to={b}"
+        status, body = get_json(target)
+        if status == 200 and body["route"]["distance_m"] > 20:
+            break
+    assert status == 200
+    before = body["route"]["distance_m"]
+    for _ in range(6):  # both workers have it cached
+        assert get_json(target)[1]["route"]["distance_m"] == before
+    # Every edge at the start vertex costs 1000 m more: the route must become exactly that longer.
+    cur.execute(
+        "UPDATE nav_edges_final SET cost = cost + 1000,"
+        " reverse_cost = CASE WHEN reverse_cost >= 0 THEN reverse_cost + 1000 ELSE reverse_cost END"
+        " WHERE source = %(v)s OR target = %(v)s",
+        {"v": body["route"]["from"]["vertex"]},
+    )
+    committed = time.monotonic()
+    seen = _poll(target, committed, lambda b: b["route"]["distance_m"])
+    # The contract: nothing older than the edit is served once 1 s has passed (every worker).
+    late = [value for started, value in seen if started >= 1.0]
+    assert len(late) >= 10 and all(abs(value - (before + 1000)) <= 0.01 for value in late), seen
+    assert any(abs(value - (before + 1000)) <= 0.01 for started, value in seen if started < 1.0)
+    # Moving a room is seen as fast.
+    cur.execute(
+        "UPDATE room_points SET wkb_geometry = ST_Translate(wkb_geometry, 0.0001, 0) WHERE ogc_fid = %s RETURNING"
+        " ST_X(wkb_geometry), ST_Y(wkb_geometry)",
+        (b,),
+    )
+    moved = [round(x, 7) for x in cur.fetchone()]
+    committed = time.monotonic()
+    seen = _poll(target, committed, lambda b: b["route"]["to"]["coordinates"])
+    late = [value for started, value in seen if started >= 1.0]
+    assert len(late) >= 10 and all(value == moved for value in late), seen
+    editor.close()
+
+
+# -- operations ---------------------------------------------------------------------------
+
+
+def test_each_computed_route_logs_one_structured_line(client, sql, caplog, redis_url):
+    clear_route_cache(redis_url)
+    caplog.set_level(logging.INFO, logger="indoor.route")
+    low, _ = _room_on(sql, 1, "ASC")
+    high, _ = _room_on(sql, 2, "ASC")
+    route(client, low, high)
+    route(client, low, high)
+    lines = [r for r in caplog.records if r.name == "indoor.route"]
+    assert [r.cache for r in lines] == ["MISS", "HIT"]
+    miss = lines[0]
+    assert miss.pgrouting_ms > 0 and miss.edges_loaded > 0 and miss.window_tries >= 1
+    assert miss.total_ms >= miss.pgrouting_ms and miss.profile == "walking"
+    assert lines[1].edges_loaded == 0 and lines[1].pgrouting_ms == 0
+
+
+def _libraries(pid: int) -> str:
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_pooled_connections_load_pgrouting_before_the_first_route(app, database_url):
+    with app.app_context():
+        from indoor.extensions import get_db
+
+        with get_db().connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pooled = cur.fetchone()[0]
+            assert "pgrouting" in _libraries(pooled)
+    # A plain connection has not loaded it: the check above can fail.
+    plain = psycopg2.connect(database_url)
+    with plain.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        assert "pgrouting" not in _libraries(cur.fetchone()[0])
+    plain.close()
+
+
+def test_route_body_is_json_geojson(client, sql):
+    low, _ = _room_on(sql, 0, "ASC")
+    high, _ = _room_on(sql, 0, "DESC")
+    response = route(client, low, high)
+    body = json.loads(response.get_data())
+    for leg in body["features"]:
+        for lon, lat in leg["geometry"]["coordinates"]:
+            assert -180 <= lon <= 180 and -90 <= lat <= 90
+            assert round(lon, 7) == lon and round(lat, 7) == lat
