@@ -26,7 +26,7 @@ from collections import deque
 
 from flask import current_app
 
-from indoor import itinerary, windows
+from indoor import itinerary, metrics, windows
 from indoor.errors import ApiError, NotFound
 from indoor.extensions import cache_get, cache_get_many, cache_set, get_db, get_settings
 from indoor.params import RoomPlace
@@ -322,6 +322,7 @@ def _same_place(a: itinerary.Place, b: itinerary.Place) -> bool:
 
 
 def _log(search, cache_state: str, profile: str, source, target, path: dict | None, started: float) -> None:
+    metrics.observe_route(search.pgrouting_ms / 1000 if search else None, cache_hit=cache_state == "HIT")
     log.info(
         "route",
         extra={

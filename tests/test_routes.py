@@ -19,7 +19,7 @@ from indoor import create_app
 from indoor.windows import covers, ellipse_cover
 from scripts.services import free_port
 from tests import routing_network
-from tests.conftest import run_cli
+from tests.conftest import TEST_RATE_LIMITS, run_cli
 from tests.http import get_json
 
 # -- helpers ------------------------------------------------------------------------------
@@ -70,7 +70,9 @@ def _length_m(coordinates) -> float:
 
 
 def make_app(url, redis_url, **settings):
-    return create_app({"DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_FORMAT": "text", **settings})
+    return create_app(
+        {"DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_FORMAT": "text", **TEST_RATE_LIMITS, **settings}
+    )
 
 
 def clear_route_cache(redis_url):
