@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from indoor import create_app  # noqa: E402
 from scripts.services import PgBouncer, PostgresCluster, RedisServer  # noqa: E402
 
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# Real buildings live beside the project (../shared/data), as in CI; INDOOR_SHARED_DATA overrides.
+SHARED_DATA = Path(os.environ.get("INDOOR_SHARED_DATA", ROOT.parent / "shared" / "data"))
 VIA_PGBOUNCER = os.environ.get("INDOOR_TEST_PGBOUNCER", "") not in ("", "0")
 # Limits high enough that no test meets them by accident (tests of the limits set their own).
 # The limiter still runs, with its Redis storage, on every request of the suite.
