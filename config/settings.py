@@ -42,6 +42,7 @@ class Settings:
     # Cache and rate limits
     redis_url: str = ""
     redis_socket_timeout_s: float = 0.25
+    redis_retry_s: float = 1.0
     route_cache_ttl_s: int = 3600
     ratelimit_enabled: bool = True
     ratelimit_default: str = "600/minute"

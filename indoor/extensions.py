@@ -6,6 +6,7 @@ Nothing here keeps the app: per-app state lives in `app.extensions`.
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, current_app, request
@@ -75,33 +76,51 @@ def init_cache(app: Flask, settings) -> None:
         config = {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 10000}
     config["CACHE_DEFAULT_TIMEOUT"] = settings.route_cache_ttl_s
     cache.init_app(app, config=config)
+    app.extensions["indoor.cache_breaker"] = CacheBreaker(settings.redis_retry_s)
+
+
+class CacheBreaker:
+    """After a cache failure, skip the cache for REDIS_RETRY_S instead of paying a socket timeout
+    on every call: a dead or hung Redis then costs one request one timeout, not each call of each
+    request. Per app (so per worker); readiness still probes Redis itself."""
+
+    def __init__(self, retry_s: float):
+        self.retry_s = retry_s
+        self.open_until = 0.0
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    def trip(self, operation: str, exc: Exception) -> None:
+        self.open_until = time.monotonic() + self.retry_s
+        log.warning("cache %s failed (%s): cache skipped for %.1fs", operation, type(exc).__name__, self.retry_s)
+
+
+def _guarded(operation: str, call, fallback):
+    breaker = current_app.extensions.get("indoor.cache_breaker")
+    if breaker is not None and not breaker.allows():
+        return fallback
+    try:
+        return call()
+    except Exception as exc:
+        if breaker is not None:
+            breaker.trip(operation, exc)
+        return fallback
 
 
 def cache_get(key: str):
     """A cache read that treats any cache failure as a miss."""
-    try:
-        return cache.get(key)
-    except Exception as exc:
-        log.warning("cache get failed: %s", type(exc).__name__)
-        return None
+    return _guarded("get", lambda: cache.get(key), None)
 
 
 def cache_get_many(*keys: str) -> list:
     """Several cache reads in one round trip; any cache failure is a miss for all of them."""
-    try:
-        return list(cache.get_many(*keys))
-    except Exception as exc:
-        log.warning("cache get failed: %s", type(exc).__name__)
-        return [None] * len(keys)
+    return _guarded("get", lambda: list(cache.get_many(*keys)), [None] * len(keys))
 
 
 def cache_set(key: str, value, timeout: int | None = None) -> bool:
     """A cache write that never fails the request."""
-    try:
-        return bool(cache.set(key, value, timeout=timeout))
-    except Exception as exc:
-        log.warning("cache set failed: %s", type(exc).__name__)
-        return False
+    return bool(_guarded("set", lambda: cache.set(key, value, timeout=timeout), False))
 
 
 def cache_status() -> str:

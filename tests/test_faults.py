@@ -248,11 +248,17 @@ def test_redis_killed_under_load(database_url, gunicorn, workdir):
         print(f"redis killed: {len(during)} requests while down; limits back in Redis {recovered - back:.2f}s after")
         after = load.started_after(back)
         assert after and all(a.status == 200 for a in after), _summary(after)
-        # Caching resumed: a route asked twice now comes from the restarted Redis the second time.
+        # Caching resumed: a route asked again comes from the restarted Redis (once each worker's
+        # breaker, REDIS_RETRY_S, lets it try Redis again).
         route = server.base_url + "/api/route/?from=2&to=120&profile=accessible"
-        first, second = get(route), get(route)
-        assert first[0] == second[0] == 200
-        assert second[1]["X-Cache"] == "HIT" and second[2] == first[2]
+        first = get(route)
+        assert first[0] == 200
+        answers = []
+        while time.monotonic() < back + 30 and not any(a[1]["X-Cache"] == "HIT" for a in answers):
+            answers.append(get(route))
+            time.sleep(0.1)
+        hits = [a for a in answers if a[1]["X-Cache"] == "HIT"]
+        assert hits and hits[0][0] == 200 and hits[0][2] == first[2], "caching never resumed"
     finally:
         cache.stop()
 
