@@ -205,11 +205,11 @@ class Database:
         return [*healthy, self.primary]
 
     @contextmanager
-    def connection(self, replica_ok: bool = True):
+    def connection(self, replica_ok: bool = True, wait_s: float | None = None):
         """Check out one connection, waiting up to DB_POOL_TIMEOUT_S for a free slot."""
         self._count("waiting", 1)
         try:
-            acquired = self._gate.acquire(timeout=self.settings.db_pool_timeout_s)
+            acquired = self._gate.acquire(timeout=self.settings.db_pool_timeout_s if wait_s is None else wait_s)
         finally:
             self._count("waiting", -1)
         if not acquired:
@@ -249,17 +249,29 @@ class Database:
                     log.warning("replica unavailable, skipping", extra={"why": str(exc)[:200]})
         raise DatabaseUnavailable(_short_reason(last))
 
-    def read(self, fn: Callable[..., T], *, timeout_ms: int | None = None, retries: int = 1) -> T:
+    def read(
+        self,
+        fn: Callable[..., T],
+        *,
+        timeout_ms: int | None = None,
+        retries: int = 1,
+        wait_s: float | None = None,
+        unwanted: Callable[[], bool] | None = None,
+    ) -> T | None:
         """Run `fn(cursor)` in a short read-only transaction and return what it returns.
 
         A connection that turns out dead is discarded and the call retried on a fresh one
-        (reads are idempotent). Database trouble surfaces as DatabaseUnavailable.
+        (reads are idempotent). Database trouble surfaces as DatabaseUnavailable. `wait_s`
+        overrides DB_POOL_TIMEOUT_S for this call; `unwanted()` is asked once a connection is
+        had: if it says the answer is no longer wanted, nothing runs and None is returned.
         """
         timeout_ms = self.settings.pg_statement_timeout_ms if timeout_ms is None else timeout_ms
         attempt = 0
         while True:
             try:
-                with self.connection() as conn:
+                with self.connection(wait_s=wait_s) as conn:
+                    if unwanted is not None and unwanted():
+                        return None
                     with conn.cursor() as cur:
                         cur.execute("SET LOCAL statement_timeout = %s", (int(timeout_ms),))
                         result = fn(cur)

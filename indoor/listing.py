@@ -72,10 +72,17 @@ def stream_features(listing: bytes, filters, page_fn: Callable) -> Response:
     after = params.decode_cursor(token, listing, token_name) if token is not None else None
     batch = max(1, int(settings.sse_batch_size))
 
-    def fetch(last_id, limit):
-        return database.read(lambda cur: page_fn(cur, filters, last_id, limit))
+    def fetch(last_id, limit, cancelled=None):
+        # Mid-stream a batch may wait longer for a connection than a request (heartbeats keep
+        # the client informed meanwhile), and skips its query if its client has gone.
+        return database.read(
+            lambda cur: page_fn(cur, filters, last_id, limit),
+            wait_s=settings.sse_pool_wait_s,
+            unwanted=cancelled.is_set if cancelled is not None else None,
+        )
 
-    first = fetch(after, batch)  # before the first byte: a failure here is an ordinary JSON error
+    # Before the first byte, an ordinary request: a failure is an ordinary JSON error.
+    first = database.read(lambda cur: page_fn(cur, filters, after, batch))
     if token is not None and first.count == 0:
         return sse.no_content()
     return sse.event_stream(
@@ -86,4 +93,5 @@ def stream_features(listing: bytes, filters, page_fn: Callable) -> Response:
         batch_size=batch,
         heartbeat_s=float(settings.sse_heartbeat_s),
         retry_ms=int(settings.sse_retry_ms),
+        readahead_max_streams=int(settings.sse_readahead_max_streams),
     )

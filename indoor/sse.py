@@ -60,7 +60,9 @@ def resume_token() -> tuple[str | None, str]:
 
 
 class Background:
-    """Run `fn(*args)` now, in a greenlet under gevent (a thread otherwise); wait with a timeout.
+    """Run `fn(*args, cancelled=event)` now, in a greenlet under gevent (a thread otherwise); wait
+    with a timeout. `cancel()` tells a fetch whose stream is gone not to run its query (it may
+    still be queued for a pool slot).
 
     Exceptions are kept and re-raised by `result()`, so nothing is printed by the gevent hub.
     """
@@ -68,10 +70,11 @@ class Background:
     def __init__(self, fn: Callable, *args):
         self._outcome = None
         self._done = threading.Event()
+        self.cancelled = threading.Event()
 
         def run():
             try:
-                self._outcome = (True, fn(*args))
+                self._outcome = (True, fn(*args, cancelled=self.cancelled))
             except BaseException as exc:  # handed to the waiting stream
                 self._outcome = (False, exc)
             finally:
@@ -88,6 +91,9 @@ class Background:
     def wait(self, timeout: float) -> bool:
         return self._done.wait(timeout)
 
+    def cancel(self) -> None:
+        self.cancelled.set()
+
     def result(self):
         ok, value = self._outcome
         if ok:
@@ -102,6 +108,16 @@ def wait_with_heartbeats(task: Background, heartbeat_s: float) -> Iterator[bytes
     return task.result()
 
 
+# Streams open in this worker (one process, one thread of greenlets: a plain counter). Above
+# `readahead_max_streams`, streams stop reading ahead: the database is shared anyway, and each
+# stream then holds one batch in memory instead of up to five.
+_open_streams = 0
+
+
+def open_streams() -> int:
+    return _open_streams
+
+
 def event_stream(
     first,
     fetch: Callable,
@@ -113,6 +129,7 @@ def event_stream(
     retry_ms: int,
     max_batches_per_fetch: int = 4,
     max_rows_per_fetch: int = 2000,
+    readahead_max_streams: int = 32,
 ) -> Response:
     """Stream `first` and every following page: `features` events, then `end`, then close.
 
@@ -132,30 +149,39 @@ def event_stream(
     most_batches = max(1, min(max_batches_per_fetch, max_rows_per_fetch // batch_size))
 
     def generate():
+        global _open_streams
         sent = 0
         last_id = after
         page = first
+        pending = None
         batches_per_fetch = 1
         finished = False
         started = time.perf_counter()
+        _open_streams += 1
         metrics.sse_stream_opened()
         try:
             yield retry_frame(retry_ms)
             while True:
-                pending = Background(fetch, page.last_id, batch_size * batches_per_fetch) if page.more else None
+                read_ahead = page.more and _open_streams <= readahead_max_streams
+                if read_ahead:
+                    pending = Background(fetch, page.last_id, batch_size * batches_per_fetch)
                 for batch in page.batches(batch_size):
                     if batch.count:
                         last_id = batch.last_id
                         data = b'{"type":"FeatureCollection","features":[' + batch.features + b"]}"
                         yield event_frame("features", data, cursor_for(last_id))
                         sent += batch.count
-                if pending is None:
+                if not page.more:
                     break
-                if pending.wait(0):
+                if not read_ahead:  # crowded: fetch the next batch only now that this one is out
+                    batches_per_fetch = 1
+                    pending = Background(fetch, page.last_id, batch_size)
+                elif pending.wait(0):
                     batches_per_fetch = max(1, batches_per_fetch // 2)
                 else:
                     batches_per_fetch = min(most_batches, batches_per_fetch * 2)
                 page = yield from wait_with_heartbeats(pending, heartbeat_s)
+                pending = None
             yield event_frame("end", b'{"count":%d}' % sent, cursor_for(last_id))
             finished = True
         except DatabaseUnavailable as exc:
@@ -164,6 +190,9 @@ def event_stream(
         except Exception:
             log.exception("event stream failed", extra={"sent": sent})
         finally:
+            _open_streams -= 1
+            if pending is not None:
+                pending.cancel()  # queued for a connection on behalf of a client that is gone
             # One line per stream: how it ended, what it sent, how long it was open.
             log.info(
                 "event stream ended" if finished else "event stream closed before its end",

@@ -69,6 +69,16 @@ def test_stream_delivers_every_feature_exactly_once(server, level_ids):
     assert feature["geometry"]["type"] == "Point" and feature["properties"]["level"] == BIG_LEVEL
 
 
+def test_a_crowded_worker_streams_one_batch_at_a_time_and_loses_nothing(serve, features_url, level_ids):
+    # SSE_READAHEAD_MAX_STREAMS=0: every stream counts as crowded, so no batch is read ahead.
+    crowded = serve(workers=1, DATABASE_URL=features_url, SSE_READAHEAD_MAX_STREAMS=0, SSE_BATCH_SIZE=300)
+    stream, items = read_stream(crowded.base_url, LEVEL_PATH)
+    events = [item for item in items if isinstance(item, Event)]
+    assert [len(e.json()["features"]) for e in events if e.event == "features"] == [300] * 7 + [245]
+    assert feature_ids(events) == level_ids
+    assert events[-1].event == "end" and events[-1].json() == {"count": BIG_LEVEL_ROOMS}
+
+
 def test_a_stream_cut_after_the_first_event_resumes_without_loss_or_repeat(server, level_ids):
     for how in ("header", "query"):
         stream = EventStream(server.base_url, LEVEL_PATH)
