@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, current_app, request
@@ -77,6 +78,7 @@ def init_cache(app: Flask, settings) -> None:
     config["CACHE_DEFAULT_TIMEOUT"] = settings.route_cache_ttl_s
     cache.init_app(app, config=config)
     app.extensions["indoor.cache_breaker"] = CacheBreaker(settings.redis_retry_s)
+    app.extensions["indoor.local_cache"] = LocalCache(settings.route_local_cache_entries)
 
 
 class CacheBreaker:
@@ -121,6 +123,33 @@ def cache_get_many(*keys: str) -> list:
 def cache_set(key: str, value, timeout: int | None = None) -> bool:
     """A cache write that never fails the request."""
     return bool(_guarded("set", lambda: cache.set(key, value, timeout=timeout), False))
+
+
+class LocalCache:
+    """A small per-worker LRU in front of Redis for the hottest answers (finished routes). Its
+    keys carry the data versions, exactly like the Redis keys, so it is never staler than them."""
+
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._entries: OrderedDict = OrderedDict()
+
+    def get(self, key: str):
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def set(self, key: str, value) -> None:
+        if self.max_entries <= 0:
+            return
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+def local_cache() -> LocalCache:
+    return current_app.extensions["indoor.local_cache"]
 
 
 def cache_status() -> str:

@@ -28,7 +28,7 @@ from flask import current_app
 
 from indoor import itinerary, metrics, windows
 from indoor.errors import ApiError, NotFound
-from indoor.extensions import cache_get, cache_get_many, cache_set, get_db, get_settings
+from indoor.extensions import cache_get, cache_get_many, cache_set, get_db, get_settings, local_cache
 from indoor.params import RoomPlace
 from indoor.queries import routing as queries
 
@@ -267,10 +267,17 @@ def route_between(origin, destination, profile: str) -> tuple[bytes, str]:
     places = [origin, destination]
     names = ["from", "to"]
     found_versions = current_versions()
-    keys = [_place_key(p, found_versions, profile) for p in places]
-    cached_body, *known = cache_get_many(_body_key(places, found_versions, profile), *keys)
+    body_key = _body_key(places, found_versions, profile)
+    # The worker's own memory first (no round trip), then Redis.
+    cached_body = local_cache().get(body_key)
     if cached_body is not None:
-        _log(None, "HIT", profile, None, None, None, started)
+        metrics.observe_route(None, cache_hit=True)
+        return cached_body, "HIT"
+    keys = [_place_key(p, found_versions, profile) for p in places]
+    cached_body, *known = cache_get_many(body_key, *keys)
+    if cached_body is not None:
+        local_cache().set(body_key, cached_body)
+        metrics.observe_route(None, cache_hit=True)
         return cached_body, "HIT"
     if None in known:
         read_at = time.monotonic()
@@ -313,7 +320,9 @@ def route_between(origin, destination, profile: str) -> tuple[bytes, str]:
         detail = " without stairs or escalators" if profile == "accessible" else ""
         raise NoRoute(f"no route from parameter 'from' to parameter 'to'{detail}: they are not connected", cache_state)
     body = _encode(itinerary.feature_collection(ends[0], ends[1], path, profile, settings))
-    cache_set(_body_key(places, found_versions, profile), body)
+    body_key = _body_key(places, found_versions, profile)
+    cache_set(body_key, body)
+    local_cache().set(body_key, body)
     return body, cache_state
 
 
