@@ -58,6 +58,7 @@ class Settings:
     sse_retry_ms: int = 3000
     sse_pool_wait_s: float = 60.0
     sse_readahead_max_streams: int = 32
+    sse_crowded_batch_size: int = 100
     # Routing model
     walking_speed_mps: float = 1.3
     stairs_penalty_s: float = 10.0

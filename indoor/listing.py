@@ -94,4 +94,5 @@ def stream_features(listing: bytes, filters, page_fn: Callable) -> Response:
         heartbeat_s=float(settings.sse_heartbeat_s),
         retry_ms=int(settings.sse_retry_ms),
         readahead_max_streams=int(settings.sse_readahead_max_streams),
+        crowded_batch_size=max(1, min(batch, int(settings.sse_crowded_batch_size))),
     )

@@ -70,11 +70,18 @@ def test_stream_delivers_every_feature_exactly_once(server, level_ids):
 
 
 def test_a_crowded_worker_streams_one_batch_at_a_time_and_loses_nothing(serve, features_url, level_ids):
-    # SSE_READAHEAD_MAX_STREAMS=0: every stream counts as crowded, so no batch is read ahead.
-    crowded = serve(workers=1, DATABASE_URL=features_url, SSE_READAHEAD_MAX_STREAMS=0, SSE_BATCH_SIZE=300)
+    # SSE_READAHEAD_MAX_STREAMS=0: every stream counts as crowded, so no batch is read ahead and
+    # the batches after the first (fetched before the stream starts) are the crowded size.
+    crowded = serve(
+        workers=1,
+        DATABASE_URL=features_url,
+        SSE_READAHEAD_MAX_STREAMS=0,
+        SSE_BATCH_SIZE=300,
+        SSE_CROWDED_BATCH_SIZE=200,
+    )
     stream, items = read_stream(crowded.base_url, LEVEL_PATH)
     events = [item for item in items if isinstance(item, Event)]
-    assert [len(e.json()["features"]) for e in events if e.event == "features"] == [300] * 7 + [245]
+    assert [len(e.json()["features"]) for e in events if e.event == "features"] == [300] + [200] * 10 + [45]
     assert feature_ids(events) == level_ids
     assert events[-1].event == "end" and events[-1].json() == {"count": BIG_LEVEL_ROOMS}
 
