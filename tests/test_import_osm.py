@@ -78,3 +78,51 @@ def test_shops_are_rooms_and_plan_polygons_are_counter_clockwise(station_url):
         " AND NOT ST_IsPolygonCCW(wkb_geometry)",
     )
     assert clockwise == [(0,)]
+
+
+def test_routes_through_the_real_station_match_networkx_and_respect_accessibility(station_url, redis_url):
+    """Across levels of Berlin Hbf: walking may take stairs and escalators, accessible may not, and
+    both equal an independent shortest path over the imported edges."""
+    import networkx as nx
+
+    from indoor import create_app
+    from tests.conftest import TEST_RATE_LIMITS
+
+    app = create_app({"DATABASE_URL": station_url, "REDIS_URL": redis_url, "LOG_FORMAT": "text", **TEST_RATE_LIMITS})
+    client = app.test_client()
+    edges = query(station_url, "SELECT source, target, cost, reverse_cost, kind FROM nav_edges_final")
+
+    def graph(profile):
+        g = nx.DiGraph()
+        for source, target, cost, reverse, kind in edges:
+            if profile == "accessible" and kind in ("stairs", "escalator"):
+                continue
+            for a, b, c in ((source, target, cost), (target, source, reverse)):
+                if c >= 0 and (not g.has_edge(a, b) or g[a][b]["weight"] > c):
+                    g.add_edge(a, b, weight=c)
+        return g
+
+    graphs = {p: graph(p) for p in ("walking", "accessible")}
+    # Rooms on the lowest and highest levels that have rooms: every route between them changes level.
+    low = query(station_url, "SELECT ogc_fid FROM room_points ORDER BY level, ogc_fid LIMIT 3")
+    high = query(station_url, "SELECT ogc_fid FROM room_points ORDER BY level DESC, ogc_fid LIMIT 3")
+    checked = 0
+    for (origin,) in low:
+        for (destination,) in high:
+            for profile in ("walking", "accessible"):
+                response = client.get(
+                    "/api/route/", query_string={"from": origin, "to": destination, "profile": profile}
+                )
+                body = response.get_json()
+                assert response.status_code == 200, body
+                start, end = body["route"]["from"]["vertex"], body["route"]["to"]["vertex"]
+                expected = nx.shortest_path_length(graphs[profile], start, end, weight="weight")
+                connectors = body["route"]["from"]["connector_m"] + body["route"]["to"]["connector_m"]
+                assert abs(body["route"]["distance_m"] - (expected + connectors)) <= 0.01
+                kinds = {leg["properties"]["kind"] for leg in body["features"]}
+                if profile == "accessible":
+                    assert not kinds & {"stairs", "escalator"}
+                assert len(body["route"]["levels"]) >= 2
+                checked += 1
+    app.extensions["indoor.db"].close()
+    assert checked == 18
