@@ -19,7 +19,7 @@ import psycopg2
 
 from bench.client import Http
 from indoor.demo import DemoSize
-from scripts.services import GunicornServer, PostgresCluster, RedisServer, free_port, wait_for_port
+from scripts.services import GunicornServer, PostgresCluster, RedisServer, flask_cli, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".data" / "bench"
@@ -85,15 +85,7 @@ class Stack:
         return self.connect(user=REFERENCE_ROLE)
 
     def flask_cli(self, *args: str) -> str:
-        env = {**os.environ, "DATABASE_URL": self.database_url, "LOG_FORMAT": "text", "REDIS_URL": ""}
-        out = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "indoor", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
+        out = flask_cli(self.database_url, *args, timeout=1800)
         if out.returncode != 0:
             raise RuntimeError(f"indoor {args[0]} failed: {out.stderr.strip()[-800:]}")
         return out.stdout.strip()

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -57,6 +58,31 @@ def _let_others_traverse(path: Path) -> None:
         mode = directory.stat().st_mode
         if not mode & 0o001:
             os.chmod(directory, mode | 0o001)
+
+
+def stop_process(proc: subprocess.Popen | None, grace_s: float = 10.0, sig: int = signal.SIGTERM) -> None:
+    """Ask a child to stop with `sig`; kill it if it has not stopped after `grace_s`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def flask_cli(url: str, *args: str, redis_url: str = "", timeout: float = 600) -> subprocess.CompletedProcess:
+    """`flask --app wsgi indoor ...` against `url`, in a subprocess, as a user runs it."""
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_FORMAT": "text"}
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "indoor", *args],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 class PostgresCluster:
@@ -220,13 +246,7 @@ class RedisServer:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def kill(self) -> None:
@@ -291,13 +311,7 @@ class GunicornServer:
             return set()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(25)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, grace_s=25)
         self.proc = None
         if self.log not in (None, subprocess.DEVNULL):
             self.log.close()
@@ -433,14 +447,7 @@ class PgBouncer:
             conn.close()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            # runuser forwards SIGTERM to pgbouncer: "immediate shutdown".
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)  # runuser forwards SIGTERM to pgbouncer: "immediate shutdown"
         self.proc = None
 
 
@@ -500,11 +507,5 @@ class NginxServer:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # graceful
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig=signal.SIGQUIT)  # graceful
         self.proc = None

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from indoor import create_app  # noqa: E402
-from scripts.services import PgBouncer, PostgresCluster, RedisServer  # noqa: E402
+from scripts.services import PgBouncer, PostgresCluster, RedisServer, flask_cli  # noqa: E402
 
 # Real buildings live beside the project (../shared/data), as in CI; INDOOR_SHARED_DATA overrides.
 SHARED_DATA = Path(os.environ.get("INDOOR_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -92,15 +92,7 @@ def fresh_database(pg_cluster):
 
 def run_cli(url: str, *args: str, redis_url: str = "") -> subprocess.CompletedProcess:
     """`flask --app wsgi indoor ...` as a user runs it, in a subprocess."""
-    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_FORMAT": "text"}
-    return subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "indoor", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return flask_cli(url, *args, redis_url=redis_url)
 
 
 @pytest.fixture(scope="session")

@@ -616,7 +616,7 @@ def _libraries(pid: int) -> str:
     return Path(f"/proc/{pid}/maps").read_text()
 
 
-def test_pooled_connections_load_pgrouting_before_the_first_route(app, database_url):
+def test_pooled_connections_load_pgrouting_before_the_first_route(app, direct_database_url):
     with app.app_context():
         from indoor.extensions import get_db
 
@@ -624,8 +624,9 @@ def test_pooled_connections_load_pgrouting_before_the_first_route(app, database_
             cur.execute("SELECT pg_backend_pid()")
             pooled = cur.fetchone()[0]
             assert "pgrouting" in _libraries(pooled)
-    # A plain connection has not loaded it: the check above can fail.
-    plain = psycopg2.connect(database_url)
+    # A plain connection (straight to PostgreSQL: pgbouncer could lend a warmed backend) has not
+    # loaded it: the check above can fail.
+    plain = psycopg2.connect(direct_database_url)
     with plain.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         assert "pgrouting" not in _libraries(cur.fetchone()[0])
