@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.services import PostgresCluster  # noqa: E402
+from scripts.services import PostgresCluster, free_port  # noqa: E402
 
-LOCAL_PORT = int(os.environ.get("LOCAL_PG_PORT", "54329"))
+DEFAULT_LOCAL_PORT = 54329
+
+
+def local_port() -> int:
+    """LOCAL_PG_PORT, else the port this checkout's cluster was given, else 54329 when it is free
+    (another checkout's cluster may hold it) or any free port; remembered in .data/pg.port."""
+    if os.environ.get("LOCAL_PG_PORT"):
+        return int(os.environ["LOCAL_PG_PORT"])
+    saved = ROOT / ".data" / "pg.port"
+    if saved.exists():
+        return int(saved.read_text())
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", DEFAULT_LOCAL_PORT))
+            port = DEFAULT_LOCAL_PORT
+        except OSError:
+            port = free_port()
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text(str(port))
+    return port
 
 
 def main() -> int:
@@ -24,7 +44,7 @@ def main() -> int:
     env.setdefault("LOG_FORMAT", "text")
     cluster = None
     if not env.get("DATABASE_URL") and not env.get("POSTGRES_HOST"):
-        cluster = PostgresCluster(ROOT / ".data" / "pg", port=LOCAL_PORT).init()
+        cluster = PostgresCluster(ROOT / ".data" / "pg", port=local_port()).init()
         if not cluster.is_running():
             cluster.start()
         env["DATABASE_URL"] = cluster.create_database("indoor")
