@@ -205,3 +205,20 @@ def serve(database_url, redis_url, workdir):
     yield start
     for server in servers:
         server.stop()
+
+
+# -- the feature database (tests/feature_data.py): rooms and floor plan with a 2,345-room level ----
+
+
+@pytest.fixture(scope="session")
+def features_url(pg_cluster):
+    from tests.feature_data import feature_database
+
+    return feature_database(pg_cluster)
+
+
+@pytest.fixture(scope="module")
+def fclient(features_url):
+    app = create_app({"DATABASE_URL": features_url, "TESTING": True, "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"})
+    yield app.test_client()
+    app.extensions["indoor.db"].close()

@@ -6,20 +6,7 @@ import json
 
 import pytest
 
-from indoor import create_app
-from tests.feature_data import feature_database, query
-
-
-@pytest.fixture(scope="module")
-def features_url(pg_cluster):
-    return feature_database(pg_cluster)
-
-
-@pytest.fixture(scope="module")
-def fclient(features_url):
-    app = create_app({"DATABASE_URL": features_url, "TESTING": True, "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"})
-    yield app.test_client()
-    app.extensions["indoor.db"].close()
+from tests.feature_data import query
 
 
 def all_features(client, url):

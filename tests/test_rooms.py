@@ -11,19 +11,7 @@ import pytest
 from indoor import create_app
 from indoor.queries import rooms
 from tests.conftest import run_cli
-from tests.feature_data import BIG_LEVEL, BIG_LEVEL_ROOMS, feature_database, query
-
-
-@pytest.fixture(scope="module")
-def features_url(pg_cluster):
-    return feature_database(pg_cluster)
-
-
-@pytest.fixture(scope="module")
-def fclient(features_url):
-    app = create_app({"DATABASE_URL": features_url, "TESTING": True, "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"})
-    yield app.test_client()
-    app.extensions["indoor.db"].close()
+from tests.feature_data import BIG_LEVEL, BIG_LEVEL_ROOMS, query
 
 
 def get_json(client, url, **kwargs):

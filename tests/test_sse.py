@@ -10,16 +10,11 @@ import psycopg2
 import pytest
 
 from tests.conftest import run_cli
-from tests.feature_data import BIG_LEVEL, BIG_LEVEL_ROOMS, feature_database, query
+from tests.feature_data import BIG_LEVEL, BIG_LEVEL_ROOMS, query
 from tests.http import get
 from tests.sse_client import Comment, Event, EventStream, Retry, feature_ids
 
 LEVEL_PATH = f"/api/rooms/?level={BIG_LEVEL}"
-
-
-@pytest.fixture(scope="module")
-def features_url(pg_cluster):
-    return feature_database(pg_cluster)
 
 
 @pytest.fixture(scope="module")

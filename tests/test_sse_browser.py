@@ -11,18 +11,11 @@ import subprocess
 import time
 from urllib.parse import quote
 
-import pytest
-
 from scripts.services import GunicornServer
-from tests.feature_data import BIG_LEVEL, BIG_LEVEL_ROOMS, feature_database, query
+from tests.feature_data import BIG_LEVEL, BIG_LEVEL_ROOMS, query
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 RETRY_MS = 200
-
-
-@pytest.fixture(scope="module")
-def features_url(pg_cluster):
-    return feature_database(pg_cluster)
 
 
 def access_log(path) -> list[tuple[str, int]]:

@@ -11,16 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg2
 import pytest
 
-from tests.feature_data import BIG_LEVEL, feature_database, query
+from tests.feature_data import BIG_LEVEL, query
 from tests.http import get_json
 from tests.sse_client import Event, EventStream
 
 LEVEL_PATH = f"/api/rooms/?level={BIG_LEVEL}"
-
-
-@pytest.fixture(scope="module")
-def features_url(pg_cluster):
-    return feature_database(pg_cluster)
 
 
 def read_first_event_then_vanish(base_url: str) -> int:
