@@ -117,13 +117,18 @@ class PostgresCluster:
             pw = pwd.getpwnam("postgres")
             os.chown(path, pw.pw_uid, pw.pw_gid)
 
-    def init(self) -> PostgresCluster:
-        if (self.datadir / "PG_VERSION").exists():
-            return self
+    def _prepare_datadir(self) -> None:
+        """An empty data dir (0700, as PostgreSQL demands) that the `postgres` user owns and can reach."""
         self.datadir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.datadir, 0o700)
         self._chown(self.datadir)
         if os.geteuid() == 0:
             _let_others_traverse(self.datadir.parent)
+
+    def init(self) -> PostgresCluster:
+        if (self.datadir / "PG_VERSION").exists():
+            return self
+        self._prepare_datadir()
         subprocess.run(
             _as_postgres(
                 [
@@ -320,11 +325,7 @@ class GunicornServer:
 def make_replica(primary: PostgresCluster, datadir: str | Path, port: int | None = None) -> PostgresCluster:
     """A streaming replica of `primary`: `pg_basebackup -R` into `datadir` (not started)."""
     replica = PostgresCluster(datadir, port=port, settings={"hot_standby": "on"})
-    replica.datadir.mkdir(parents=True, exist_ok=True)
-    os.chmod(replica.datadir, 0o700)
-    replica._chown(replica.datadir)
-    if os.geteuid() == 0:
-        _let_others_traverse(replica.datadir.parent)
+    replica._prepare_datadir()
     subprocess.run(
         _as_postgres(
             [
