@@ -66,6 +66,12 @@ class Settings:
     elevator_penalty_s: float = 30.0
     route_version_max_age_s: float = 0.5
     route_window_tries: int = 3
+    route_overlay: bool = True
+    route_overlay_settle_s: float = 1.0
+    route_overlay_min_interval_s: float = 5.0
+    route_overlay_build_timeout_s: float = 600.0
+    route_cell_max_vertices: int = 20000
+    route_cell_max_boundary: int = 64
     # Observability
     sentry_dsn: str = ""
     sentry_traces_sample_rate: float = 0.0

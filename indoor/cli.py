@@ -70,6 +70,30 @@ def import_osm_command(path, building):
         schema.analyze(cur)
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     click.echo(f"import-osm: {summary} in {time.perf_counter() - started:.1f}s")
+    _build_overlay()
+
+
+@indoor.command("build-overlay")
+@click.option("--force", is_flag=True, help="Rebuild even when the overlay is the current graph's.")
+@with_appcontext
+def build_overlay_command(force):
+    """Build the route overlay (shortcuts between cells) for the current graph."""
+    _build_overlay(force=force)
+
+
+def _build_overlay(force=False):
+    from indoor import overlay
+    from indoor.queries.overlay import Built
+
+    result = overlay.build_now(force=force)
+    if isinstance(result, Built):
+        click.echo(
+            f"build-overlay: {result.cells} cells, {result.boundary_vertices} boundary vertices,"
+            f" {result.edges_between_cells} edges between cells, {result.shortcuts} shortcuts"
+            f" ({result.shortcut_edges} edges unpacked) in {result.build_ms / 1000:.1f}s"
+        )
+    else:
+        click.echo(f"build-overlay: {'already current' if result == 'fresh' else 'another build is running'}")
 
 
 @indoor.command("check-graph")
@@ -103,3 +127,4 @@ def _write_demo(seed, buildings, levels, grid):
         schema.analyze(cur)
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     click.echo(f"demo: {buildings} building(s) x {levels} levels: {summary} in {time.perf_counter() - started:.1f}s")
+    _build_overlay()

@@ -26,7 +26,7 @@ from collections import deque
 
 from flask import current_app
 
-from indoor import itinerary, metrics, windows
+from indoor import itinerary, metrics, overlay, windows
 from indoor.errors import ApiError, NotFound
 from indoor.extensions import cache_get, cache_get_many, cache_set, get_db, get_settings, local_cache
 from indoor.params import RoomPlace
@@ -243,7 +243,10 @@ def _compute(cur, places, profile: str, resolved: list, versions_used: dict) -> 
         max_window_tries=settings.route_window_tries,
         first_radius=_first_radius(straight, same_level),
         extent=lambda: _graph_extent(cur, graph_version),
+        graph_key=found_versions["graph_key"] if settings.route_overlay and overlay.available(cur) else None,
     )
+    if search.overlay_stale:
+        overlay.request_rebuild()
     _learn(search.cost, straight, same_level)
     path = {
         "graph_version": graph_version,
@@ -344,6 +347,7 @@ def _log(search, cache_state: str, profile: str, source, target, path: dict | No
             "edges_loaded": search.edges_loaded if search else 0,
             "window_tries": search.window_tries if search else 0,
             "full_graph": search.full_graph if search else False,
+            "overlay": search.overlay if search else False,
             "total_ms": round((time.perf_counter() - started) * 1000, 2),
         },
     )

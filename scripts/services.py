@@ -72,9 +72,11 @@ def stop_process(proc: subprocess.Popen | None, grace_s: float = 10.0, sig: int 
         proc.wait()
 
 
-def flask_cli(url: str, *args: str, redis_url: str = "", timeout: float = 600) -> subprocess.CompletedProcess:
+def flask_cli(
+    url: str, *args: str, redis_url: str = "", timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """`flask --app wsgi indoor ...` against `url`, in a subprocess, as a user runs it."""
-    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_FORMAT": "text"}
+    env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_FORMAT": "text", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "indoor", *args],
         cwd=Path(__file__).resolve().parent.parent,

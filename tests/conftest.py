@@ -90,9 +90,9 @@ def fresh_database(pg_cluster):
     return make
 
 
-def run_cli(url: str, *args: str, redis_url: str = "") -> subprocess.CompletedProcess:
+def run_cli(url: str, *args: str, redis_url: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
     """`flask --app wsgi indoor ...` as a user runs it, in a subprocess."""
-    return flask_cli(url, *args, redis_url=redis_url)
+    return flask_cli(url, *args, redis_url=redis_url, env=env)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from indoor import create_app
+from indoor.queries.routing import full_graph_distance
 from indoor.windows import covers, ellipse_cover
 from scripts.services import free_port
 from tests import routing_network
@@ -107,7 +108,9 @@ def networks(pg_cluster, redis_url):
             with conn.cursor() as cur:
                 graphs = routing_network.graphs(cur)
             conn.rollback()
-            built[name] = (url, net, graphs, conn, make_app(url, redis_url))
+            # Windows only: the overlay has tests of its own (an app that built one would start
+            # answering through it half-way through a test).
+            built[name] = (url, net, graphs, conn, make_app(url, redis_url, ROUTE_OVERLAY="false"))
         return built[name]
 
     yield get
@@ -128,6 +131,56 @@ def _offset(lonlat, metres, rnd):
 @pytest.mark.parametrize("name", sorted(NETWORKS))
 def test_route_lengths_equal_an_independent_shortest_path_on_random_networks(networks, name, caplog):
     url, net, graphs, conn, app = networks(name)
+    computed = _routes_equal_networkx(app, name, net, graphs, conn, caplog)
+    assert any(r.window_tries >= 2 for r in computed), "no route needed a wider window"
+    assert any(r.full_graph for r in computed), "no route fell back to the whole graph"
+    assert sum(1 for r in computed if r.window_tries == 1 and not r.full_graph) > len(computed) / 3
+    assert not any(r.overlay for r in computed)
+
+
+# Small cells, so that these small networks have many (k-means parts of a level, cut corridors
+# between them); in "crowded", most cells have too many boundary vertices and are dissolved.
+OVERLAYS = {
+    "tromso": {"ROUTE_CELL_MAX_VERTICES": "40", "ROUTE_CELL_MAX_BOUNDARY": "64"},
+    "santiago": {"ROUTE_CELL_MAX_VERTICES": "60", "ROUTE_CELL_MAX_BOUNDARY": "64"},
+    "santiago-crowded": {"ROUTE_CELL_MAX_VERTICES": "60", "ROUTE_CELL_MAX_BOUNDARY": "8"},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(OVERLAYS))
+def test_overlay_route_lengths_equal_an_independent_shortest_path(networks, redis_url, variant, caplog):
+    """The same pairs through the overlay's shortcuts: still exact, and faster on big graphs."""
+    from indoor import overlay
+    from indoor.queries.overlay import Built
+
+    name = variant.split("-")[0]
+    url, net, graphs, conn, _ = networks(name)
+    app = make_app(url, redis_url, ROUTE_OVERLAY="true", **OVERLAYS[variant])
+    clear_route_cache(redis_url)  # the same pairs were asked by the windows test
+    try:
+        with app.app_context():
+            built = overlay.build_now(force=True)
+        assert isinstance(built, Built)
+        levels = len({level for level, _, _ in net.vertices.values()})
+        assert built.cells > 2 * levels and built.shortcuts > 0
+        if variant.endswith("crowded"):
+            assert built.dissolved_cells > 0
+        else:
+            assert built.dissolved_cells == 0
+        computed = _routes_equal_networkx(app, name, net, graphs, conn, caplog)
+        # Across cells always the overlay; within one a window first, the overlay when it cannot prove.
+        assert sum(1 for r in computed if r.overlay) > len(computed) / 2
+        assert not any(r.full_graph for r in computed)
+        assert not any(r.window_tries > 1 for r in computed)
+    finally:
+        app.extensions["indoor.db"].close()
+        clear_route_cache(redis_url)
+        conn.rollback()
+
+
+def _routes_equal_networkx(app, name, net, graphs, conn, caplog) -> list:
+    """Random place pairs (rooms, vertices, points beside them, neighbours across walls, pairs
+    whose best path bends far out), both profiles, against networkx; the route log records."""
     client = app.test_client()
     rnd = random.Random(name)
     cur = conn.cursor()
@@ -206,9 +259,8 @@ def test_route_lengths_equal_an_independent_shortest_path_on_random_networks(net
     assert no_route["accessible"] > no_route["walking"] > 0, no_route
     assert detours >= 10, "too few pairs whose best path leaves a small window"
     computed = [r for r in caplog.records if r.name == "indoor.route" and r.cache == "MISS"]
-    assert any(r.window_tries >= 2 for r in computed), "no route needed a wider window"
-    assert any(r.full_graph for r in computed), "no route fell back to the whole graph"
-    assert sum(1 for r in computed if r.window_tries == 1 and not r.full_graph) > len(computed) / 3
+    caplog.clear()
+    return computed
 
 
 def test_windowed_routes_equal_full_graph_pgr_dijkstra(networks):
@@ -550,9 +602,30 @@ def small_network(fresh_database):
     return url, net
 
 
-def test_an_edit_by_another_client_changes_the_next_route_within_1s(serve, small_network):
+# Small cells, so that the routes of this small network cross several and use shortcuts.
+SMALL_CELLS = {"ROUTE_CELL_MAX_VERTICES": "20"}
+
+OVERLAY_IS_CURRENT = """
+SELECT o.graph_key = v.version || '-' || (extract(epoch FROM v.changed_at) * 1000000)::bigint
+  FROM indoor_route_overlay o, indoor_versions v
+ WHERE v.name = 'graph'
+"""
+
+
+def test_an_edit_by_another_client_changes_the_next_route_within_1s(serve, small_network, workdir):
+    """With the overlay on, as deployed: an edit makes it stale at once (routes fall back to
+    windows, fresh within 1 s), and the service rebuilds it in the background."""
     url, net = small_network
-    server = serve(workers=2, DATABASE_URL=url)
+    built = run_cli(url, "build-overlay", env=SMALL_CELLS)
+    assert built.returncode == 0 and " cells" in built.stdout, built.stderr
+    server = serve(
+        workers=2,
+        DATABASE_URL=url,
+        ROUTE_OVERLAY="true",
+        ROUTE_OVERLAY_SETTLE_S="0.2",
+        ROUTE_OVERLAY_MIN_INTERVAL_S="0.5",
+        **SMALL_CELLS,
+    )
     editor = psycopg2.connect(url)
     editor.autocommit = True
     cur = editor.cursor()
@@ -591,7 +664,30 @@ def test_an_edit_by_another_client_changes_the_next_route_within_1s(serve, small
     seen = _poll(target, committed, lambda b: b["route"]["to"]["coordinates"])
     late = [value for started, value in seen if started >= 1.0]
     assert len(late) >= 10 and all(value == moved for value in late), seen
+    # The routes after the edit found the overlay stale: it is rebuilt for the edited graph...
+    deadline = time.monotonic() + 30
+    while not _fetch_one(cur, OVERLAY_IS_CURRENT) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _fetch_one(cur, OVERLAY_IS_CURRENT), "the overlay was not rebuilt after the edit"
+    # ... and the routes it answers (the way back: a pair not cached) are the edited graph's.
+    back = f"{server.base_url}/api/route/?from={b}&to={lon!r},{lat!r},0"
+    status, body = get_json(back)
+    assert status == 200
+    ends = body["route"]["from"], body["route"]["to"]
+    expected = (
+        ends[0]["connector_m"] + full_graph_distance(cur, ends[0]["vertex"], ends[1]["vertex"]) + ends[1]["connector_m"]
+    )
+    assert abs(body["route"]["distance_m"] - expected) <= 0.01
+    assert body["route"]["distance_m"] > 1000  # the way back leaves the start vertex's edges too
+    log = (workdir / f"gunicorn-{server.port}.log").read_text().splitlines()
+    routes = [json.loads(line) for line in log if line.startswith("{") and '"message": "route"' in line]
+    assert routes[-1]["source_vertex"] == ends[0]["vertex"] and routes[-1]["overlay"] is True, routes[-1]
     editor.close()
+
+
+def _fetch_one(cur, query):
+    cur.execute(query)
+    return cur.fetchone()[0]
 
 
 # -- operations ---------------------------------------------------------------------------
@@ -608,7 +704,7 @@ def test_each_computed_route_logs_one_structured_line(client, sql, caplog, redis
     lines = [r for r in caplog.records if r.name == "indoor.route"]
     assert [r.cache for r in lines] == ["MISS"]  # one line per computed route; a cached answer adds none
     miss = lines[0]
-    assert miss.pgrouting_ms > 0 and miss.edges_loaded > 0 and miss.window_tries >= 1
+    assert miss.pgrouting_ms > 0 and miss.edges_loaded > 0 and (miss.window_tries >= 1 or miss.overlay)
     assert miss.total_ms >= miss.pgrouting_ms and miss.profile == "walking"
 
 

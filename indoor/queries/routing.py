@@ -18,6 +18,8 @@ import psycopg2
 from psycopg2 import sql
 
 from indoor import windows
+from indoor.queries import overlay
+from indoor.queries import versions as versions_queries
 
 log = logging.getLogger(__name__)
 
@@ -53,29 +55,9 @@ def warm_connection(conn) -> None:
         conn.rollback()
 
 
-# -- versions -----------------------------------------------------------------------------
+# -- versions (the snapshot's; see queries/versions.py) -------------------------------------
 
-# The versions the triggers bump, each with the time of its last change: (version, time) never
-# repeats, even when a database is re-created under the same name and counts from 1 again, so
-# cache keys built from it never meet entries of another database sharing the Redis.
-VERSIONS = """
-SELECT name, version, (extract(epoch FROM changed_at) * 1000000)::bigint
-  FROM indoor_versions
- WHERE name IN ('graph', 'rooms')
-"""
-
-
-def versions(cur) -> dict:
-    """{'graph': N, 'rooms': M, 'graph_key': 'N-t', 'rooms_key': 'M-t'}."""
-    cur.execute(VERSIONS)
-    found = {}
-    for name, version, changed in cur.fetchall():
-        found[name] = int(version)
-        found[f"{name}_key"] = f"{version}-{changed}"
-    for name in ("graph", "rooms"):
-        found.setdefault(name, 0)
-        found.setdefault(f"{name}_key", "0")
-    return found
+versions = versions_queries.versions
 
 
 # -- snapping -----------------------------------------------------------------------------
@@ -150,16 +132,18 @@ def nearest_vertex(cur, lon: float, lat: float, level, profile: str) -> Snap | N
 
 _EDGE_COLUMNS = sql.SQL("SELECT id, source, target, cost, reverse_cost FROM nav_edges_final WHERE ")
 
-# Rows of nav_edges_final this backend has read in this transaction (index and sequential):
+# Rows of the given tables this backend has read in this transaction (index and sequential):
 # read before and after a search, the difference is how many edges pgRouting loaded, with no
 # second scan to count them. A window is always read through the GiST index (so the count is
 # the window's edges, not a whole table scanned by a sequential plan); the whole graph by a
 # sequential scan.
-EDGES_READ = """
+ROWS_READ = """
 SELECT set_config('enable_seqscan', %(seqscan)s, true),
-       pg_stat_get_xact_tuples_fetched('nav_edges_final'::regclass)
-       + pg_stat_get_xact_tuples_returned('nav_edges_final'::regclass)
+       (SELECT sum(pg_stat_get_xact_tuples_fetched(t) + pg_stat_get_xact_tuples_returned(t))
+          FROM unnest(%(tables)s::regclass[]) AS t)
 """
+NETWORK_TABLES = ["nav_edges_final"]
+OVERLAY_TABLES = ["indoor_route_edges", "indoor_route_shortcuts"]
 
 PATH = "SELECT node, edge, cost FROM pgr_dijkstra(%(edges_sql)s, %(source)s::bigint, %(target)s::bigint, true)"
 
@@ -215,6 +199,8 @@ class PathSearch:
     edges_loaded: int = 0
     window_tries: int = 0
     full_graph: bool = False
+    overlay: bool = False  # answered through the overlay's shortcuts
+    overlay_stale: bool = False  # an overlay was asked for but is not the current graph's
 
 
 def _where(boxes: list[windows.Box] | None, profile: str) -> sql.Composable:
@@ -238,26 +224,40 @@ def edges_sql(cur, boxes: list[windows.Box] | None, profile: str) -> str:
     return (_EDGE_COLUMNS + _where(boxes, profile)).as_string(cur)
 
 
-def _edges_read(cur, whole_graph: bool) -> int:
-    cur.execute(EDGES_READ, {"seqscan": "on" if whole_graph else "off"})
+def _rows_read(cur, tables: list[str], seqscan: bool) -> int:
+    cur.execute(ROWS_READ, {"seqscan": "on" if seqscan else "off", "tables": tables})
     return int(cur.fetchone()[1] or 0)
 
 
 def _search(cur, source: int, target: int, boxes, profile: str, search: PathSearch) -> float | None:
     """One pgr_dijkstra over the edges in `boxes` (None: all edges); fills `search`."""
-    before = _edges_read(cur, boxes is None)
-    started = time.perf_counter()
-    cur.execute(PATH, {"edges_sql": edges_sql(cur, boxes, profile), "source": source, "target": target})
-    rows = [row for row in cur.fetchall() if row[1] >= 0]  # the last row (edge -1) is the target
-    search.pgrouting_ms += (time.perf_counter() - started) * 1000
-    search.edges_loaded += _edges_read(cur, boxes is None) - before
     if boxes is None:
         search.full_graph = True
     else:
         search.window_tries += 1
+    return _run(cur, source, target, edges_sql(cur, boxes, profile), NETWORK_TABLES, boxes is None, search)
+
+
+def _search_overlay(cur, source: int, target: int, cells: overlay.Cells, profile: str, search: PathSearch):
+    """One pgr_dijkstra over the two cells, the edges between cells and the other shortcuts."""
+    search.overlay = True
+    not_allowed = NOT_ACCESSIBLE if profile == "accessible" else ()
+    edges = overlay.edges_sql(cur, cells, not_allowed)
+    return _run(cur, source, target, edges, OVERLAY_TABLES, True, search, unpack=overlay.unpack)
+
+
+def _run(cur, source, target, edges: str, tables: list[str], seqscan: bool, search: PathSearch, unpack=None):
+    before = _rows_read(cur, tables, seqscan)
+    started = time.perf_counter()
+    cur.execute(PATH, {"edges_sql": edges, "source": source, "target": target})
+    rows = [row for row in cur.fetchall() if row[1] != -1]  # the last row (edge -1) is the target
+    search.pgrouting_ms += (time.perf_counter() - started) * 1000
+    search.edges_loaded += _rows_read(cur, tables, seqscan) - before
     if not rows:
         search.cost, search.edges = None, []
         return None
+    if unpack is not None:
+        rows = unpack(cur, rows)
     cur.execute(PATH_EDGES, {"nodes": [r[0] for r in rows], "edges": [r[1] for r in rows]})
     details = cur.fetchall()
     if len(details) != len(rows):  # cannot happen in one snapshot; never answer a broken path
@@ -285,8 +285,14 @@ def shortest_path(
     max_window_tries: int = 3,
     first_radius: float | None = None,
     extent=None,
+    graph_key: str | None = None,
 ) -> PathSearch:
     """The exact shortest path from vertex `source` to vertex `target` (see indoor/windows.py).
+
+    With `graph_key` (this snapshot's, see versions()) and an overlay built for it (see
+    queries/overlay.py): two vertices in different cells are routed through the overlay; two in
+    one cell try one window first (often a few dozen edges), accepted only when it proves its
+    answer, else the overlay. Without an overlay of this graph: windows.
 
     The first window's radius is `first_radius` (default 1.5 x the distance + 20 m). A window
     answer C is accepted when C <= its radius; C > radius is confirmed by one window of radius C;
@@ -303,6 +309,17 @@ def shortest_path(
     radius = first_radius if first_radius is not None else 1.5 * straight + 20.0
     # No path is shorter than the straight line: a smaller radius would hold nothing.
     radius = max(radius, straight, 1.0)
+    cells = overlay.cells_of(cur, source.vertex, target.vertex, graph_key) if graph_key else None
+    if cells is not None:
+        if cells.source is not None and cells.source == cells.target:
+            boxes = windows.ellipse_cover(s, t, radius)
+            if boxes:
+                cost = _search(cur, source.vertex, target.vertex, boxes, profile, search)
+                if cost is not None and cost <= radius:
+                    return search
+        _search_overlay(cur, source.vertex, target.vertex, cells, profile, search)
+        return search
+    search.overlay_stale = graph_key is not None
     while search.window_tries < max_window_tries:
         boxes = windows.ellipse_cover(s, t, radius)
         if boxes is None:

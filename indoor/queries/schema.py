@@ -50,6 +50,36 @@ TABLES = [
         version bigint NOT NULL DEFAULT 1,
         changed_at timestamptz NOT NULL DEFAULT now())""",
     "INSERT INTO indoor_versions (name) VALUES ('graph'), ('rooms') ON CONFLICT (name) DO NOTHING",
+    # The service's own: the route overlay (indoor/queries/overlay.py), rebuilt after edits.
+    """CREATE TABLE IF NOT EXISTS indoor_route_overlay (
+        id int PRIMARY KEY CHECK (id = 1),
+        graph_key text NOT NULL,
+        built_at timestamptz NOT NULL,
+        build_ms double precision NOT NULL,
+        cells integer NOT NULL,
+        edges_between_cells integer NOT NULL,
+        boundary_vertices integer NOT NULL,
+        shortcuts integer NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS indoor_route_cells (
+        vertex bigint PRIMARY KEY,
+        cell bigint NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS indoor_route_edges (
+        id bigint NOT NULL,
+        source bigint NOT NULL,
+        target bigint NOT NULL,
+        cost double precision NOT NULL,
+        reverse_cost double precision NOT NULL,
+        kind text NOT NULL,
+        cell bigint)""",
+    """CREATE TABLE IF NOT EXISTS indoor_route_shortcuts (
+        id bigint PRIMARY KEY,
+        cell bigint NOT NULL,
+        source bigint NOT NULL,
+        target bigint NOT NULL,
+        cost double precision NOT NULL,
+        nodes bigint[] NOT NULL,
+        edges bigint[] NOT NULL,
+        costs double precision[] NOT NULL)""",
 ]
 
 # Older databases have the bare tables only (ogr2ogr output, pgr_createTopology vertices).
@@ -80,6 +110,9 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS room_points_text_trgm_idx ON room_points USING gin (lower(text) gin_trgm_ops)",
     "CREATE INDEX IF NOT EXISTS nav_edges_final_source_idx ON nav_edges_final (source)",
     "CREATE INDEX IF NOT EXISTS nav_edges_final_target_idx ON nav_edges_final (target)",
+    # A route loads two cells' edges, the edges between cells (cell IS NULL) and shortcuts by cell.
+    "CREATE INDEX IF NOT EXISTS indoor_route_edges_cell_idx ON indoor_route_edges (cell)",
+    "CREATE INDEX IF NOT EXISTS indoor_route_shortcuts_cell_idx ON indoor_route_shortcuts (cell)",
 ]
 
 # A statement-level trigger: one bump per INSERT/UPDATE/DELETE/TRUNCATE statement, by any

@@ -6,7 +6,14 @@ from indoor.db import DatabaseUnavailable
 
 GRAPH_VERSION = "SELECT version FROM indoor_versions WHERE name = 'graph'"
 
-VERSIONS = "SELECT name, version FROM indoor_versions WHERE name IN ('graph', 'rooms')"
+# The versions the triggers bump, each with the time of its last change: (version, time) never
+# repeats, even when a database is re-created under the same name and counts from 1 again, so
+# cache keys built from it never meet entries of another database sharing the Redis.
+VERSIONS = """
+SELECT name, version, (extract(epoch FROM changed_at) * 1000000)::bigint
+  FROM indoor_versions
+ WHERE name IN ('graph', 'rooms')
+"""
 
 
 def graph_version(cur) -> int:
@@ -19,7 +26,14 @@ def graph_version(cur) -> int:
     return int(row[0]) if row else 0
 
 
-def versions(cur) -> dict[str, int]:
-    """{'graph': N, 'rooms': M}: one round trip for both."""
+def versions(cur) -> dict:
+    """{'graph': N, 'rooms': M, 'graph_key': 'N-t', 'rooms_key': 'M-t'}."""
     cur.execute(VERSIONS)
-    return {name: int(version) for name, version in cur.fetchall()}
+    found = {}
+    for name, version, changed in cur.fetchall():
+        found[name] = int(version)
+        found[f"{name}_key"] = f"{version}-{changed}"
+    for name in ("graph", "rooms"):
+        found.setdefault(name, 0)
+        found.setdefault(f"{name}_key", "0")
+    return found

@@ -1,0 +1,96 @@
+"""Keeping the route overlay current: rebuilt in the background after the graph changes.
+
+A route that finds the overlay missing or built for another graph version is answered by
+search windows (exact, slower) and asks for a rebuild. One rebuild runs at a time per worker
+(a thread: a greenlet under gunicorn's gevent workers), after ROUTE_OVERLAY_SETTLE_S so that a
+burst of edits (a QGIS session saving) is built once, and at most every
+ROUTE_OVERLAY_MIN_INTERVAL_S; across workers and hosts an advisory lock lets one build while
+the others skip. The build is one transaction on the primary (queries/overlay.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import psycopg2.errors
+from flask import current_app
+
+from indoor.db import DatabaseUnavailable
+from indoor.extensions import get_db, get_settings
+from indoor.queries import overlay as queries
+
+log = logging.getLogger("indoor.overlay")
+
+_STATE = "indoor.overlay_rebuild"
+_TABLES = "indoor.overlay_tables"
+
+
+def build_now(force: bool = False):
+    """Build the overlay for the current graph in this thread; what queries.overlay.build says."""
+    settings = get_settings()
+    try:
+        with get_db().transaction(timeout_ms=int(settings.route_overlay_build_timeout_s * 1000)) as cur:
+            result = queries.build(
+                cur,
+                max_vertices=settings.route_cell_max_vertices,
+                max_boundary=settings.route_cell_max_boundary,
+                force=force,
+            )
+    except psycopg2.errors.SerializationFailure:
+        # Another builder committed between this one's snapshot and its lock: it built it.
+        return "busy"
+    if isinstance(result, queries.Built):
+        log.info(
+            "route overlay built",
+            extra={
+                "graph_key": result.graph_key,
+                "build_ms": round(result.build_ms, 1),
+                "cells": result.cells,
+                "edges_between_cells": result.edges_between_cells,
+                "boundary_vertices": result.boundary_vertices,
+                "shortcuts": result.shortcuts,
+                "dissolved_cells": result.dissolved_cells,
+            },
+        )
+    return result
+
+
+def available(cur) -> bool:
+    """Whether this database has the overlay's tables (init-db made them), remembered per worker;
+    asked again every 10 s while it has not."""
+    state = current_app.extensions.setdefault(_TABLES, {"exist": False, "at": float("-inf")})
+    if not state["exist"] and time.monotonic() - state["at"] > 10.0:
+        state["exist"], state["at"] = queries.tables_exist(cur), time.monotonic()
+    return state["exist"]
+
+
+def request_rebuild() -> bool:
+    """Start a background rebuild unless one runs or ran too recently; whether one started."""
+    settings = get_settings()
+    if not settings.route_overlay:
+        return False
+    app = current_app._get_current_object()
+    state = app.extensions.setdefault(_STATE, {"lock": threading.Lock(), "running": False, "not_before": 0.0})
+    with state["lock"]:
+        if state["running"] or time.monotonic() < state["not_before"]:
+            return False
+        state["running"] = True
+    threading.Thread(target=_rebuild, args=(app, state), name="overlay-rebuild", daemon=True).start()
+    return True
+
+
+def _rebuild(app, state) -> None:
+    try:
+        time.sleep(app.extensions["indoor.settings"].route_overlay_settle_s)
+        with app.app_context():
+            build_now()
+    except DatabaseUnavailable as exc:
+        log.warning("route overlay not rebuilt: %s", exc.why)
+    except Exception:  # a background task must not die silently; routes go on without it
+        log.exception("route overlay rebuild failed")
+    finally:
+        with state["lock"]:
+            state["running"] = False
+            state["not_before"] = time.monotonic() + app.extensions["indoor.settings"].route_overlay_min_interval_s
