@@ -27,6 +27,11 @@ def campus_row(campus: dict) -> Row:
                     f"{campus['features']:,} floor-plan features; {campus['buildings']} buildings x "
                     f"{campus['levels']} levels, grid {campus['grid']}")  # fmt: skip
     row.reference = f"generated in {campus['demo_s']:.1f} s (init-db {campus['init_db_s']:.1f} s)"
+    overlay = next(
+        (line for line in campus.get("demo_output", "").splitlines() if line.startswith("build-overlay:")), ""
+    )
+    if overlay:  # part of the demo's time: the route overlay it builds at the end
+        row.reference += f"; route overlay: {overlay.removeprefix('build-overlay: ')}"
     row.data.update(campus)
     return row
 

@@ -37,6 +37,9 @@ def uncached_route(ctx: Context) -> list[Row]:
     # Every pair is asked once, with the cache emptied first: each answer must be a MISS.
     redis.Redis.from_url(ctx.stack.redis.url(0)).flushall()
     api = {}  # index -> (status, distance_m or None, x-cache, seconds)
+    # Two room pairs can snap to the same two vertices: the second then finds the first's path
+    # in the cache (a HIT, rightly). Those are the only HITs an empty cache may give.
+    vertex_pairs, repeats = set(), set()
     ref_times, ref_costs_timed = [], {}
     if why is None:
         routing.reset_statement_stats(cur)
@@ -45,7 +48,12 @@ def uncached_route(ctx: Context) -> list[Row]:
             resp = client.get(pair.path())
             distance = None
             if resp.status == 200:
-                distance = float(json.loads(resp.body)["route"]["distance_m"])
+                answer = json.loads(resp.body)["route"]
+                distance = float(answer["distance_m"])
+                ends = (answer["from"].get("vertex"), answer["to"].get("vertex"), pair.profile)
+                if ends in vertex_pairs:
+                    repeats.add(i)
+                vertex_pairs.add(ends)
             api[i] = (resp.status, distance, resp.headers.get("x-cache", ""), resp.elapsed, resp.snippet(100))
         if i < timed:  # interleaved with the API, so both see the same machine weather
             cost, elapsed = routing.reference_one(cur, pair, snaps)
@@ -104,8 +112,12 @@ def uncached_route(ctx: Context) -> list[Row]:
         main.note = f"{len(errors)} errors, first: HTTP {errors[0][1]} {errors[0][2]}"
     r = ratio(api_timed_p50, ref_p50)
     main.ratio = f"{fmt(r, 3)} (p50 on the {timed} timed pairs)"
-    main.judge(None if r is None else (r <= 0.1 and not errors and len(misses) == len(pairs)))
+    unexpected_hits = [i for i, a in api.items() if a[2].upper() != "MISS" and i not in repeats]
+    if repeats:
+        main.measured += f"; {len(repeats)} pair(s) snapped to the vertices of an earlier pair"
+    main.judge(None if r is None else (r <= 0.1 and not errors and not unexpected_hits))
     main.data.update(p50_ms=ms(p50), p95_ms=ms(p95), misses=len(misses), errors=len(errors), ratio=r,
+                     repeats=len(repeats), unexpected_hits=len(unexpected_hits),
                      pgr_share=share, pgr_calls=pgr_calls, api_timed_p50_ms=ms(api_timed_p50))  # fmt: skip
 
     mismatches = []

@@ -1,9 +1,11 @@
-"""Routing in the database: snapping places to vertices, pgr_dijkstra in provably exact windows.
+"""Routing in the database: snapping places to vertices, exact pgr_dijkstra on small graphs.
 
-`shortest_path` searches a small window around the two vertices first (see indoor/windows.py
-for why a window answer can be proven optimal), widens when it cannot prove it, and ends on the
-whole graph. `full_graph_distance` is the plain full-graph pgr_dijkstra, the reference the
-benchmark compares against. Every function takes a cursor; run it through `get_db().read`.
+`shortest_path` routes between cells through the overlay's shortcuts when the overlay is the
+current graph's (see queries/overlay.py for why that is exact); otherwise, or within one cell,
+it searches a small window around the two vertices (see indoor/windows.py for why a window
+answer can be proven optimal), widens when it cannot prove it, and ends on the whole graph.
+`full_graph_distance` is the plain full-graph pgr_dijkstra, the reference the benchmark
+compares against. Every function takes a cursor; run it through `get_db().read`.
 
 Inner SQL for pgRouting is composed with psycopg2.sql (literals, never string formatting).
 """
