@@ -690,6 +690,97 @@ def _fetch_one(cur, query):
     return cur.fetchone()[0]
 
 
+def _corner_to_corner(net):
+    """Two far corners of level 0's grid (not the island), as API places."""
+    ids = sorted(v for v, (level, _, _) in net.vertices.items() if level == 0 and v not in net.island)
+    (_, lon1, lat1), (_, lon2, lat2) = net.vertices[ids[0]], net.vertices[ids[-1]]
+    return f"{lon1!r},{lat1!r},0", f"{lon2!r},{lat2!r},0"
+
+
+def test_routes_are_answered_while_the_overlay_is_being_rebuilt(small_network, redis_url):
+    """A rebuild is one long transaction on our own tables; routes never wait for it."""
+    from indoor.queries import overlay as overlay_queries
+
+    url, net = small_network
+    app = make_app(url, "", ROUTE_OVERLAY="true", ROUTE_OVERLAY_SETTLE_S="60", **SMALL_CELLS)
+    origin, destination = _corner_to_corner(net)
+    builder = psycopg2.connect(url)
+    try:
+        with builder.cursor() as cur:
+            first = overlay_queries.build(cur, max_vertices=20, max_boundary=64)
+        builder.commit()
+        assert isinstance(first, overlay_queries.Built)
+        through_overlay = route(app.test_client(), origin, destination)
+        assert through_overlay.status_code == 200
+        # A second build, forced, holds its transaction open (as a long one would) ...
+        with builder.cursor() as cur:
+            assert isinstance(
+                overlay_queries.build(cur, max_vertices=20, max_boundary=64, force=True), overlay_queries.Built
+            )
+        started = time.monotonic()
+        fresh_app = make_app(
+            url, "", ROUTE_OVERLAY="true", ROUTE_OVERLAY_SETTLE_S="60", PG_STATEMENT_TIMEOUT_MS="3000", **SMALL_CELLS
+        )
+        answer = route(fresh_app.test_client(), origin, destination)
+        # ... and a route in the meantime reads the committed overlay, at once.
+        assert answer.status_code == 200 and time.monotonic() - started < 2.0
+        assert answer.get_json()["route"]["distance_m"] == through_overlay.get_json()["route"]["distance_m"]
+        builder.commit()
+        fresh_app.extensions["indoor.db"].close()
+    finally:
+        builder.close()
+        app.extensions["indoor.db"].close()
+
+
+def test_overlay_builds_are_one_at_a_time_and_spaced(small_network):
+    """Busy while another builder runs; within the spacing after a build, a changed graph waits."""
+    from indoor.queries import overlay as overlay_queries
+
+    url, net = small_network
+    first, second = psycopg2.connect(url), psycopg2.connect(url)
+    try:
+        with first.cursor() as cur:
+            assert isinstance(overlay_queries.build(cur, max_vertices=20, max_boundary=64), overlay_queries.Built)
+            with second.cursor() as other:
+                assert overlay_queries.build(other, max_vertices=20, max_boundary=64) == "busy"
+            second.rollback()
+        first.commit()
+        with first.cursor() as cur:
+            assert overlay_queries.build(cur, max_vertices=20, max_boundary=64) == "fresh"
+            cur.execute("UPDATE nav_edges_final SET cost = cost + 1 WHERE id = (SELECT min(id) FROM nav_edges_final)")
+        first.commit()
+        with first.cursor() as cur:
+            assert overlay_queries.build(cur, max_vertices=20, max_boundary=64, min_interval_s=60) == "recent"
+        first.rollback()
+        with first.cursor() as cur:  # no spacing asked (the CLI): built
+            assert isinstance(overlay_queries.build(cur, max_vertices=20, max_boundary=64), overlay_queries.Built)
+        first.commit()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_database_without_the_overlay_tables_routes_by_windows(small_network):
+    """An init-db of an older release made no overlay tables: routes are still exact."""
+    url, net = small_network
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE indoor_route_overlay, indoor_route_cells, indoor_route_edges, indoor_route_shortcuts")
+    app = make_app(url, "", ROUTE_OVERLAY="true", ROUTE_OVERLAY_SETTLE_S="60")
+    try:
+        origin, destination = _corner_to_corner(net)
+        answer = route(app.test_client(), origin, destination)
+        assert answer.status_code == 200
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            ends = answer.get_json()["route"]["from"], answer.get_json()["route"]["to"]
+            expected = full_graph_distance(cur, ends[0]["vertex"], ends[1]["vertex"])
+        assert (
+            abs(answer.get_json()["route"]["distance_m"] - expected - ends[0]["connector_m"] - ends[1]["connector_m"])
+            <= 0.01
+        )
+    finally:
+        app.extensions["indoor.db"].close()
+
+
 # -- operations ---------------------------------------------------------------------------
 
 

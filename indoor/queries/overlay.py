@@ -40,7 +40,14 @@ TRY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('indoor.route_overlay'))"
 
 BUILD_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET LOCAL jit = off"
 
-STATE = "SELECT graph_key FROM indoor_route_overlay WHERE id = 1"
+# The overlay's graph, and whether the last build is too recent to build again: builds start
+# at least `min_s` apart, and wait four times as long as the last one took after it ended.
+STATE = """
+SELECT graph_key,
+       clock_timestamp() < built_at + make_interval(secs => greatest(%(min_s)s, build_ms / 1000.0 * 5))
+  FROM indoor_route_overlay
+ WHERE id = 1
+"""
 
 # Kinds that always join two cells: they carry people between floors or buildings.
 CONNECTOR_KINDS = ("stairs", "escalator", "elevator", "ramp")
@@ -171,11 +178,14 @@ class Built:
     dissolved_cells: int
 
 
-def build(cur, *, max_vertices: int, max_boundary: int, force: bool = False) -> Built | str:
-    """Rebuild the overlay for the graph this transaction sees; commit the caller's transaction.
+def build(
+    cur, *, max_vertices: int, max_boundary: int, force: bool = False, min_interval_s: float | None = None
+) -> Built | str:
+    """Rebuild the overlay for the graph this transaction sees; the caller commits.
 
     Returns "busy" when another builder holds the lock, "fresh" when the overlay already is the
-    current graph's (unless `force`), else what was built. Must be the transaction's first
+    current graph's (unless `force`), "recent" when `min_interval_s` is given and the last
+    build is too recent (see STATE), else what was built. Must be the transaction's first
     statement (it sets the isolation level).
     """
     started = time.perf_counter()
@@ -184,10 +194,12 @@ def build(cur, *, max_vertices: int, max_boundary: int, force: bool = False) -> 
     if not cur.fetchone()[0]:
         return "busy"
     graph_key = versions(cur)["graph_key"]
-    cur.execute(STATE)
+    cur.execute(STATE, {"min_s": float(min_interval_s or 0.0)})
     row = cur.fetchone()
     if row and row[0] == graph_key and not force:
         return "fresh"
+    if row and row[1] and min_interval_s is not None and not force:
+        return "recent"
     for statement in CLEAR:
         cur.execute(statement)
     cur.execute(CELLS, {"edges": CELL_EDGES})
