@@ -67,6 +67,7 @@ class Settings:
     route_version_max_age_s: float = 0.5
     route_window_tries: int = 3
     route_overlay: bool = True
+    route_overlay_max_share: float = 0.1
     route_overlay_settle_s: float = 1.0
     route_overlay_min_interval_s: float = 5.0
     route_overlay_build_timeout_s: float = 600.0

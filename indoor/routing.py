@@ -244,6 +244,7 @@ def _compute(cur, places, profile: str, resolved: list, versions_used: dict) -> 
         first_radius=_first_radius(straight, same_level),
         extent=lambda: _graph_extent(cur, graph_version),
         graph_key=found_versions["graph_key"] if settings.route_overlay and overlay.available(cur) else None,
+        overlay_max_share=settings.route_overlay_max_share,
     )
     if search.overlay_stale:
         overlay.request_rebuild()

@@ -140,10 +140,12 @@ def test_route_lengths_equal_an_independent_shortest_path_on_random_networks(net
 
 # Small cells, so that these small networks have many (k-means parts of a level, cut corridors
 # between them); in "crowded", most cells have too many boundary vertices and are dissolved.
+# On networks this small the overlay outweighs the graph, so it is used whatever its share.
+ALWAYS_USED = {"ROUTE_OVERLAY_MAX_SHARE": "1000"}
 OVERLAYS = {
-    "tromso": {"ROUTE_CELL_MAX_VERTICES": "40", "ROUTE_CELL_MAX_BOUNDARY": "64"},
-    "santiago": {"ROUTE_CELL_MAX_VERTICES": "60", "ROUTE_CELL_MAX_BOUNDARY": "64"},
-    "santiago-crowded": {"ROUTE_CELL_MAX_VERTICES": "60", "ROUTE_CELL_MAX_BOUNDARY": "8"},
+    "tromso": {"ROUTE_CELL_MAX_VERTICES": "40", "ROUTE_CELL_MAX_BOUNDARY": "64", **ALWAYS_USED},
+    "santiago": {"ROUTE_CELL_MAX_VERTICES": "60", "ROUTE_CELL_MAX_BOUNDARY": "64", **ALWAYS_USED},
+    "santiago-crowded": {"ROUTE_CELL_MAX_VERTICES": "60", "ROUTE_CELL_MAX_BOUNDARY": "8", **ALWAYS_USED},
 }
 
 
@@ -603,7 +605,7 @@ def small_network(fresh_database):
 
 
 # Small cells, so that the routes of this small network cross several and use shortcuts.
-SMALL_CELLS = {"ROUTE_CELL_MAX_VERTICES": "20"}
+SMALL_CELLS = {"ROUTE_CELL_MAX_VERTICES": "20", **ALWAYS_USED}
 
 OVERLAY_IS_CURRENT = """
 SELECT o.graph_key = v.version || '-' || (extract(epoch FROM v.changed_at) * 1000000)::bigint
@@ -758,6 +760,25 @@ def test_overlay_builds_are_one_at_a_time_and_spaced(small_network):
     finally:
         first.close()
         second.close()
+
+
+def test_an_overlay_bigger_than_its_share_of_the_graph_is_not_used(small_network, caplog):
+    """Every route through the overlay loads all its shortcuts: on a small network, windows."""
+    from indoor import overlay
+
+    url, net = small_network
+    app = make_app(url, "", ROUTE_OVERLAY="true", ROUTE_OVERLAY_SETTLE_S="60", ROUTE_CELL_MAX_VERTICES="20")
+    try:
+        with app.app_context():
+            built = overlay.build_now()
+        assert built.shortcuts + built.edges_between_cells > 0.1 * built.edges
+        caplog.set_level(logging.INFO, logger="indoor.route")
+        assert route(app.test_client(), *_corner_to_corner(net)).status_code == 200
+        (line,) = [r for r in caplog.records if r.name == "indoor.route"]
+        assert not line.overlay and line.window_tries >= 1
+        assert "indoor.overlay_rebuild" not in app.extensions  # current, so no rebuild was asked for
+    finally:
+        app.extensions["indoor.db"].close()
 
 
 def test_a_database_without_the_overlay_tables_routes_by_windows(small_network):

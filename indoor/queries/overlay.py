@@ -147,7 +147,8 @@ SELECT x.vertex AS source, y.vertex AS target FROM b x JOIN b y ON x.cell = y.ce
 """
 
 COUNTS = """
-SELECT (SELECT count(DISTINCT cell) FROM indoor_route_cells),
+SELECT (SELECT count(*) FROM indoor_route_edges),
+       (SELECT count(DISTINCT cell) FROM indoor_route_cells),
        (SELECT count(*) FROM indoor_route_edges WHERE cell IS NULL),
        (SELECT count(*) FROM ({boundary}) b),
        (SELECT count(*) FROM indoor_route_shortcuts),
@@ -155,12 +156,13 @@ SELECT (SELECT count(DISTINCT cell) FROM indoor_route_cells),
 """
 
 SAVE_STATE = """
-INSERT INTO indoor_route_overlay (id, graph_key, built_at, build_ms, cells, edges_between_cells,
+INSERT INTO indoor_route_overlay (id, graph_key, built_at, build_ms, edges, cells, edges_between_cells,
                                   boundary_vertices, shortcuts)
-VALUES (1, %(graph_key)s, now(), %(build_ms)s, %(cells)s, %(between)s, %(boundary)s, %(shortcuts)s)
+VALUES (1, %(graph_key)s, now(), %(build_ms)s, %(edges)s, %(cells)s, %(between)s, %(boundary)s, %(shortcuts)s)
 ON CONFLICT (id) DO UPDATE SET graph_key = EXCLUDED.graph_key, built_at = EXCLUDED.built_at,
-    build_ms = EXCLUDED.build_ms, cells = EXCLUDED.cells, edges_between_cells = EXCLUDED.edges_between_cells,
-    boundary_vertices = EXCLUDED.boundary_vertices, shortcuts = EXCLUDED.shortcuts
+    build_ms = EXCLUDED.build_ms, edges = EXCLUDED.edges, cells = EXCLUDED.cells,
+    edges_between_cells = EXCLUDED.edges_between_cells, boundary_vertices = EXCLUDED.boundary_vertices,
+    shortcuts = EXCLUDED.shortcuts
 """
 
 ANALYZE = ["ANALYZE indoor_route_cells", "ANALYZE indoor_route_edges", "ANALYZE indoor_route_shortcuts"]
@@ -170,6 +172,7 @@ ANALYZE = ["ANALYZE indoor_route_cells", "ANALYZE indoor_route_edges", "ANALYZE 
 class Built:
     graph_key: str
     build_ms: float
+    edges: int
     cells: int
     edges_between_cells: int
     boundary_vertices: int
@@ -211,20 +214,21 @@ def build(
     for statement in ANALYZE:
         cur.execute(statement)
     cur.execute(COUNTS.format(boundary=BOUNDARY))
-    cells, between, boundary, shortcuts, shortcut_edges = (int(x) for x in cur.fetchone())
+    edges, cells, between, boundary, shortcuts, shortcut_edges = (int(x) for x in cur.fetchone())
     build_ms = (time.perf_counter() - started) * 1000
     cur.execute(
         SAVE_STATE,
         {
             "graph_key": graph_key,
             "build_ms": round(build_ms, 1),
+            "edges": edges,
             "cells": cells,
             "between": between,
             "boundary": boundary,
             "shortcuts": shortcuts,
         },
     )
-    return Built(graph_key, build_ms, cells, between, boundary, shortcuts, shortcut_edges, dissolved_cells)
+    return Built(graph_key, build_ms, edges, cells, between, boundary, shortcuts, shortcut_edges, dissolved_cells)
 
 
 # -- at route time ------------------------------------------------------------------------
@@ -241,10 +245,13 @@ def tables_exist(cur) -> bool:
     return bool(cur.fetchone()[0])
 
 
-# Whether the overlay is the graph of this snapshot, and the two vertices' cells (NULL: the
+# Whether the overlay is the graph of this snapshot, whether it is worth using (every route
+# through it loads all the shortcuts and edges between cells: on a small or finely cut network
+# that can be more than a window, or the whole graph), and the two vertices' cells (NULL: the
 # vertex lies in no cell, all its edges are between cells).
 CELLS_OF = """
 SELECT o.graph_key,
+       o.shortcuts + o.edges_between_cells <= %(max_share)s * o.edges,
        (SELECT cell FROM indoor_route_cells WHERE vertex = %(source)s),
        (SELECT cell FROM indoor_route_cells WHERE vertex = %(target)s)
   FROM indoor_route_overlay o
@@ -256,17 +263,19 @@ UNPACK = "SELECT id, nodes, edges, costs FROM indoor_route_shortcuts WHERE id = 
 
 @dataclass(frozen=True)
 class Cells:
+    current: bool  # built for this snapshot's graph
+    useful: bool  # small enough against the graph to be worth it
     source: int | None
     target: int | None
 
 
-def cells_of(cur, source_vertex: int, target_vertex: int, graph_key: str) -> Cells | None:
-    """The cells of two vertices, or None when the overlay is missing or of another graph."""
-    cur.execute(CELLS_OF, {"source": source_vertex, "target": target_vertex})
+def cells_of(cur, source_vertex: int, target_vertex: int, graph_key: str, max_share: float) -> Cells | None:
+    """The overlay's state and the cells of two vertices; None when there is no overlay."""
+    cur.execute(CELLS_OF, {"source": source_vertex, "target": target_vertex, "max_share": max_share})
     row = cur.fetchone()
-    if row is None or row[0] != graph_key:
+    if row is None:
         return None
-    return Cells(row[1], row[2])
+    return Cells(row[0] == graph_key, bool(row[1]), row[2], row[3])
 
 
 def edges_sql(cur, cells: Cells, not_allowed: tuple[str, ...]) -> str:

@@ -288,13 +288,15 @@ def shortest_path(
     first_radius: float | None = None,
     extent=None,
     graph_key: str | None = None,
+    overlay_max_share: float = 0.1,
 ) -> PathSearch:
     """The exact shortest path from vertex `source` to vertex `target` (see indoor/windows.py).
 
     With `graph_key` (this snapshot's, see versions()) and an overlay built for it (see
-    queries/overlay.py): two vertices in different cells are routed through the overlay; two in
-    one cell try one window first (often a few dozen edges), accepted only when it proves its
-    answer, else the overlay. Without an overlay of this graph: windows.
+    queries/overlay.py) whose shortcuts and edges between cells are at most `overlay_max_share`
+    of the edges: two vertices in different cells are routed through the overlay; two in one
+    cell try one window first (often a few dozen edges), accepted only when it proves its
+    answer, else the overlay. Otherwise: windows.
 
     The first window's radius is `first_radius` (default 1.5 x the distance + 20 m). A window
     answer C is accepted when C <= its radius; C > radius is confirmed by one window of radius C;
@@ -311,8 +313,9 @@ def shortest_path(
     radius = first_radius if first_radius is not None else 1.5 * straight + 20.0
     # No path is shorter than the straight line: a smaller radius would hold nothing.
     radius = max(radius, straight, 1.0)
-    cells = overlay.cells_of(cur, source.vertex, target.vertex, graph_key) if graph_key else None
-    if cells is not None:
+    cells = overlay.cells_of(cur, source.vertex, target.vertex, graph_key, overlay_max_share) if graph_key else None
+    search.overlay_stale = graph_key is not None and (cells is None or not cells.current)
+    if cells is not None and cells.current and cells.useful:
         if cells.source is not None and cells.source == cells.target:
             boxes = windows.ellipse_cover(s, t, radius)
             if boxes:
@@ -321,7 +324,6 @@ def shortest_path(
                     return search
         _search_overlay(cur, source.vertex, target.vertex, cells, profile, search)
         return search
-    search.overlay_stale = graph_key is not None
     while search.window_tries < max_window_tries:
         boxes = windows.ellipse_cover(s, t, radius)
         if boxes is None:

@@ -56,6 +56,7 @@ TABLES = [
         graph_key text NOT NULL,
         built_at timestamptz NOT NULL,
         build_ms double precision NOT NULL,
+        edges integer NOT NULL,
         cells integer NOT NULL,
         edges_between_cells integer NOT NULL,
         boundary_vertices integer NOT NULL,
