@@ -37,6 +37,19 @@ ROUTE_CACHE = Counter("indoor_route_cache_lookups", "Route cache lookups, by res
 PGROUTING_TIME = Histogram(
     "indoor_pgrouting_duration_seconds", "Time spent in pgRouting for one computed route", buckets=_LATENCY_BUCKETS
 )
+ROUTE_SEARCHES = Counter(
+    "indoor_route_searches", "Computed routes, by how the path was found (overlay, window, full_graph)", ["method"]
+)
+OVERLAY_BUILDS = Counter(
+    "indoor_route_overlay_builds",
+    "Route overlay build attempts, by result (built, fresh, busy, recent, failed)",
+    ["result"],
+)
+OVERLAY_BUILD_TIME = Histogram(
+    "indoor_route_overlay_build_seconds",
+    "Time to build the route overlay",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 60, 150, 600),
+)
 POOL_SIZE = Gauge("indoor_db_pool_size", "Database connections allowed (all workers)", multiprocess_mode="livesum")
 POOL_IN_USE = Gauge("indoor_db_pool_in_use", "Database connections checked out", multiprocess_mode="livesum")
 POOL_WAITING = Gauge(
@@ -52,11 +65,21 @@ _POOL_GAUGES = {"size": POOL_SIZE, "in_use": POOL_IN_USE, "waiting": POOL_WAITIN
 # -- what other modules call -----------------------------------------------------------------
 
 
-def observe_route(pgrouting_s: float | None, cache_hit: bool) -> None:
-    """One route answered: from the cache (`cache_hit`), or computed in `pgrouting_s` seconds."""
+def observe_route(pgrouting_s: float | None, cache_hit: bool, method: str | None = None) -> None:
+    """One route answered: from the cache (`cache_hit`), or computed in `pgrouting_s` seconds,
+    its path found by `method` (overlay, window, full_graph; None: no search was needed)."""
     ROUTE_CACHE.labels("hit" if cache_hit else "miss").inc()
     if pgrouting_s is not None:
         PGROUTING_TIME.observe(pgrouting_s)
+    if method is not None:
+        ROUTE_SEARCHES.labels(method).inc()
+
+
+def observe_overlay_build(result: str, seconds: float | None = None) -> None:
+    """One overlay build attempt: `result` built (taking `seconds`), fresh, busy, recent or failed."""
+    OVERLAY_BUILDS.labels(result).inc()
+    if seconds is not None:
+        OVERLAY_BUILD_TIME.observe(seconds)
 
 
 def sse_stream_opened() -> None:

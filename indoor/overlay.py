@@ -17,6 +17,7 @@ import time
 import psycopg2.errors
 from flask import current_app
 
+from indoor import metrics
 from indoor.db import DatabaseUnavailable
 from indoor.extensions import get_db, get_settings
 from indoor.queries import overlay as queries
@@ -27,13 +28,14 @@ _STATE = "indoor.overlay_rebuild"
 _TABLES = "indoor.overlay_tables"
 
 
-def build_now(force: bool = False, min_interval_s: float = 0.0):
+def build_now(force: bool = False, min_interval_s: float | None = None):
     """Build the overlay for the current graph in this thread; what queries.overlay.build says.
 
     With `min_interval_s`, not before that long after the last build started, nor before four
     times the last build's time has passed since it ended (whoever built it): under constant
     edits, builds take at most a fifth of a database core."""
     settings = get_settings()
+    started = time.perf_counter()
     try:
         with get_db().transaction(timeout_ms=int(settings.route_overlay_build_timeout_s * 1000)) as cur:
             result = queries.build(
@@ -45,8 +47,14 @@ def build_now(force: bool = False, min_interval_s: float = 0.0):
             )
     except psycopg2.errors.SerializationFailure:
         # Another builder committed between this one's snapshot and its lock: it built it.
-        return "busy"
-    if isinstance(result, queries.Built):
+        result = "busy"
+    except Exception:
+        metrics.observe_overlay_build("failed")
+        raise
+    if not isinstance(result, queries.Built):
+        metrics.observe_overlay_build(result)
+    else:
+        metrics.observe_overlay_build("built", time.perf_counter() - started)
         log.info(
             "route overlay built",
             extra={

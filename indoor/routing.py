@@ -334,8 +334,18 @@ def _same_place(a: itinerary.Place, b: itinerary.Place) -> bool:
     return itinerary.point(a.lon, a.lat) == itinerary.point(b.lon, b.lat) and a.level == b.level
 
 
+def _method(search) -> str | None:
+    """How a computed path was found (the last search decides: a window that could not prove its
+    answer before the overlay counts as the overlay)."""
+    if search is None or not (search.overlay or search.full_graph or search.window_tries):
+        return None
+    return "overlay" if search.overlay else "full_graph" if search.full_graph else "window"
+
+
 def _log(search, cache_state: str, profile: str, source, target, path: dict | None, started: float) -> None:
-    metrics.observe_route(search.pgrouting_ms / 1000 if search else None, cache_hit=cache_state == "HIT")
+    metrics.observe_route(
+        search.pgrouting_ms / 1000 if search else None, cache_hit=cache_state == "HIT", method=_method(search)
+    )
     log.info(
         "route",
         extra={

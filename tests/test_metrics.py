@@ -95,6 +95,38 @@ def test_route_and_stream_observations_show_up(make_app):
     metrics.sse_stream_closed(features_sent=0, disconnected=True)
 
 
+def test_routes_count_how_their_paths_were_found_and_overlay_builds_are_counted(make_app, sql):
+    """A computed route counts its method (overlay, window, full_graph); a build its result."""
+    from indoor import overlay
+
+    app = make_app(METRICS_ENABLED=True, ROUTE_OVERLAY_MAX_SHARE="1000")
+    client = app.test_client()
+    before = parse(client.get("/metrics").get_data(as_text=True))
+    with app.app_context():
+        first = overlay.build_now(force=True)  # built
+        second = overlay.build_now()  # already the current graph's
+    assert second == "fresh"
+    low, high = (sql("SELECT min(ogc_fid) FROM room_points WHERE level = %s", (level,))[0][0] for level in (0, 2))
+    assert client.get("/api/route/", query_string={"from": low, "to": high}).status_code == 200
+    windows_only = make_app(METRICS_ENABLED=True, ROUTE_OVERLAY="false").test_client()
+    assert windows_only.get("/api/route/", query_string={"from": high, "to": low}).status_code == 200
+    after = parse(client.get("/metrics").get_data(as_text=True))
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("indoor_route_overlay_builds_total", result="built") == 1
+    assert delta("indoor_route_overlay_builds_total", result="fresh") == 1
+    assert delta("indoor_route_overlay_build_seconds_count") == 1
+    assert delta("indoor_route_overlay_build_seconds_sum") >= first.build_ms / 1000
+    assert delta("indoor_route_searches_total", method="overlay") == 1
+    assert (
+        delta("indoor_route_searches_total", method="window")
+        + delta("indoor_route_searches_total", method="full_graph")
+        == 1
+    )
+
+
 def test_metrics_refuse_anything_that_came_through_a_proxy(make_app):
     client = make_app(METRICS_ENABLED=True).test_client()
     assert client.get("/metrics").status_code == 200
