@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import redis
 
@@ -224,3 +225,79 @@ def cached_route(ctx: Context) -> list[Row]:
     latency.judge(p50 is not None and ms(p50) < 2.0 and hits == len(route_times))
     latency.data.update(p50_ms=ms(p50), health_p50_ms=ms(health_p50), hits=hits, samples=len(route_times))
     return [latency, throughput]
+
+
+# The overlay is the graph's (graph_key matches), and when the last build ended.
+OVERLAY_STATE = """
+SELECT o.graph_key = v.version || '-' || (extract(epoch FROM v.changed_at) * 1000000)::bigint,
+       extract(epoch FROM o.built_at) + o.build_ms / 1000.0, o.build_ms / 1000.0
+  FROM indoor_route_overlay o, indoor_versions v
+ WHERE v.name = 'graph'
+"""
+
+
+def route_after_edit(ctx: Context) -> list[Row]:
+    """An edit by another client makes the overlay stale: how long routes are computed by
+    windows until the service has rebuilt it, and what they cost meanwhile."""
+    cfg = ctx.cfg
+    n = 10 if cfg.small else 20
+    row = Row("route_after_edit", "uncached routes after an edit by another client (overlay rebuilt in the background)",
+              status=INFO)  # fmt: skip
+    conn = ctx.stack.connect_reference()
+    cur = conn.cursor()
+    cur.execute(OVERLAY_STATE)
+    state = cur.fetchone()
+    if state is None or not state[0]:
+        row.not_measured("no current route overlay before the edit")
+        return [row]
+    pairs = routing.sample_pairs(cur, 2 * n, cfg.seed + 1, 0)
+    client = ctx.http()
+    # Changes no length, moves the graph version: what any UPDATE by QGIS or psql does to the overlay.
+    cur.execute("UPDATE nav_edges_final SET cost = cost WHERE id = (SELECT min(id) FROM nav_edges_final)")
+    cur.execute("SELECT extract(epoch FROM clock_timestamp())")
+    edited_at = float(cur.fetchone()[0])
+    stale, fresh, misses, errors = [], [], 0, 0
+    deadline = time.perf_counter() + 120
+    pending = iter(pairs)
+    while time.perf_counter() < deadline:
+        cur.execute(OVERLAY_STATE)
+        current, finished_at, build_s = cur.fetchone()
+        if current:
+            break
+        pair = next(pending) if len(stale) < n else None
+        if pair is None:
+            time.sleep(0.1)  # enough samples: wait for the rebuild
+            continue
+        resp = client.get(pair.path())
+        errors += resp.status not in (200, 422)
+        misses += resp.headers.get("x-cache", "").upper() == "MISS"
+        stale.append(resp.elapsed)
+    if not current:
+        row.not_measured("the overlay was not rebuilt within 120 s of the edit")
+        return [row]
+    for pair in list(pending)[:n]:
+        resp = client.get(pair.path())
+        errors += resp.status not in (200, 422)
+        misses += resp.headers.get("x-cache", "").upper() == "MISS"
+        fresh.append(resp.elapsed)
+    cur.close()
+    conn.close()
+    stale_for = float(finished_at) - edited_at
+    row.measured = (f"overlay current again {fmt(stale_for, 1)} s after the edit committed (settle "
+                    f"{fmt(cfg_settle_s(), 1)} s + build {fmt(float(build_s), 1)} s); meanwhile {len(stale)} uncached "
+                    f"routes by windows: p50 {fmt(ms(median(stale)))} ms; then {len(fresh)} with the overlay current: "
+                    f"p50 {fmt(ms(median(fresh)))} ms; {misses}/{len(stale) + len(fresh)} MISS")  # fmt: skip
+    if errors:
+        row.note = f"{errors} errors"
+    row.reference = "windows only (ROUTE_OVERLAY=false) would answer every route as the stale ones"
+    row.data.update(stale_s=stale_for, build_s=float(build_s), stale_p50_ms=ms(median(stale)),
+                    fresh_p50_ms=ms(median(fresh)), stale_samples=len(stale), fresh_samples=len(fresh),
+                    misses=misses, errors=errors)  # fmt: skip
+    return [row]
+
+
+def cfg_settle_s() -> float:
+    """The service's ROUTE_OVERLAY_SETTLE_S (the bench runs it with its defaults)."""
+    from config.settings import Settings
+
+    return Settings.from_env().route_overlay_settle_s

@@ -16,7 +16,7 @@ from bench import config, machine, report  # noqa: E402
 from bench.context import Context  # noqa: E402
 from bench.report import Row  # noqa: E402
 from bench.rows_misc import campus_row, room_search  # noqa: E402
-from bench.rows_routing import cached_route, uncached_route  # noqa: E402
+from bench.rows_routing import cached_route, route_after_edit, uncached_route  # noqa: E402
 from bench.rows_streams import floor_sse, json_paging_and_peer, many_clients  # noqa: E402
 from bench.stack import Stack, raise_fd_limit  # noqa: E402
 
@@ -69,6 +69,7 @@ def main() -> int:
         rows += _guard(ctx, "room search", room_search)
         rows += _guard(ctx, "uncached route", uncached_route)
         rows += _guard(ctx, "cached route", cached_route)
+        rows += _guard(ctx, "route after an edit", route_after_edit)
         rows += _guard(ctx, "floor-plan SSE", floor_sse)
         rows += _guard(ctx, "JSON paging and tipg", json_paging_and_peer)
         stack.stop_app(server)
@@ -104,6 +105,7 @@ def main() -> int:
 
 
 ORDER = ["campus", "route_uncached", "route_lengths", "route_floor", "route_cached_latency", "route_cached_rps",
+         "route_after_edit",
          "sse_rate", "sse_first_event", "peer_sse", "peer_json", "sse_scaling", "swarm_heartbeats", "swarm_rss",
          "swarm_connections", "room_search"]  # fmt: skip
 
