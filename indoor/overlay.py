@@ -5,7 +5,8 @@ search windows (exact, slower) and asks for a rebuild. One rebuild runs at a tim
 (a thread: a greenlet under gunicorn's gevent workers), after ROUTE_OVERLAY_SETTLE_S so that a
 burst of edits (a QGIS session saving) is built once. Across workers and hosts an advisory lock
 lets one build while the others skip, and the last build's time (in the database) spaces
-builds: at least ROUTE_OVERLAY_MIN_INTERVAL_S apart and four times as long as one takes. The build is one transaction on the primary (queries/overlay.py).
+builds: at least ROUTE_OVERLAY_MIN_INTERVAL_S apart and four times as long as one takes. The
+build is one transaction on the primary (queries/overlay.py).
 """
 
 from __future__ import annotations

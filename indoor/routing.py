@@ -31,6 +31,7 @@ from indoor.errors import ApiError, NotFound
 from indoor.extensions import cache_get, cache_get_many, cache_set, get_db, get_settings, local_cache
 from indoor.params import RoomPlace
 from indoor.queries import routing as queries
+from indoor.queries.versions import versions
 
 log = logging.getLogger("indoor.route")
 
@@ -49,11 +50,11 @@ class NoRoute(ApiError):
 
 
 def current_versions() -> dict:
-    """queries.routing.versions(), read at most ROUTE_VERSION_MAX_AGE_S ago."""
+    """queries.versions.versions(), read at most ROUTE_VERSION_MAX_AGE_S ago."""
     state = current_app.extensions.setdefault(_VERSIONS, {"at": float("-inf"), "versions": None})
     now = time.monotonic()
     if state["versions"] is None or now - state["at"] > get_settings().route_version_max_age_s:
-        found = get_db().read(queries.versions, timeout_ms=2000)
+        found = get_db().read(versions, timeout_ms=2000)
         _remember(found, now)
     return state["versions"]
 
@@ -184,7 +185,7 @@ def _resolve(cur, place, profile: str) -> dict:
 def _resolve_all(cur, places, profile: str, known: list) -> tuple[dict, list]:
     """Versions and every place not in `known`, in one snapshot."""
     queries.begin_snapshot(cur)
-    found_versions = queries.versions(cur)
+    found_versions = versions(cur)
     return found_versions, [
         k if k is not None else _resolve(cur, p, profile) for p, k in zip(places, known, strict=True)
     ]
@@ -224,7 +225,7 @@ def _compute(cur, places, profile: str, resolved: list, versions_used: dict) -> 
     """
     settings = get_settings()
     queries.begin_snapshot(cur)
-    found_versions = queries.versions(cur)
+    found_versions = versions(cur)
     if found_versions != versions_used:
         resolved = [_resolve(cur, p, profile) for p in places]
         if any(r.get("missing") or r.get("vertex") is None for r in resolved):

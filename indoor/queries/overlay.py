@@ -49,10 +49,8 @@ SELECT graph_key,
  WHERE id = 1
 """
 
-# Kinds that always join two cells: they carry people between floors or buildings.
-CONNECTOR_KINDS = ("stairs", "escalator", "elevator", "ramp")
-
-# Same-level corridors and doors, open at least one way: what cells are made of.
+# Same-level corridors and doors, open at least one way: what cells are made of (stairs,
+# escalators, elevators and ramps carry people between floors or buildings: they join cells).
 CELL_EDGES = """
 SELECT e.id, e.source, e.target, 1::float8 AS cost, 1::float8 AS reverse_cost
   FROM nav_edges_final e

@@ -21,7 +21,6 @@ from psycopg2 import sql
 
 from indoor import windows
 from indoor.queries import overlay
-from indoor.queries import versions as versions_queries
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +54,6 @@ def warm_connection(conn) -> None:
         # A database without pgRouting yet (before init-db): nothing to warm.
         log.warning("routing warm-up skipped: %s", type(exc).__name__)
         conn.rollback()
-
-
-# -- versions (the snapshot's; see queries/versions.py) -------------------------------------
-
-versions = versions_queries.versions
 
 
 # -- snapping -----------------------------------------------------------------------------
