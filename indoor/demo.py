@@ -101,7 +101,7 @@ def generate(size: DemoSize, seed: int = 1, first_vertex: int = 1, first_edge: i
                     room_vertex = vertex(level, cx, cy)
                     corner = nodes[level, i + rnd.randint(0, 1), j + rnd.randint(0, 1)]
                     edge(room_vertex, corner, "door")
-                    campus.rooms.append((label, level, bname, *to_lonlat(cx, cy)))
+                    campus.rooms.append((label, level, bname, *to_lonlat(cx, cy), None))
                     inset = 0.4
                     campus.plan.append(
                         (

@@ -192,13 +192,13 @@ def _rooms_and_plan(net: Network, nodes: dict, ways: list, building: str | None)
             ring = coords[:-1] if closed else coords
             lon = sum(x for x, _ in ring) / len(ring)
             lat = sum(y for _, y in ring) / len(ring)
-            net.rooms.append((label, levels[0], building, lon, lat))
+            net.rooms.append((label, levels[0], building, lon, lat, None))
     for lon, lat, tags in nodes.values():
         label = _label(tags)
         if "shop" in tags and label and tags.get("level"):
             levels = parse_levels(tags.get("level"))
             if levels:
-                net.rooms.append((label, levels[0], building, lon, lat))
+                net.rooms.append((label, levels[0], building, lon, lat, None))
 
 
 def _signed_area(coords) -> float:

@@ -18,8 +18,9 @@ class Network:
     vertices: list = field(default_factory=list)  # (id, level, lon, lat)
     # (id, source, target, kind, extra_fwd, extra_rev, wkt or None for a straight line)
     edges: list = field(default_factory=list)
-    rooms: list = field(default_factory=list)  # (label, level, building, lon, lat)
+    rooms: list = field(default_factory=list)  # (label, level, building, lon, lat, category or None)
     plan: list = field(default_factory=list)  # (layer, name, level, building, wkt in lon/lat)
+    level_names: list = field(default_factory=list)  # (building or '', level, display name)
 
 
 NEXT_IDS = """SELECT (SELECT coalesce(max(id), 0) + 1 FROM nav_edges_work_vertices_pgr),
@@ -29,8 +30,10 @@ STAGE = """
 CREATE TEMP TABLE stage_vertices (id bigint, level numeric, lon float8, lat float8) ON COMMIT DROP;
 CREATE TEMP TABLE stage_edges (id bigint, source bigint, target bigint, kind text,
                                extra_fwd float8, extra_rev float8, wkt text) ON COMMIT DROP;
-CREATE TEMP TABLE stage_rooms (label text, level numeric, building text, lon float8, lat float8) ON COMMIT DROP;
+CREATE TEMP TABLE stage_rooms (label text, level numeric, building text, lon float8, lat float8,
+                               category text) ON COMMIT DROP;
 CREATE TEMP TABLE stage_plan (layer text, name text, level numeric, building text, wkt text) ON COMMIT DROP;
+CREATE TEMP TABLE stage_level_names (building text, level numeric, name text) ON COMMIT DROP;
 """
 
 INSERT_VERTICES = """
@@ -54,13 +57,21 @@ SELECT e.id, e.source, e.target,
 """
 
 INSERT_ROOMS = """
-INSERT INTO room_points (text, level, building, wkb_geometry)
-SELECT label, level, building, ST_SetSRID(ST_MakePoint(lon, lat), 4326) FROM stage_rooms
+INSERT INTO room_points (text, level, building, category, wkb_geometry)
+SELECT label, level, building, category, ST_SetSRID(ST_MakePoint(lon, lat), 4326) FROM stage_rooms
 """
 
 INSERT_PLAN = """
 INSERT INTO base_floor (layer, name, level, building, wkb_geometry)
 SELECT layer, name, level, building, ST_SetSRID(ST_GeomFromText(wkt), 4326) FROM stage_plan
+"""
+
+
+# The last import's name for a level wins (one building's re-import renames its levels).
+UPSERT_LEVEL_NAMES = """
+INSERT INTO indoor_level_names (building, level, name)
+SELECT DISTINCT ON (coalesce(building, ''), level) coalesce(building, ''), level, name FROM stage_level_names
+ON CONFLICT (building, level) DO UPDATE SET name = EXCLUDED.name
 """
 
 
@@ -77,12 +88,14 @@ def write_network(cur, network: Network) -> dict[str, int]:
     _copy(cur, "stage_edges", network.edges)
     _copy(cur, "stage_rooms", network.rooms)
     _copy(cur, "stage_plan", network.plan)
+    _copy(cur, "stage_level_names", network.level_names)
     counts = {}
     for name, statement in (
         ("vertices", INSERT_VERTICES),
         ("edges", INSERT_EDGES),
         ("rooms", INSERT_ROOMS),
         ("floor_plan", INSERT_PLAN),
+        ("level_names", UPSERT_LEVEL_NAMES),
     ):
         cur.execute(statement)
         counts[name] = cur.rowcount

@@ -24,6 +24,7 @@ TABLES = [
         text text NOT NULL,
         level numeric NOT NULL DEFAULT 0,
         building text,
+        category text,
         wkb_geometry geometry(Point, 4326) NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS base_floor (
         ogc_fid serial PRIMARY KEY,
@@ -50,6 +51,13 @@ TABLES = [
         version bigint NOT NULL DEFAULT 1,
         changed_at timestamptz NOT NULL DEFAULT now())""",
     "INSERT INTO indoor_versions (name) VALUES ('graph'), ('rooms') ON CONFLICT (name) DO NOTHING",
+    # The service's own: a level's display name where the source has one (OSM level:ref, IMDF
+    # level short_name), per building; a level without a row is shown by its number.
+    """CREATE TABLE IF NOT EXISTS indoor_level_names (
+        building text NOT NULL DEFAULT '',
+        level numeric NOT NULL,
+        name text NOT NULL,
+        PRIMARY KEY (building, level))""",
     # The service's own: the route overlay (indoor/queries/overlay.py), rebuilt after edits.
     """CREATE TABLE IF NOT EXISTS indoor_route_overlay (
         id int PRIMARY KEY CHECK (id = 1),
@@ -87,6 +95,7 @@ TABLES = [
 COLUMNS = [
     "ALTER TABLE room_points ADD COLUMN IF NOT EXISTS level numeric NOT NULL DEFAULT 0",
     "ALTER TABLE room_points ADD COLUMN IF NOT EXISTS building text",
+    "ALTER TABLE room_points ADD COLUMN IF NOT EXISTS category text",
     "ALTER TABLE base_floor ADD COLUMN IF NOT EXISTS layer text",
     "ALTER TABLE base_floor ADD COLUMN IF NOT EXISTS name text",
     "ALTER TABLE base_floor ADD COLUMN IF NOT EXISTS level numeric NOT NULL DEFAULT 0",
