@@ -1,4 +1,4 @@
-"""`flask --app wsgi indoor init-db | demo`."""
+"""`flask --app wsgi indoor init-db | demo | import-osm | build-overlay | check-graph`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import click
 from flask.cli import with_appcontext
 
 from indoor.extensions import get_db
+from indoor.operator_errors import OperatorErrorsGroup
 
 
-@click.group()
+@click.group(cls=OperatorErrorsGroup)
 def indoor():
     """Indoor maps service commands."""
 

@@ -247,7 +247,7 @@ class Database:
                 if ep is not self.primary:
                     ep.down_until = time.monotonic() + 2.0
                     log.warning("replica unavailable, skipping", extra={"why": str(exc)[:200]})
-        raise DatabaseUnavailable(_short_reason(last))
+        raise DatabaseUnavailable(_short_reason(last)) from last
 
     def read(
         self,

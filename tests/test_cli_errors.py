@@ -1,0 +1,110 @@
+"""Operators' errors: every `flask indoor` command, run as an operator runs it, with no database
+configured, an unreachable one, wrong credentials or a missing database, prints one line saying
+what to set or check and exits non-zero, without a traceback."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg2
+import pytest
+
+from indoor.cli import indoor
+from scripts.services import free_port
+from tests.conftest import SHARED_DATA, run_cli
+
+OSM_FILE = str(SHARED_DATA / "osm" / "berlin_hbf.osm")
+# The arguments each command needs to get as far as the database. A command added to the group
+# without an entry here fails test_every_command_is_covered.
+COMMAND_ARGS = {
+    "init-db": [],
+    "demo": [],
+    "import": [OSM_FILE],
+    "import-osm": [OSM_FILE],
+    "check-graph": [],
+    "build-overlay": [],
+}
+COMMANDS = sorted(set(COMMAND_ARGS) & set(indoor.commands))
+PASSWORD_ROLE = "indoor_cli_password_check"
+
+
+def test_every_command_is_covered():
+    assert set(indoor.commands) <= set(COMMAND_ARGS), "add the new command's arguments to COMMAND_ARGS"
+
+
+def assert_one_clear_line(result, *expected: str) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert line.startswith("Error: "), line
+    for text in expected:
+        assert text in line, line
+    return line
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_without_database_url(command):
+    result = run_cli("", command, *COMMAND_ARGS[command], env={"POSTGRES_HOST": "", "POSTGRES_DB": ""})
+    assert_one_clear_line(result, "DATABASE_URL is not set", "postgresql://")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_unreachable_database(command):
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/indoor"  # nothing listens there
+    line = assert_one_clear_line(run_cli(url, command, *COMMAND_ARGS[command]), "cannot connect to PostgreSQL")
+    assert "Connection refused" in line and "check the host and port in DATABASE_URL" in line
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_unknown_host(command):
+    url = "postgresql://postgres@no-such-host.invalid:5432/indoor"
+    line = assert_one_clear_line(run_cli(url, command, *COMMAND_ARGS[command]), "cannot connect to PostgreSQL")
+    assert "no-such-host.invalid" in line and "check the host and port" in line
+
+
+@pytest.fixture(scope="module")
+def password_role(pg_cluster):
+    """A role that must log in with its password (scram), on the session cluster: one pg_hba line
+    for this role only, above the trust lines, so every other connection is unaffected."""
+    hba = pg_cluster.datadir / "pg_hba.conf"
+    rule = f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n"
+    text = hba.read_text()
+    if rule not in text:
+        hba.write_text(rule + text)
+    pg_cluster.psql(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PASSWORD_ROLE}') THEN "
+        f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD 'right-password'; END IF; END $$;"
+        "SELECT pg_reload_conf();"
+    )
+    wrong = f"postgresql://{PASSWORD_ROLE}:wrong-password@127.0.0.1:{pg_cluster.port}/postgres"
+    deadline = time.monotonic() + 10
+    while True:  # the reload is asynchronous: wait until the rule is in force
+        try:
+            psycopg2.connect(wrong).close()
+        except psycopg2.OperationalError as exc:
+            if "password authentication failed" in str(exc):
+                break
+        assert time.monotonic() < deadline, "pg_hba.conf reload not in force"
+        time.sleep(0.1)
+    return wrong
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_wrong_password(command, password_role):
+    line = assert_one_clear_line(run_cli(password_role, command, *COMMAND_ARGS[command]), "cannot connect")
+    assert "password authentication failed" in line and "check the user and password in DATABASE_URL" in line
+    assert "wrong-password" not in line
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_missing_database(command, pg_cluster):
+    line = assert_one_clear_line(run_cli(pg_cluster.url("no_such_db"), command, *COMMAND_ARGS[command]))
+    assert '"no_such_db" does not exist' in line and "check the database name in DATABASE_URL" in line
+
+
+@pytest.mark.parametrize("command", ["demo", "check-graph", "build-overlay"])
+def test_schema_missing_names_init_db(command, fresh_database):
+    line = assert_one_clear_line(run_cli(fresh_database("noschema"), command, *COMMAND_ARGS[command]))
+    assert "does not exist" in line and "run `flask --app wsgi indoor init-db` first" in line
