@@ -14,6 +14,7 @@ if [ "${1:-}" = "--test" ]; then
   command -v pgbouncer >/dev/null || need+=(pgbouncer)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
   command -v chromium >/dev/null || need+=(chromium)
+  command -v docker-compose >/dev/null || need+=(docker-compose)
 fi
 if [ "${1:-}" = "--bench" ]; then
   command -v wrk >/dev/null || need+=(wrk)
