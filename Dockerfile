@@ -22,7 +22,7 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY config ./config
 COPY indoor ./indoor
 COPY --from=client /src/indoor/client/dist ./indoor/client/dist
-COPY scripts/backup.sh scripts/restore.sh ./scripts/
+COPY scripts/backup.sh scripts/restore.sh scripts/pg_env.py ./scripts/
 COPY wsgi.py .
 USER indoor
 EXPOSE 8000
