@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint format deps clean
+.PHONY: run test bench lint format deps clean loadtest
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	@bash scripts/system-deps.sh --bench
 	$(PY) -m bench
+
+# locustfile.py headless against `make run`'s server for a short time (LOADTEST_TIME, 30s): the summary.
+loadtest: deps $(VENV)/.installed
+	$(PY) scripts/loadtest.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
