@@ -52,8 +52,17 @@ def operator_message(exc: BaseException) -> str | None:
             "install PostGIS and pgRouting there (Debian: postgresql-15-postgis-3 postgresql-15-pgrouting)"
         )
     if isinstance(exc, psycopg2.errors.InsufficientPrivilege):
-        return f"{_one_line(exc.pgerror)}: grant the DATABASE_URL user the privilege, or use one that has it"
+        reason = _one_line(exc.pgerror)
+        if "extension" in reason:
+            return f"{reason}: have a superuser run CREATE EXTENSION for {_extension_names()} in this database, then run init-db again"
+        return f"{reason}: grant the DATABASE_URL user the privilege, or use one that has it"
     return None
+
+
+def _extension_names() -> str:
+    from indoor.queries.schema import EXTENSIONS
+
+    return ", ".join(statement.rsplit(" ", 1)[1] for statement in EXTENSIONS)
 
 
 def _connection_message(reason: str) -> str:

@@ -108,3 +108,15 @@ def test_missing_database(command, pg_cluster):
 def test_schema_missing_names_init_db(command, fresh_database):
     line = assert_one_clear_line(run_cli(fresh_database("noschema"), command, *COMMAND_ARGS[command]))
     assert "does not exist" in line and "run `flask --app wsgi indoor init-db` first" in line
+
+
+def test_init_db_without_the_right_to_create_extensions(fresh_database, pg_cluster):
+    """A managed database's application user may not create PostGIS: say who must, and what."""
+    role = "indoor_cli_no_superuser"
+    pg_cluster.psql(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+        f"CREATE ROLE {role} LOGIN; END IF; END $$;"
+    )
+    url = fresh_database("noext").replace("postgresql://postgres@", f"postgresql://{role}@")
+    line = assert_one_clear_line(run_cli(url, "init-db"), "permission denied to create extension")
+    assert "have a superuser run CREATE EXTENSION for postgis, pgrouting, pg_trgm, btree_gist" in line
