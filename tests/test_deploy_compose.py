@@ -118,6 +118,24 @@ def test_env_example_sets_nothing_unread(compose):
             assert name.removeprefix("PGBOUNCER_").lower() in ini_names, name
 
 
+def test_health_checks_and_nginx_hosts_are_trusted(compose, database_url):
+    """The app's health check calls 127.0.0.1:8000 and nginx passes the client's Host
+    (`localhost` for the README's curl): .env.example's TRUSTED_HOSTS lets both in."""
+    from indoor import create_app
+
+    trusted = re.search(r"^TRUSTED_HOSTS=(.*)$", (DEPLOY / ".env.example").read_text(), re.M)[1]
+    check = compose["services"]["app"]["healthcheck"]["test"][-1]
+    probe = re.search(r"'http://([^/]+)(/[^']*)'", check)
+    app = create_app({"DATABASE_URL": database_url, "TRUSTED_HOSTS": trusted, "TESTING": True, "LOG_FORMAT": "text"})
+    try:
+        client = app.test_client()
+        assert client.get(probe[2], base_url=f"http://{probe[1]}").status_code == 200
+        assert client.get("/api/health/ready", base_url="http://localhost").status_code == 200
+        assert client.get("/api/health/", base_url="http://other.example").status_code == 400
+    finally:
+        app.extensions["indoor.db"].close()
+
+
 def test_no_secret_in_the_compose_file(compose):
     for path, value in scalars(compose):
         if not isinstance(value, str):

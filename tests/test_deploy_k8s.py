@@ -78,15 +78,32 @@ def test_deployment_workers_from_the_cpu_request():
     assert "gevent" == runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))["worker_class"]
 
 
-def test_probes_are_routes_the_app_answers(client):
+@pytest.fixture
+def pod_app(database_url):
+    """The app with the Deployment's TRUSTED_HOSTS as a pod at 10.1.2.3 gets it."""
+    from indoor import create_app
+
+    env = env_of(container(one("Deployment", "indoor")))
+    assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    trusted = env["TRUSTED_HOSTS"]["value"].replace("$(POD_IP)", "10.1.2.3")
+    app = create_app({"DATABASE_URL": database_url, "TRUSTED_HOSTS": trusted, "TESTING": True, "LOG_FORMAT": "text"})
+    yield app
+    app.extensions["indoor.db"].close()
+
+
+def test_probes_are_routes_the_app_answers(pod_app):
     c = container(one("Deployment", "indoor"))
     liveness, readiness = c["livenessProbe"]["httpGet"], c["readinessProbe"]["httpGet"]
     assert liveness["path"] == "/api/health/" and readiness["path"] == "/api/health/ready"
     assert {liveness["port"], readiness["port"], c["startupProbe"]["httpGet"]["port"]} == {c["ports"][0]["name"]}
+    client = pod_app.test_client()
+    # the kubelet sends the pod's address as Host
     for path in (liveness["path"], readiness["path"]):
-        response = client.get(path)
+        response = client.get(path, base_url="http://10.1.2.3:8000")
         assert response.status_code == 200, (path, response.get_json())
-    assert client.get(readiness["path"]).get_json()["database"] == "ok"
+    assert client.get(readiness["path"], base_url="http://10.1.2.3:8000").get_json()["database"] == "ok"
+    assert client.get("/api/levels/", base_url="https://maps.example.org").status_code == 200
+    assert client.get(liveness["path"], base_url="http://evil.example").status_code == 400  # in force
 
 
 @pytest.mark.parametrize("kind,name", [("Deployment", "indoor"), ("Job", "indoor-init-db")])
