@@ -3,7 +3,9 @@
 `OperatorErrorsGroup` is the class of the `flask indoor` group: every command added to it (by
 any module) gets the translation for free. An operator reads what to set or check and the
 command exits 1; errors that are not about reaching or preparing the database keep their
-traceback (they are bugs to report).
+traceback (they are bugs to report). Its commands (`DatabaseCommand`) connect before they run,
+so a command that reads a large file first, or handles database errors its own way, still
+stops at once with that line when the database cannot be reached.
 """
 
 from __future__ import annotations
@@ -22,7 +24,24 @@ NOT_CONFIGURED = (
 )
 
 
+class DatabaseCommand(click.Command):
+    """A command that needs the database: connects first (after its arguments are parsed, so
+    `--help` needs no database). The connection stays in the pool for the command's own work."""
+
+    def invoke(self, ctx):
+        from flask.cli import ScriptInfo
+
+        from indoor.extensions import get_db
+
+        app = ctx.ensure_object(ScriptInfo).load_app()
+        with app.app_context(), get_db().connection(replica_ok=False):
+            pass
+        return super().invoke(ctx)
+
+
 class OperatorErrorsGroup(click.Group):
+    command_class = DatabaseCommand
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)

@@ -120,3 +120,19 @@ def test_init_db_without_the_right_to_create_extensions(fresh_database, pg_clust
     url = fresh_database("noext").replace("postgresql://postgres@", f"postgresql://{role}@")
     line = assert_one_clear_line(run_cli(url, "init-db"), "permission denied to create extension")
     assert "have a superuser run CREATE EXTENSION for postgis, pgrouting, pg_trgm, btree_gist" in line
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_needs_no_database(command):
+    result = run_cli("", command, "--help", env={"POSTGRES_HOST": "", "POSTGRES_DB": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: ") and f"indoor {command} [OPTIONS]" in result.stdout
+
+
+def test_a_command_fails_before_it_reads_its_file(tmp_path):
+    """The database is checked first: an import of a file nobody could read still says what to
+    fix about the database at once (a large extract is not parsed for nothing)."""
+    unreadable = tmp_path / "not-osm.osm"
+    unreadable.write_text("this is not OpenStreetMap XML")
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/indoor"
+    assert_one_clear_line(run_cli(url, "import-osm", str(unreadable)), "cannot connect to PostgreSQL")
