@@ -174,8 +174,11 @@ def compose_pgbouncer(pg_cluster, direct_database_url, workdir):
     """deploy/pgbouncer/entrypoint.sh as its container runs it (as `postgres`), in front of the
     test cluster, with a password it must check."""
     port = free_port()
-    config_dir = workdir / f"compose-pgbouncer-{port}"
-    config_dir.mkdir()
+    image = workdir / f"compose-pgbouncer-{port}"  # the image's files, where `postgres` can read them
+    config_dir = image / "run"
+    config_dir.mkdir(parents=True)
+    entrypoint = shutil.copy(DEPLOY / "pgbouncer" / "entrypoint.sh", image / "entrypoint.sh")
+    template = shutil.copy(DEPLOY / "pgbouncer.ini", image / "pgbouncer.ini")
     if os.geteuid() == 0:
         os.chown(config_dir, pwd.getpwnam("postgres").pw_uid, -1)
     env = {
@@ -184,7 +187,7 @@ def compose_pgbouncer(pg_cluster, direct_database_url, workdir):
         "POSTGRES_PASSWORD": 'pass"word with spaces',
         "DB_HOST": "127.0.0.1",
         "DB_PORT": str(pg_cluster.port),
-        "PGBOUNCER_TEMPLATE": str(DEPLOY / "pgbouncer.ini"),
+        "PGBOUNCER_TEMPLATE": str(template),
         "PGBOUNCER_CONFIG_DIR": str(config_dir),
         "PGBOUNCER_LISTEN_ADDR": "127.0.0.1",
         "PGBOUNCER_LISTEN_PORT": str(port),
@@ -193,7 +196,7 @@ def compose_pgbouncer(pg_cluster, direct_database_url, workdir):
         "PATH": os.environ["PATH"] + ":/usr/sbin",
     }
     proc = subprocess.Popen(
-        _as_postgres(["env", *[f"{k}={v}" for k, v in env.items()], str(DEPLOY / "pgbouncer" / "entrypoint.sh")]),
+        _as_postgres(["env", *[f"{k}={v}" for k, v in env.items()], str(entrypoint)]),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
