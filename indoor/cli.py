@@ -1,4 +1,4 @@
-"""`flask --app wsgi indoor init-db | demo | import-osm | build-overlay | check-graph`."""
+"""`flask --app wsgi indoor init-db | demo`."""
 
 from __future__ import annotations
 
