@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint format deps clean loadtest
+.PHONY: run test bench lint format deps clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -28,6 +28,7 @@ bench: $(VENV)/.installed
 	$(PY) -m bench
 
 # locustfile.py headless against `make run`'s server for a short time (LOADTEST_TIME, 30s): the summary.
+.PHONY: loadtest
 loadtest: deps $(VENV)/.installed
 	$(PY) scripts/loadtest.py
 
