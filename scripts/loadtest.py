@@ -43,6 +43,7 @@ def main() -> int:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "BIND": f"127.0.0.1:{port}", "RATELIMIT_ENABLED": "false", "LOG_LEVEL": "WARNING"}
+    print(f"loadtest: starting make run's server on {base_url}", flush=True)
     server = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run.py")], cwd=ROOT, env=env)
     try:
         wait_ready(base_url, server)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def test_loadtest_runs_every_task_without_a_failure(database_url, redis_url, tmp
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Aggregated" in result.stdout + result.stderr  # the summary is printed
-    port = int(next(line for line in result.stdout.splitlines() if line.startswith("serving on")).rsplit(":", 1)[1])
+    port = int(re.search(r"^loadtest: starting make run's server on http://127\.0\.0\.1:(\d+)", result.stdout, re.M)[1])
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
         pass  # the server was stopped
     with open(f"{prefix}_stats.csv", newline="") as stats:
