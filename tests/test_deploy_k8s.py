@@ -50,7 +50,7 @@ def test_manifests_validate_against_the_kubernetes_schemas(version):
             pytest.fail(f"{path.name} ({doc['kind']}): {exc.message} at {'.'.join(map(str, exc.path))}")
         checked.add(doc["kind"])
     wanted = {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
-    assert wanted | {"ConfigMap", "Secret", "Job", "Ingress"} <= checked
+    assert wanted | {"ConfigMap", "Secret", "Job", "CronJob", "Ingress"} <= checked
 
 
 def test_the_validator_rejects_a_broken_manifest():
@@ -60,8 +60,13 @@ def test_the_validator_rejects_a_broken_manifest():
         kubernetes_validate.validate(broken, KUBERNETES_VERSIONS[-1], strict=True)
 
 
+def pod_spec(workload: dict) -> dict:
+    job = workload["spec"]["jobTemplate"]["spec"] if workload["kind"] == "CronJob" else workload["spec"]
+    return job["template"]["spec"]
+
+
 def container(workload: dict) -> dict:
-    (only,) = workload["spec"]["template"]["spec"]["containers"]
+    (only,) = pod_spec(workload)["containers"]
     return only
 
 
@@ -106,10 +111,12 @@ def test_probes_are_routes_the_app_answers(pod_app):
     assert client.get(liveness["path"], base_url="http://evil.example").status_code == 400  # in force
 
 
-@pytest.mark.parametrize("kind,name", [("Deployment", "indoor"), ("Job", "indoor-init-db")])
+@pytest.mark.parametrize(
+    "kind,name", [("Deployment", "indoor"), ("Job", "indoor-init-db"), ("CronJob", "indoor-backup")]
+)
 def test_non_root_read_only_no_escalation(kind, name):
     workload = one(kind, name)
-    pod = workload["spec"]["template"]["spec"]
+    pod = pod_spec(workload)
     c = container(workload)
     image_uid = int(re.search(r"useradd .*--uid (\d+)", (ROOT / "Dockerfile").read_text())[1])
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -127,7 +134,7 @@ def test_non_root_read_only_no_escalation(kind, name):
 
 def test_streams_get_time_to_finish_before_the_pod_dies():
     deployment = one("Deployment", "indoor")
-    pod = deployment["spec"]["template"]["spec"]
+    pod = pod_spec(deployment)
     pre_stop = container(deployment)["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
     graceful = runpy.run_path(str(ROOT / "config" / "gunicorn.conf.py"))["graceful_timeout"]
@@ -167,7 +174,7 @@ def test_configmap_and_secret_hold_only_settings():
     referenced = {
         e["valueFrom"]["secretKeyRef"]["key"]
         for _, doc in documents()
-        if doc["kind"] in ("Deployment", "Job")
+        if doc["kind"] in ("Deployment", "Job", "CronJob")
         for e in container(doc).get("env", [])
         if "secretKeyRef" in e.get("valueFrom", {})
     }
@@ -185,7 +192,22 @@ def test_init_db_job_runs_init_db_on_the_primary_itself():
     assert ref["name"] == "indoor-secrets"
     direct = urlsplit(one("Secret", "indoor-secrets")["stringData"][ref["key"]])
     assert not direct.hostname.startswith("indoor-db-pooler")  # DDL not through the transaction pooler
-    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert pod_spec(job)["restartPolicy"] == "Never"
+
+
+def test_backup_cronjob_dumps_the_primary_daily_onto_its_volume():
+    cronjob = one("CronJob", "indoor-backup")
+    assert re.fullmatch(r"\d+ \d+ \* \* \*", cronjob["spec"]["schedule"])  # daily
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    c = container(cronjob)
+    assert c["image"] == container(one("Deployment", "indoor"))["image"]
+    script = c["command"][-1]
+    assert script.startswith('scripts/backup.sh "/backups/') and (ROOT / "scripts" / "backup.sh").is_file()
+    assert env_of(c)["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DIRECT_DATABASE_URL"
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(cronjob)["volumes"]}
+    claim = volumes[mounts["/backups"]]["persistentVolumeClaim"]["claimName"]
+    assert one("PersistentVolumeClaim", claim)
 
 
 def test_kustomization_lists_the_running_service():
