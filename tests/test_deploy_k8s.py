@@ -4,9 +4,12 @@ image (Dockerfile), gunicorn's settings and the routes the app serves."""
 
 from __future__ import annotations
 
+import datetime
 import math
+import os
 import re
 import runpy
+import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -242,3 +245,21 @@ def test_cloudnativepg_poolers_are_sized_for_the_autoscaled_service():
     assert server_side <= int(cluster["spec"]["postgresql"]["parameters"]["max_connections"])
     extensions = " ".join(cluster["spec"]["bootstrap"]["initdb"]["postInitApplicationSQL"])
     assert "postgis" in extensions and "pgrouting" in extensions
+
+
+def test_backup_cronjob_command_runs(direct_database_url, tmp_path):
+    """The CronJob's shell line as the kubelet hands it to sh ($$ -> $), with /backups here: it
+    writes today's dump and prunes those older than two weeks."""
+    line = container(one("CronJob", "indoor-backup"))["command"][-1].replace("$$", "$")
+    line = line.replace("/backups", str(tmp_path))
+    old = tmp_path / "indoor-2000-01-01.dump"
+    old.write_bytes(b"old")
+    os.utime(old, (0, 0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "POSTGRES_"))}
+    result = subprocess.run(
+        ["sh", "-c", line], cwd=ROOT, env={**env, "DATABASE_URL": direct_database_url}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    today = tmp_path / f"indoor-{datetime.date.today():%Y-%m-%d}.dump"
+    assert today.stat().st_size > 10_000
+    assert not old.exists()
