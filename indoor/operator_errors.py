@@ -79,9 +79,9 @@ def operator_message(exc: BaseException) -> str | None:
 
 
 def _extension_names() -> str:
-    from indoor.queries.schema import EXTENSIONS
+    from indoor.queries.schema import extension_names
 
-    return ", ".join(statement.rsplit(" ", 1)[1] for statement in EXTENSIONS)
+    return ", ".join(extension_names())
 
 
 def _connection_message(reason: str) -> str:

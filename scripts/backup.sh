@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/backup.sh FILE: a pg_dump (custom format) of the four contract tables, the service's
-# own indoor_* tables and the extensions they need, from DATABASE_URL (or POSTGRES_HOST/...).
+# own indoor_* tables and init-db's extensions, from DATABASE_URL (or POSTGRES_HOST/...).
 # Point it at PostgreSQL itself, not at pgbouncer (pg_dump keeps session state).
 # Restore with scripts/restore.sh FILE. Read-only: takes no lock that blocks the service.
 set -euo pipefail
@@ -15,10 +15,12 @@ export PGAPPNAME=indoor-backup PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10}
 
 tables=(-t public.room_points -t public.base_floor -t public.nav_edges_final -t public.nav_edges_work_vertices_pgr
   -t 'public.indoor_*')
-# the extensions the tables need (postgis, pgrouting, ...): restore creates them if missing
+# the extensions init-db creates (postgis, pgrouting, ...), and no others the server happens to
+# have: restore creates them where missing, and a managed database's user may create no more
 extensions=()
-while read -r name; do extensions+=(-e "$name"); done < <(
-  psql -X -At -v ON_ERROR_STOP=1 -c "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1")
+for name in $(PYTHONPATH="$root" "$python" -c 'from indoor.queries.schema import extension_names as e; print(*e())'); do
+  extensions+=(-e "$name")
+done
 
 tmp="$file.partial"
 trap 'rm -f "$tmp"' EXIT

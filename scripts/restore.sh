@@ -24,11 +24,16 @@ if [ -n "$present" ]; then
   exit 1
 fi
 
-# Everything but the extensions' comments (only their owner may set them) and the version
+# Everything but the extensions' comments and the rows of their own tables (spatial_ref_sys:
+# only their owner may write those; the service's data is in SRID 4326) and the version
 # triggers (their function is init-db's; init-db creates both after the data is in).
+ours='(room_points|base_floor|nav_edges_final|nav_edges_work_vertices_pgr|indoor_[a-z0-9_]+)'
 list=$(mktemp)
 trap 'rm -f "$list"' EXIT
-pg_restore --list "$file" | grep -v -E '; [0-9]+ [0-9]+ (COMMENT - EXTENSION|TRIGGER) ' > "$list"
+pg_restore --list "$file" | awk -v ours="TABLE DATA public $ours " '
+  /^[0-9]+; [0-9]+ [0-9]+ (COMMENT - EXTENSION|TRIGGER) / { next }
+  /^[0-9]+; [0-9]+ [0-9]+ TABLE DATA / && $0 !~ ours { next }
+  { print }' > "$list"
 pg_restore --no-owner --no-privileges --exit-on-error --single-transaction --use-list="$list" \
   --dbname="${PGDATABASE:?DATABASE_URL names no database}" "$file"
 cd "$root"

@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from indoor import create_app
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 TABLES = ["room_points", "base_floor", "nav_edges_final", "nav_edges_work_vertices_pgr"]
 
@@ -119,3 +119,36 @@ def test_scripts_say_what_to_set(tmp_path, pg_cluster):
     result = run_script("backup.sh", env={})
     assert result.returncode == 2 and "usage: scripts/backup.sh FILE" in result.stderr
     assert not (tmp_path / "x.dump").exists() and not (tmp_path / "x.dump.partial").exists()
+
+
+def test_restore_as_a_managed_databases_application_user(pg_cluster, fresh_database, tmp_path):
+    """A managed database (CloudNativePG, a cloud service): a superuser created init-db's
+    extensions, the application user owns the database and may create no extension. A dump of
+    a server with more extensions than the service needs restores there as that user."""
+    source = fresh_database("src_more_ext")
+    assert run_cli(source, "init-db", "--demo-if-empty").returncode == 0
+    with psycopg2.connect(source) as conn, conn.cursor() as cur:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS hstore")  # the server's, not the service's
+    dump = tmp_path / "more.dump"
+    assert run_script("backup.sh", dump, env={"DATABASE_URL": source}).returncode == 0
+    listing = subprocess.run(["pg_restore", "--list", dump], capture_output=True, text=True, check=True).stdout
+    assert "EXTENSION - postgis" in listing and "hstore" not in listing
+
+    role = "indoor_managed_app"
+    target = fresh_database("managed")
+    database = target.rsplit("/", 1)[1]
+    pg_cluster.psql(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+        f"CREATE ROLE {role} LOGIN; END IF; END $$; ALTER DATABASE {database} OWNER TO {role};"
+    )
+    for extension in ("postgis", "pgrouting", "pg_trgm", "btree_gist"):
+        pg_cluster.psql(f"CREATE EXTENSION IF NOT EXISTS {extension}", dbname=database)
+    as_app = target.replace("postgresql://postgres@", f"postgresql://{role}@")
+    result = run_script("restore.sh", dump, env={"DATABASE_URL": as_app})
+    assert result.returncode == 0, result.stderr
+    assert row_counts(target) == row_counts(source)
+    with psycopg2.connect(target) as conn, conn.cursor() as cur:
+        cur.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'room_points'")
+        assert cur.fetchone()[0] == role
+        cur.execute("SELECT count(*) FROM pg_extension WHERE extname = 'hstore'")
+        assert cur.fetchone()[0] == 0

@@ -18,6 +18,12 @@ EXTENSIONS = [
     "CREATE EXTENSION IF NOT EXISTS btree_gist",
 ]
 
+
+def extension_names() -> list[str]:
+    """The extensions init-db creates: what operators must install, what a backup carries."""
+    return [statement.rsplit(" ", 1)[1] for statement in EXTENSIONS]
+
+
 TABLES = [
     """CREATE TABLE IF NOT EXISTS room_points (
         ogc_fid serial PRIMARY KEY,
