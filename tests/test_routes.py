@@ -17,7 +17,7 @@ import redis
 
 from indoor import create_app
 from indoor.queries.routing import full_graph_distance
-from indoor.windows import covers, ellipse_cover
+from indoor.routing.windows import covers, ellipse_cover
 from scripts.services import free_port
 from tests import routing_network
 from tests.conftest import TEST_RATE_LIMITS, run_cli
@@ -152,8 +152,8 @@ OVERLAYS = {
 @pytest.mark.parametrize("variant", sorted(OVERLAYS))
 def test_overlay_route_lengths_equal_an_independent_shortest_path(networks, redis_url, variant, caplog):
     """The same pairs through the overlay's shortcuts: still exact, and faster on big graphs."""
-    from indoor import overlay
     from indoor.queries.overlay import Built
+    from indoor.routing import overlay
 
     name = variant.split("-")[0]
     url, net, graphs, conn, _ = networks(name)
@@ -293,7 +293,8 @@ def test_windowed_routes_equal_full_graph_pgr_dijkstra(networks):
 
 def test_every_first_window_gives_the_exact_answer(networks):
     """Whatever the first radius (too small, exact, generous), the search ends on the optimum."""
-    from indoor.queries.routing import Snap, graph_extent, shortest_path
+    from indoor.queries.routing import Snap, graph_extent
+    from indoor.routing.search import shortest_path
 
     url, net, graphs, conn, app = networks("santiago")
     rnd = random.Random(9)
@@ -764,7 +765,7 @@ def test_overlay_builds_are_one_at_a_time_and_spaced(small_network):
 
 def test_an_overlay_bigger_than_its_share_of_the_graph_is_not_used(small_network, caplog):
     """Every route through the overlay loads all its shortcuts: on a small network, windows."""
-    from indoor import overlay
+    from indoor.routing import overlay
 
     url, net = small_network
     app = make_app(url, "", ROUTE_OVERLAY="true", ROUTE_OVERLAY_SETTLE_S="60", ROUTE_CELL_MAX_VERTICES="20")

@@ -1,11 +1,9 @@
-"""Routing in the database: snapping places to vertices, exact pgr_dijkstra on small graphs.
+"""Routing's SQL: snapping places to vertices, one pgr_dijkstra over a given set of edges.
 
-`shortest_path` routes between cells through the overlay's shortcuts when the overlay is the
-current graph's (see queries/overlay.py for why that is exact); otherwise, or within one cell,
-it searches a small window around the two vertices (see indoor/windows.py for why a window
-answer can be proven optimal), widens when it cannot prove it, and ends on the whole graph.
-`full_graph_distance` is the plain full-graph pgr_dijkstra, the reference the benchmark
-compares against. Every function takes a cursor; run it through `get_db().read`.
+Which edges a search hands pgRouting (a window, the overlay, the whole graph) is decided by
+indoor/routing/search.py; this module only runs the statements. `full_graph_distance` is the
+plain full-graph pgr_dijkstra, the reference the benchmark compares against. Every function
+takes a cursor; run it through `get_db().read`.
 
 Inner SQL for pgRouting is composed with psycopg2.sql (literals, never string formatting).
 """
@@ -19,12 +17,10 @@ from dataclasses import dataclass, field
 import psycopg2
 from psycopg2 import sql
 
-from indoor import windows
-from indoor.queries import overlay
-
 log = logging.getLogger(__name__)
 
 PROFILES = ("walking", "accessible")
+Box = tuple[float, float, float, float]  # (min lon, min lat, max lon, max lat)
 # Kinds an accessible route never uses.
 NOT_ACCESSIBLE = ("stairs", "escalator")
 
@@ -186,20 +182,16 @@ class PathEdge:
 
 
 @dataclass
-class PathSearch:
-    """A shortest vertex-to-vertex path (cost None: none exists) and what finding it took."""
+class PathRun:
+    """One pgr_dijkstra: the path (cost None: none exists) and what running it took."""
 
     cost: float | None
     edges: list[PathEdge] = field(default_factory=list)
     pgrouting_ms: float = 0.0
     edges_loaded: int = 0
-    window_tries: int = 0
-    full_graph: bool = False
-    overlay: bool = False  # answered through the overlay's shortcuts
-    overlay_stale: bool = False  # an overlay was asked for but is not the current graph's
 
 
-def _where(boxes: list[windows.Box] | None, profile: str) -> sql.Composable:
+def _where(boxes: list[Box] | None, profile: str) -> sql.Composable:
     """The edge filter: the window's boxes (None: all edges) and the profile's kinds."""
     parts = []
     if boxes is not None:
@@ -215,7 +207,7 @@ def _where(boxes: list[windows.Box] | None, profile: str) -> sql.Composable:
     return sql.SQL(" AND ").join(parts) if parts else sql.SQL("true")
 
 
-def edges_sql(cur, boxes: list[windows.Box] | None, profile: str) -> str:
+def edges_sql(cur, boxes: list[Box] | None, profile: str) -> str:
     """The edges query handed to pgRouting."""
     return (_EDGE_COLUMNS + _where(boxes, profile)).as_string(cur)
 
@@ -225,128 +217,36 @@ def _rows_read(cur, tables: list[str], seqscan: bool) -> int:
     return int(cur.fetchone()[1] or 0)
 
 
-def _search(cur, source: int, target: int, boxes, profile: str, search: PathSearch) -> float | None:
-    """One pgr_dijkstra over the edges in `boxes` (None: all edges); fills `search`."""
-    if boxes is None:
-        search.full_graph = True
-    else:
-        search.window_tries += 1
-    return _run(cur, source, target, edges_sql(cur, boxes, profile), NETWORK_TABLES, boxes is None, search)
-
-
-def _search_overlay(cur, source: int, target: int, cells: overlay.Cells, profile: str, search: PathSearch):
-    """One pgr_dijkstra over the two cells, the edges between cells and the other shortcuts."""
-    search.overlay = True
-    not_allowed = NOT_ACCESSIBLE if profile == "accessible" else ()
-    edges = overlay.edges_sql(cur, cells, not_allowed)
-    return _run(cur, source, target, edges, OVERLAY_TABLES, True, search, unpack=overlay.unpack)
-
-
-def _run(cur, source, target, edges: str, tables: list[str], seqscan: bool, search: PathSearch, unpack=None):
+def path(cur, source: int, target: int, edges: str, tables: list[str], seqscan: bool, unpack=None) -> PathRun:
+    """One pgr_dijkstra from `source` to `target` over the edges query `edges`; `tables` are
+    those it reads (for the count of rows loaded), `unpack` rewrites shortcut rows into edges."""
+    run = PathRun(cost=None)
     before = _rows_read(cur, tables, seqscan)
     started = time.perf_counter()
     cur.execute(PATH, {"edges_sql": edges, "source": source, "target": target})
     rows = [row for row in cur.fetchall() if row[1] != -1]  # the last row (edge -1) is the target
-    search.pgrouting_ms += (time.perf_counter() - started) * 1000
-    search.edges_loaded += _rows_read(cur, tables, seqscan) - before
+    run.pgrouting_ms = (time.perf_counter() - started) * 1000
+    run.edges_loaded = _rows_read(cur, tables, seqscan) - before
     if not rows:
-        search.cost, search.edges = None, []
-        return None
+        return run
     if unpack is not None:
         rows = unpack(cur, rows)
     cur.execute(PATH_EDGES, {"nodes": [r[0] for r in rows], "edges": [r[1] for r in rows]})
     details = cur.fetchall()
     if len(details) != len(rows):  # cannot happen in one snapshot; never answer a broken path
         raise RuntimeError("path edges vanished during the search")
-    search.edges = [
+    run.edges = [
         PathEdge(int(edge), kind, from_level, to_level, float(cost), coordinates)
         for (_, edge, cost), (kind, from_level, to_level, coordinates) in zip(rows, details, strict=True)
     ]
-    search.cost = sum(e.cost for e in search.edges)
-    return search.cost
+    run.cost = sum(e.cost for e in run.edges)
+    return run
 
 
-def graph_extent(cur) -> windows.Box | None:
+def graph_extent(cur) -> Box | None:
     cur.execute(GRAPH_EXTENT)
     row = cur.fetchone()
     return tuple(float(x) for x in row) if row and row[0] is not None else None
-
-
-def shortest_path(
-    cur,
-    source: Snap,
-    target: Snap,
-    profile: str,
-    *,
-    max_window_tries: int = 3,
-    first_radius: float | None = None,
-    extent=None,
-    graph_key: str | None = None,
-    overlay_max_share: float = 0.1,
-) -> PathSearch:
-    """The exact shortest path from vertex `source` to vertex `target` (see indoor/windows.py).
-
-    With `graph_key` (this snapshot's, see versions()) and an overlay built for it (see
-    queries/overlay.py) whose shortcuts and edges between cells are at most `overlay_max_share`
-    of the edges: two vertices in different cells are routed through the overlay; two in one
-    cell try one window first (often a few dozen edges), accepted only when it proves its
-    answer, else the overlay. Otherwise: windows.
-
-    The first window's radius is `first_radius` (default 1.5 x the distance + 20 m). A window
-    answer C is accepted when C <= its radius; C > radius is confirmed by one window of radius C;
-    no answer widens the window two-fold, and after `max_window_tries` windows (or once the
-    window would hold the whole network: `extent()` gives the network's bbox) the whole graph
-    is searched.
-    """
-    search = PathSearch(cost=None)
-    if source.vertex == target.vertex:
-        search.cost = 0.0
-        return search
-    s, t = (source.lon, source.lat), (target.lon, target.lat)
-    straight = windows.lower_bound_distance_m(s, t)
-    radius = first_radius if first_radius is not None else 1.5 * straight + 20.0
-    # No path is shorter than the straight line: a smaller radius would hold nothing.
-    radius = max(radius, straight, 1.0)
-    cells = overlay.cells_of(cur, source.vertex, target.vertex, graph_key, overlay_max_share) if graph_key else None
-    search.overlay_stale = graph_key is not None and (cells is None or not cells.current)
-    if cells is not None and cells.current and cells.useful:
-        if cells.source is not None and cells.source == cells.target:
-            boxes = windows.ellipse_cover(s, t, radius)
-            if boxes:
-                cost = _search(cur, source.vertex, target.vertex, boxes, profile, search)
-                if cost is not None and cost <= radius:
-                    return search
-        _search_overlay(cur, source.vertex, target.vertex, cells, profile, search)
-        return search
-    while search.window_tries < max_window_tries:
-        boxes = windows.ellipse_cover(s, t, radius)
-        if boxes is None:
-            break
-        if search.window_tries and extent is not None and _holds(boxes, extent()):
-            break  # this window is the whole network: search it plainly
-        if boxes:
-            cost = _search(cur, source.vertex, target.vertex, boxes, profile, search)
-            if cost is not None:
-                if cost <= radius:
-                    return search
-                # The optimum is <= cost, so the window of radius `cost` holds it: exact.
-                boxes = windows.ellipse_cover(s, t, cost)
-                if boxes is None:
-                    break
-                _search(cur, source.vertex, target.vertex, boxes, profile, search)
-                return search
-        radius *= 2
-    _search(cur, source.vertex, target.vertex, None, profile, search)
-    return search
-
-
-def _holds(boxes: list[windows.Box], extent: windows.Box | None) -> bool:
-    """Whether the boxes' bounding box contains the whole network (then a window saves nothing)."""
-    if extent is None:
-        return True  # no edges at all
-    x1, y1 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-    x2, y2 = max(b[2] for b in boxes), max(b[3] for b in boxes)
-    return x1 <= extent[0] and y1 <= extent[1] and x2 >= extent[2] and y2 >= extent[3]
 
 
 def full_graph_distance(cur, source_vertex: int, target_vertex: int, profile: str = "walking") -> float | None:
