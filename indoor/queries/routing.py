@@ -60,30 +60,53 @@ SELECT ogc_fid, text, level, building, ST_X(wkb_geometry), ST_Y(wkb_geometry)
  WHERE ogc_fid = %(room)s
 """
 
+# KNN (`<->` on the (level, the_geom) GiST index), inside a box that holds every point within
+# ROUTE_MAX_SNAP_M (conservative metres per degree, as in routing/windows.py), finds a near
+# usable vertex (one with an open edge the profile may take); the exact geodesic order among the
+# usable vertices in a box of that radius decides (ties: smaller id). The snap never looks
+# farther than ROUTE_MAX_SNAP_M, whatever the place: no row then.
 NEAREST_VERTEX = """
 SELECT v.id, ST_X(v.the_geom), ST_Y(v.the_geom), v.level,
        ST_Distance(v.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) AS metres
-  FROM (SELECT ST_Distance(k.the_geom::geography,
-                           ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) * 1.01 + 0.01 AS r
+  FROM (SELECT least(ST_Distance(k.the_geom::geography,
+                                 ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) * 1.01 + 0.01,
+                     %(max_m)s::float8) AS r
           FROM nav_edges_work_vertices_pgr k
          WHERE k.level = %(level)s::numeric
+           AND k.the_geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),
+         %(max_m)s::float8 / (111319.0 * greatest(cos(radians(least(90.0, abs(%(lat)s) + %(max_m)s::float8 / 110574.0))), 1e-9)),
+         %(max_m)s::float8 / 110574.0)
            AND EXISTS (SELECT 1 FROM nav_edges_final e
-                        WHERE (e.source = k.id OR e.target = k.id)
-                          AND (e.cost >= 0 OR e.reverse_cost >= 0)
-                          AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
+                WHERE (e.source = k.id OR e.target = k.id)
+                  AND (e.cost >= 0 OR e.reverse_cost >= 0)
+                  AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
          ORDER BY k.the_geom <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)
          LIMIT 1) AS knn,
        nav_edges_work_vertices_pgr v
  WHERE v.level = %(level)s::numeric
-   AND v.the_geom && ST_Expand(
-         ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),
+   AND v.the_geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),
          knn.r / (111319.0 * greatest(cos(radians(least(90.0, abs(%(lat)s) + knn.r / 110574.0))), 1e-9)),
          knn.r / 110574.0)
+   AND ST_DWithin(v.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography, %(max_m)s)
    AND EXISTS (SELECT 1 FROM nav_edges_final e
                 WHERE (e.source = v.id OR e.target = v.id)
                   AND (e.cost >= 0 OR e.reverse_cost >= 0)
                   AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
  ORDER BY metres, v.id
+ LIMIT 1
+"""
+
+# Only when a place did not snap: how far the nearest usable vertex of its level is (KNN, one
+# index scan; no row: the level has no usable vertex at all). For the error message.
+NEAREST_FAR = """
+SELECT ST_Distance(k.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography)
+  FROM nav_edges_work_vertices_pgr k
+ WHERE k.level = %(level)s::numeric
+   AND EXISTS (SELECT 1 FROM nav_edges_final e
+                WHERE (e.source = k.id OR e.target = k.id)
+                  AND (e.cost >= 0 OR e.reverse_cost >= 0)
+                  AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
+ ORDER BY k.the_geom <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)
  LIMIT 1
 """
 
@@ -113,11 +136,23 @@ def room(cur, room_id: int) -> Room | None:
     return Room(int(row[0]), row[1], row[2], row[3], float(row[4]), float(row[5])) if row else None
 
 
-def nearest_vertex(cur, lon: float, lat: float, level, profile: str) -> Snap | None:
-    """The vertex a place at (lon, lat) on `level` snaps to, or None when the level has none."""
-    cur.execute(NEAREST_VERTEX, {"lon": lon, "lat": lat, "level": level, "accessible": profile == "accessible"})
+def nearest_vertex(cur, lon: float, lat: float, level, profile: str, max_m: float) -> Snap | None:
+    """The vertex a place at (lon, lat) on `level` snaps to, or None when the level has no usable
+    vertex within `max_m` metres."""
+    cur.execute(
+        NEAREST_VERTEX,
+        {"lon": lon, "lat": lat, "level": level, "accessible": profile == "accessible", "max_m": float(max_m)},
+    )
     row = cur.fetchone()
     return Snap(int(row[0]), float(row[1]), float(row[2]), row[3], float(row[4])) if row else None
+
+
+def nearest_distance(cur, lon: float, lat: float, level, profile: str) -> float | None:
+    """Metres from (lon, lat) to the nearest usable vertex of `level` (KNN order: within a hair
+    of the geodesic nearest); None when the level has none."""
+    cur.execute(NEAREST_FAR, {"lon": lon, "lat": lat, "level": level, "accessible": profile == "accessible"})
+    row = cur.fetchone()
+    return float(row[0]) if row else None
 
 
 # -- shortest paths -----------------------------------------------------------------------

@@ -13,9 +13,15 @@ it last changed (so entries of another or a re-created database never match):
 
 from __future__ import annotations
 
+from indoor.extensions import get_settings
 from indoor.params import RoomPlace
 
-KEY_VERSION = "v1"
+KEY_VERSION = "v2"
+
+
+def _snap_rule() -> str:
+    """Where places snap depends on ROUTE_MAX_SNAP_M: a change of it changes the keys."""
+    return f"s{get_settings().route_max_snap_m:g}"
 
 
 def canonical(place) -> str:
@@ -26,15 +32,16 @@ def canonical(place) -> str:
 
 def place_key(place, found_versions: dict, profile: str) -> str:
     if isinstance(place, RoomPlace):
-        return f"route:{KEY_VERSION}:place:{found_versions['graph_key']}:{found_versions['rooms_key']}:{profile}:{canonical(place)}"
-    return f"route:{KEY_VERSION}:place:{found_versions['graph_key']}:{profile}:{canonical(place)}"
+        rooms = found_versions["rooms_key"]
+        return f"route:{KEY_VERSION}:place:{found_versions['graph_key']}:{rooms}:{_snap_rule()}:{profile}:{canonical(place)}"
+    return f"route:{KEY_VERSION}:place:{found_versions['graph_key']}:{_snap_rule()}:{profile}:{canonical(place)}"
 
 
 def body_key(places, found_versions: dict, profile: str) -> str:
     """The finished response, keyed by exactly what it depends on."""
     rooms = found_versions["rooms_key"] if any(isinstance(p, RoomPlace) for p in places) else "-"
     ends = ":".join(canonical(p) for p in places)
-    return f"route:{KEY_VERSION}:body:{found_versions['graph_key']}:{rooms}:{profile}:{ends}"
+    return f"route:{KEY_VERSION}:body:{found_versions['graph_key']}:{rooms}:{_snap_rule()}:{profile}:{ends}"
 
 
 def path_key(graph_key: str, profile: str, source: int, target: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from indoor.errors import NotFound
+from indoor.extensions import get_settings
 from indoor.params import RoomPlace
 from indoor.queries import routing as queries
 from indoor.queries.versions import versions
@@ -13,7 +14,8 @@ from indoor.routing.errors import NoRoute
 def resolve(cur, place, profile: str) -> dict:
     """Where a place is and the vertex it snaps to: a plain dict (cached as is).
 
-    {"missing": True} for an unknown room; "vertex" None when its level has no usable vertex.
+    {"missing": True} for an unknown room; "vertex" None when its level has no usable vertex
+    within ROUTE_MAX_SNAP_M, then "far_m" says how far the nearest one is (None: none at all).
     """
     if isinstance(place, RoomPlace):
         room = queries.room(cur, place.room)
@@ -37,9 +39,10 @@ def resolve(cur, place, profile: str) -> dict:
         level = itinerary.json_level(level_value)
         resolved = {"description": {"coordinates": itinerary.point(lon, lat), "level": level}, "label": None}
     resolved.update(lon=lon, lat=lat, level=level)
-    snap = queries.nearest_vertex(cur, lon, lat, level_value, profile)
+    snap = queries.nearest_vertex(cur, lon, lat, level_value, profile, get_settings().route_max_snap_m)
     if snap is None:
         resolved["vertex"] = None
+        resolved["far_m"] = queries.nearest_distance(cur, lon, lat, level_value, profile)
     else:
         resolved.update(vertex=snap.vertex, vertex_lon=snap.lon, vertex_lat=snap.lat, connector_m=snap.metres)
         resolved["description"].update(vertex=snap.vertex, connector_m=round(snap.metres, 3))
@@ -71,8 +74,14 @@ def as_place(resolved: dict, name: str, raw) -> itinerary.Place:
 
 
 def require_vertex(resolved: dict, name: str) -> None:
-    if resolved.get("vertex") is None:
+    if resolved.get("vertex") is not None:
+        return
+    far_m = resolved.get("far_m")
+    if far_m is not None:
         raise NoRoute(
-            f"no route: parameter '{name}' is on level {resolved['level']}, which has no walkable network"
-            " for this profile"
+            f"no route: parameter '{name}' is {far_m:.0f} m from the walkable network on level {resolved['level']};"
+            f" places snap only within ROUTE_MAX_SNAP_M = {get_settings().route_max_snap_m:g} m of it"
         )
+    raise NoRoute(
+        f"no route: parameter '{name}' is on level {resolved['level']}, which has no walkable network for this profile"
+    )
