@@ -853,6 +853,88 @@ def test_a_database_without_the_overlay_tables_routes_by_windows(small_network):
         app.extensions["indoor.db"].close()
 
 
+def test_pairs_in_different_components_are_refused_without_a_search(networks, redis_url, caplog):
+    """The overlay build stores the components per profile: an unconnected pair is answered at
+    once (the log says by what); after an edit, until the next build, the search decides."""
+    from indoor.routing import overlay
+
+    url, net, graphs, conn, _ = networks("tromso")
+    app = make_app(url, redis_url, ROUTE_OVERLAY="true", ROUTE_OVERLAY_SETTLE_S="60", ROUTE_VERSION_MAX_AGE_S="0")
+    client = app.test_client()
+    clear_route_cache(redis_url)
+    cur = conn.cursor()
+    cur.execute("SELECT text, ogc_fid FROM room_points WHERE text IN ('Attic room', 'Island room', 'R01', 'R02')")
+    ids = dict(cur.fetchall())
+    conn.rollback()
+    caplog.set_level(logging.INFO, logger="indoor.route")
+    try:
+        with app.app_context():
+            assert not isinstance(overlay.build_now(force=True), str)
+        cases = [
+            (ids["R01"], ids["Island room"], "walking"),
+            (ids["Island room"], ids["R02"], "accessible"),
+            (ids["R01"], ids["Attic room"], "accessible"),  # stairs only
+        ]
+        for origin, destination, profile in cases:
+            response = route(client, origin, destination, profile)
+            assert response.status_code == 422 and response.get_json()["error"]["code"] == "no_route"
+        lines = [r for r in caplog.records if r.name == "indoor.route"]
+        assert [r.decided_by for r in lines] == ["components"] * 3
+        assert all(r.edges_loaded == 0 and r.pgrouting_ms == 0 and not r.found for r in lines)
+        # Connected pairs are searched as before (the attic by stairs, walking).
+        caplog.clear()
+        assert route(client, ids["R01"], ids["Attic room"], "walking").status_code == 200
+        assert [r.decided_by for r in caplog.records if r.name == "indoor.route"] == ["search"]
+        # An edit makes the components stale: the next unconnected pair is searched, as before.
+        with psycopg2.connect(url) as editor, editor.cursor() as edit:
+            edit.execute("UPDATE nav_edges_final SET cost = cost WHERE id = (SELECT min(id) FROM nav_edges_final)")
+        caplog.clear()
+        assert route(client, ids["R02"], ids["Island room"], "walking").status_code == 422
+        (line,) = [r for r in caplog.records if r.name == "indoor.route"]
+        assert line.decided_by == "search" and line.edges_loaded > 0
+    finally:
+        app.extensions["indoor.db"].close()
+        clear_route_cache(redis_url)
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        "ANALYZE",  # every table, ours included, locked until that transaction ends
+        "LOCK TABLE indoor_route_edges IN SHARE UPDATE EXCLUSIVE MODE",
+        "LOCK TABLE indoor_route_shortcuts IN SHARE MODE",
+    ],
+)
+def test_an_overlay_rebuild_gives_up_on_a_foreign_lock_and_routes_keep_answering(small_network, foreign):
+    """Another client's open transaction holds a lock the build needs: the build returns
+    "locked" after ROUTE_OVERLAY_LOCK_TIMEOUT_S instead of waiting, routes answer meanwhile, and
+    once that transaction ends the build goes through."""
+    from indoor.routing import overlay
+
+    url, net = small_network
+    app = make_app(
+        url, "", ROUTE_OVERLAY="true", ROUTE_OVERLAY_SETTLE_S="60", ROUTE_OVERLAY_LOCK_TIMEOUT_S="0.3", **SMALL_CELLS
+    )
+    other = psycopg2.connect(url)
+    try:
+        with app.app_context():
+            assert not isinstance(overlay.build_now(), str)
+        origin, destination = _corner_to_corner(net)
+        with other.cursor() as cur:
+            cur.execute(foreign)  # and the transaction stays open
+        # Without a lock timeout this would wait for the foreign transaction, which never ends here.
+        with app.app_context():
+            assert overlay.build_now(force=True) == "locked"
+        answer = route(app.test_client(), origin, destination)
+        assert answer.status_code == 200, answer.get_json()
+        other.rollback()
+        with app.app_context():
+            assert not isinstance(overlay.build_now(force=True), str)
+    finally:
+        other.close()
+        app.extensions["indoor.db"].close()
+
+
 # -- operations ---------------------------------------------------------------------------
 
 

@@ -125,6 +125,9 @@ def _log(searched, cache_state: str, profile: str, source, target, path: dict | 
             "window_tries": searched.window_tries if searched else 0,
             "full_graph": searched.full_graph if searched else False,
             "overlay": searched.overlay if searched else False,
+            # How the answer was decided: a search, the components (not connected, no search),
+            # or the cache (a path computed before).
+            "decided_by": searched.decided_by if searched else "cache",
             "total_ms": round((time.perf_counter() - started) * 1000, 2),
         },
     )

@@ -38,6 +38,7 @@ class PathSearch:
     full_graph: bool = False
     overlay: bool = False  # answered through the overlay's shortcuts
     overlay_stale: bool = False  # an overlay was asked for but is not the current graph's
+    decided_by: str = "search"  # or "components": the two are in different components, no search
 
 
 def compute(cur, places, profile: str, resolved: list, versions_used: dict) -> tuple[dict, dict, list, object]:
@@ -59,19 +60,26 @@ def compute(cur, places, profile: str, resolved: list, versions_used: dict) -> t
     graph_version = found_versions["graph"]
     straight = windows.lower_bound_distance_m((source.lon, source.lat), (target.lon, target.lat))
     same_level = resolved[0]["level"] == resolved[1]["level"]
-    search = shortest_path(
-        cur,
-        source,
-        target,
-        profile,
-        max_window_tries=settings.route_window_tries,
-        first_radius=first_radius(straight, same_level),
-        extent=lambda: network_extent(cur, graph_version),
-        graph_key=found_versions["graph_key"] if settings.route_overlay and overlay.available(cur) else None,
-        overlay_max_share=settings.route_overlay_max_share,
-    )
-    if search.overlay_stale:
-        overlay.request_rebuild()
+    graph_key = found_versions["graph_key"] if settings.route_overlay and overlay.available(cur) else None
+    linked = None
+    if graph_key is not None and source.vertex != target.vertex:
+        linked = overlay_queries.connected(cur, graph_key, profile, source.vertex, target.vertex)
+    if linked is False:
+        search = PathSearch(cost=None, decided_by="components")
+    else:
+        search = shortest_path(
+            cur,
+            source,
+            target,
+            profile,
+            max_window_tries=settings.route_window_tries,
+            first_radius=first_radius(straight, same_level),
+            extent=lambda: network_extent(cur, graph_version),
+            graph_key=graph_key,
+            overlay_max_share=settings.route_overlay_max_share,
+        )
+    if search.overlay_stale or (graph_key is not None and linked is None and source.vertex != target.vertex):
+        overlay.request_rebuild()  # the overlay or the components are not this graph's yet
     learn(search.cost, straight, same_level)
     path = {
         "graph_version": graph_version,
