@@ -314,21 +314,24 @@ class Cells:
     target: int | None
 
 
-# The components of two vertices for a graph and a profile (no row: not computed for that graph).
+# The components of some vertices for a graph and a profile (no row: not computed for that graph).
 COMPONENTS_OF = """
 SELECT vertex, component FROM indoor_route_components
- WHERE graph_key = %(graph_key)s AND profile = %(profile)s AND vertex IN (%(source)s, %(target)s)
+ WHERE graph_key = %(graph_key)s AND profile = %(profile)s AND vertex = ANY(%(vertices)s::bigint[])
 """
+
+
+def components(cur, graph_key: str, profile: str, vertices: list[int]) -> dict[int, int]:
+    """{vertex: component} of that graph for those of `vertices` it has (none: not built yet)."""
+    cur.execute(COMPONENTS_OF, {"graph_key": graph_key, "profile": profile, "vertices": list(vertices)})
+    return {int(v): int(c) for v, c in cur.fetchall()}
 
 
 def connected(cur, graph_key: str, profile: str, source_vertex: int, target_vertex: int) -> bool | None:
     """False when the two vertices are in different components of that graph (no path, whatever
     the directions); True when in the same one (a path may exist); None when unknown (the
     components of that graph are not built yet)."""
-    cur.execute(
-        COMPONENTS_OF, {"graph_key": graph_key, "profile": profile, "source": source_vertex, "target": target_vertex}
-    )
-    found = dict(cur.fetchall())
+    found = components(cur, graph_key, profile, [source_vertex, target_vertex])
     if source_vertex not in found or target_vertex not in found:
         return None
     return found[source_vertex] == found[target_vertex]
