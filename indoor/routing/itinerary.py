@@ -228,6 +228,7 @@ def route_collection(stops: list[Place], paths: list[dict | None], graph_version
     parts: list[Segment] = []
     steps: list[dict] = []
     distance = 0.0
+    last = max((k for k, path in enumerate(paths) if path is not None), default=None)
     for k, path in enumerate(paths):
         if path is None:
             continue
@@ -235,8 +236,9 @@ def route_collection(stops: list[Place], paths: list[dict | None], graph_version
         part = segments(start, end, path["edges"])
         parts.extend(part)
         distance += path["cost"] + start.connector_m + end.connector_m
-        part_steps = instructions(part, end)
-        if k < len(paths) - 1:
+        # The last part that moves arrives (a via at the destination is the destination).
+        part_steps = instructions(part, end if k < last else destination)
+        if k < last:
             part_steps[-1]["text"] = f"Reach {end.label or f'via point {k + 1}'}"
         steps.extend(part_steps)
     if not parts:  # the same place throughout
