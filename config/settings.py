@@ -48,6 +48,7 @@ class Settings:
     ratelimit_enabled: bool = True
     ratelimit_default: str = "600/minute"
     ratelimit_route: str = "120/minute"
+    ratelimit_tiles: str = "6000/minute"
     ratelimit_storage_url: str = ""  # default: REDIS_URL with the next DB number
     # HTTP
     trusted_proxy_count: int = 0

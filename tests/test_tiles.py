@@ -199,3 +199,27 @@ def test_tilejson_with_trusted_hosts_names_the_served_host(serve):
     server = serve(TRUSTED_HOSTS="127.0.0.1")
     status, document = get_json(server.base_url + "/api/tiles.json")
     assert status == 200 and document["tiles"] == [f"{server.base_url}/api/tiles/{{z}}/{{x}}/{{y}}.mvt"]
+
+
+def test_tiles_have_their_own_rate_limit(database_url, flushed_redis_db):
+    """A map asks for tiles by the dozen: RATELIMIT_TILES, not the default, counts them."""
+    from indoor import create_app
+
+    app = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "TESTING": True,
+            "RATELIMIT_DEFAULT": "2/minute",
+            "RATELIMIT_TILES": "4/minute",
+            "RATELIMIT_STORAGE_URL": flushed_redis_db(12),
+        }
+    )
+    client = app.test_client()
+    try:
+        tiles = [client.get("/api/tiles/18/0/0.mvt") for _ in range(5)]
+        assert [r.status_code for r in tiles] == [204, 204, 204, 204, 429]
+        assert tiles[0].headers["X-RateLimit-Limit"] == "4"
+        documents = [client.get("/api/tiles.json").status_code for _ in range(3)]
+        assert documents == [200, 200, 429]  # the TileJSON document counts under the default
+    finally:
+        app.extensions["indoor.db"].close()
