@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -271,3 +273,32 @@ def test_link_hosts_are_only_trusted_ones(ogc_server):
     assert {urlsplit(link["href"]).netloc for link in landing["links"]} == {f"127.0.0.1:{ogc_server.port}"}
     status, _ = get_json(ogc_server.base_url + "/ogc/", headers={"Host": "evil.example"})
     assert status == 400  # TRUSTED_HOSTS refuses another host before a link is built
+
+
+@pytest.mark.slow
+def test_generated_requests_from_the_ogc_api_definition_get_no_5xx(serve, workdir):
+    """schemathesis against /ogc/api: every answer has a documented status and content type."""
+    from tests.test_fuzz import CHECKS
+
+    server = serve(workers=2)
+    schemathesis_cli = Path(sys.executable).parent / "schemathesis"
+    command = [
+        str(schemathesis_cli),
+        "run",
+        server.base_url + "/ogc/api",
+        "--url",
+        server.base_url + "/ogc",
+        "--checks",
+        ",".join(CHECKS),
+        "--max-examples",
+        "30",
+        "--seed",
+        "20261201",
+        "--workers",
+        "2",
+        "--request-timeout",
+        "20",
+        "--no-color",
+    ]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
