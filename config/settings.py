@@ -54,7 +54,7 @@ class Settings:
     trusted_proxy_count: int = 0
     cors_origins: tuple = ()
     trusted_hosts: tuple = ()
-    public_url: str = ""  # e.g. https://maps.example.org: absolute links (OGC API, TileJSON) start with it
+    public_url: str = ""  # scheme://host[/prefix] clients use; `next` links start with it
     sse_batch_size: int = 500
     sse_heartbeat_s: float = 15.0
     sse_retry_ms: int = 3000
