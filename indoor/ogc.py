@@ -207,17 +207,22 @@ def _collection_document(c: Collection, extent) -> dict:
     return document
 
 
-def collections_document() -> dict:
+def _bboxes() -> dict:
+    """{collection id: its bbox or None}, as extents.current keeps them."""
     known = get_db().read(lambda cur: extents.current(cur)[1])
+    return {name: box for name, (_, box) in known.items()}
+
+
+def collections_document() -> dict:
+    bboxes = _bboxes()
     return {
         "links": [_link("self", JSON, "/collections", "the feature collections")],
-        "collections": [_collection_document(c, known.get(c.id, (0, None))[1]) for c in COLLECTIONS.values()],
+        "collections": [_collection_document(c, bboxes.get(c.id)) for c in COLLECTIONS.values()],
     }
 
 
 def collection_document(c: Collection) -> dict:
-    known = get_db().read(lambda cur: extents.current(cur)[1])
-    return _collection_document(c, known.get(c.id, (0, None))[1])
+    return _collection_document(c, _bboxes().get(c.id))
 
 
 def queryables(c: Collection) -> dict:

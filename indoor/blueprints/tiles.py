@@ -39,8 +39,12 @@ def _coordinate(raw: str, name: str, upper: int) -> int:
     return value
 
 
+# The statement is part of every ETag: a release that draws tiles differently changes them all.
+_TILE_STATEMENT = hashlib.blake2b(tiles.TILE.encode(), digest_size=8).hexdigest()
+
+
 def tile_etag(z: int, x: int, y: int, found: dict) -> str:
-    key = f"{z}/{x}/{y}/{found['rooms_key']}/{found['floor_key']}/{found['graph_key']}"
+    key = f"{_TILE_STATEMENT}/{z}/{x}/{y}/{found['rooms_key']}/{found['floor_key']}/{found['graph_key']}"
     return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
 
 
