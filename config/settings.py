@@ -45,6 +45,7 @@ class Settings:
     redis_retry_s: float = 1.0
     route_cache_ttl_s: int = 3600
     route_local_cache_entries: int = 2000
+    tile_cache_ttl_s: int = 3600
     ratelimit_enabled: bool = True
     ratelimit_default: str = "600/minute"
     ratelimit_route: str = "120/minute"

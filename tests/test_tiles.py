@@ -223,3 +223,34 @@ def test_tiles_have_their_own_rate_limit(database_url, flushed_redis_db):
         assert documents == [200, 200, 429]  # the TileJSON document counts under the default
     finally:
         app.extensions["indoor.db"].close()
+
+
+def test_a_tile_is_rendered_once_per_data_version(serve, own_campus):
+    """The tile cache is keyed by the versions: an edit that bumps no version (triggers off, as a
+    bulk loader might) is not seen; the next counted edit is, by every worker."""
+    cached = serve(workers=2, DATABASE_URL=own_campus)
+    uncached = serve(workers=1, DATABASE_URL=own_campus, TILE_CACHE_TTL_S=0)
+    editor = psycopg2.connect(own_campus)
+    editor.autocommit = True
+    cur = editor.cursor()
+    cur.execute("SELECT ogc_fid, ST_X(wkb_geometry), ST_Y(wkb_geometry) FROM room_points ORDER BY ogc_fid LIMIT 1")
+    fid, lon, lat = cur.fetchone()
+    x, y = tile_of(lon, lat, 19)
+    path = f"/api/tiles/19/{x}/{y}.mvt"
+
+    def name_in(server) -> str:
+        status, _, body = get(server.base_url + path)
+        assert status == 200
+        return next(f for f in mapbox_vector_tile.decode(body)["rooms"]["features"] if f["id"] == fid)["properties"][
+            "name"
+        ]
+
+    original = name_in(cached)
+    cur.execute("SET session_replication_role = replica")  # no triggers: no version bump
+    cur.execute("UPDATE room_points SET text = 'Unversioned' WHERE ogc_fid = %s", (fid,))
+    assert [name_in(cached) for _ in range(6)] == [original] * 6
+    assert name_in(uncached) == "Unversioned"
+    cur.execute("SET session_replication_role = origin")
+    cur.execute("UPDATE room_points SET text = 'Versioned' WHERE ogc_fid = %s", (fid,))
+    assert [name_in(cached) for _ in range(6)] == ["Versioned"] * 6
+    editor.close()
