@@ -12,9 +12,9 @@ command -v psql >/dev/null || need+=(postgresql-client-15)
 command -v redis-server >/dev/null || need+=(redis-server)
 if [ "${1:-}" = "--test" ]; then
   command -v pgbouncer >/dev/null || need+=(pgbouncer)
+  command -v ogr2ogr >/dev/null || need+=(gdal-bin)  # GDAL's OAPIF and MVT drivers (tests/test_ogc.py, test_tiles.py)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
   command -v chromium >/dev/null || need+=(chromium)
-  command -v ogr2ogr >/dev/null || need+=(gdal-bin)  # GDAL's OAPIF and MVT drivers (tests/test_ogc.py, test_tiles.py)
 fi
 if [ "${1:-}" = "--bench" ]; then
   command -v wrk >/dev/null || need+=(wrk)
