@@ -254,3 +254,38 @@ def test_a_tile_is_rendered_once_per_data_version(serve, own_campus):
     cur.execute("UPDATE room_points SET text = 'Versioned' WHERE ogc_fid = %s", (fid,))
     assert [name_in(cached) for _ in range(6)] == ["Versioned"] * 6
     editor.close()
+
+
+def test_rows_other_tools_wrote_badly_do_not_break_a_tile(serve, own_campus):
+    """A self-intersecting polygon, an empty geometry, NaN coordinates and a NaN level next to the
+    good rows: the tile still answers, with the good features."""
+    server = serve(workers=1, DATABASE_URL=own_campus)
+    editor = psycopg2.connect(own_campus)
+    editor.autocommit = True
+    cur = editor.cursor()
+    cur.execute("SELECT ogc_fid, ST_X(wkb_geometry), ST_Y(wkb_geometry) FROM room_points ORDER BY ogc_fid LIMIT 1")
+    fid, lon, lat = cur.fetchone()
+    d = 0.00002
+    cur.execute(
+        "INSERT INTO base_floor (layer, name, level, wkb_geometry) VALUES"
+        " ('room', 'bowtie', 0, ST_GeomFromText(%(bowtie)s, 4326)),"
+        " ('room', 'empty', 0, ST_GeomFromText('POLYGON EMPTY', 4326)),"
+        " ('wall', 'nan', 'NaN', ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326))",
+        {
+            "bowtie": f"POLYGON(({lon} {lat}, {lon + d} {lat + d}, {lon + d} {lat}, {lon} {lat + d}, {lon} {lat}))",
+            "lon": lon,
+            "lat": lat,
+        },
+    )
+    cur.execute("INSERT INTO room_points (text, level, wkb_geometry) VALUES ('nowhere', 0, ST_MakePoint('NaN', 'NaN'))")
+    x, y = tile_of(lon, lat, 19)
+    status, _, body = get(f"{server.base_url}/api/tiles/19/{x}/{y}.mvt")
+    assert status == 200, body
+    layers = mapbox_vector_tile.decode(body)
+    assert fid in {f["id"] for f in layers["rooms"]["features"]}
+    assert "bowtie" in {f["properties"].get("name") for f in layers["floor"]["features"]}
+    # The documents built from the extents stay valid JSON (a NaN extent is left out, not sent).
+    for path in ("/api/tiles.json", "/ogc/collections"):
+        status, document = get_json(server.base_url + path)
+        assert status == 200 and isinstance(document, dict), (path, document)
+    editor.close()
