@@ -30,6 +30,9 @@ class BenchConfig:
     tipg_limits: tuple
     tipg_probe: int  # features followed at the smaller tipg page sizes (0: all)
     search_queries: int
+    gdal_page_size: int  # PAGE_SIZE of GDAL's OAPIF driver, the same for ours and tipg
+    tiles_per_zoom: int  # tiles per zoom (16-19) in the tile set of the tiles row
+    only: tuple  # BENCH_ONLY: run only the row groups whose logged name contains one of these
     workers: int  # gunicorn workers of the main server (deployed default: min(4, cores))
     seed: int
 
@@ -76,6 +79,9 @@ def from_env() -> BenchConfig:
         tipg_limits=tuple(int(x) for x in os.environ.get("BENCH_TIPG_LIMITS", d["tipg_limits"]).split(",") if x),
         tipg_probe=_int("BENCH_TIPG_PROBE", 40_000),
         search_queries=_int("BENCH_SEARCH_QUERIES", d["search_queries"]),
+        gdal_page_size=_int("BENCH_GDAL_PAGE_SIZE", 1000),
+        tiles_per_zoom=_int("BENCH_TILES_PER_ZOOM", 25 if small else 100),
+        only=tuple(x.strip().lower() for x in os.environ.get("BENCH_ONLY", "").split(",") if x.strip()),
         workers=_int("BENCH_WORKERS", min(4, os.cpu_count() or 1)),
         seed=_int("BENCH_SEED", 6),
     )

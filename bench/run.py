@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 from bench import config, machine, report  # noqa: E402
 from bench.context import Context  # noqa: E402
 from bench.report import Row  # noqa: E402
+from bench.rows_gis import gis_peers  # noqa: E402
 from bench.rows_misc import campus_row, room_search  # noqa: E402
 from bench.rows_routing import (  # noqa: E402
     cached_route,
@@ -31,6 +32,8 @@ DOC = ROOT / "BENCHMARKS.md"
 
 def _guard(ctx: Context, name: str, fn, *args) -> list[Row]:
     """A row that crashes is reported as not measured, with the reason; the others still run."""
+    if ctx.cfg.only and not any(part in name.lower() for part in ctx.cfg.only):
+        return []
     ctx.log(f"{name} ...")
     started = time.perf_counter()
     try:
@@ -69,7 +72,8 @@ def main() -> int:
         conn.close()
         rows.append(campus_row(campus))
         ctx.log(f"starting gunicorn ({cfg.workers} gevent workers) ...")
-        server = stack.start_app(cfg.workers)
+        # TRUSTED_HOSTS: OGC links are then absolute (GDAL 3.6 cannot follow path-only ones).
+        server = stack.start_app(cfg.workers, TRUSTED_HOSTS="127.0.0.1")
         ctx.base_url = server.base_url
         rows += _guard(ctx, "room search", room_search)
         rows += _guard(ctx, "uncached route", uncached_route)
@@ -78,6 +82,7 @@ def main() -> int:
         rows += _guard(ctx, "via and category routes", via_and_category_routes)
         rows += _guard(ctx, "floor-plan SSE", floor_sse)
         rows += _guard(ctx, "JSON paging and tipg", json_paging_and_peer)
+        rows += _guard(ctx, "GIS clients and tipg", gis_peers)
         stack.stop_app(server)
         rows += _guard(ctx, "concurrent SSE clients", many_clients)
     finally:
@@ -112,7 +117,7 @@ def main() -> int:
 
 ORDER = ["campus", "route_uncached", "route_lengths", "route_floor", "route_cached_latency", "route_cached_rps",
          "route_after_edit",
-         "sse_rate", "sse_first_event", "peer_sse", "peer_json", "sse_scaling", "swarm_heartbeats", "swarm_rss",
+         "sse_rate", "sse_first_event", "peer_sse", "peer_json", "peer_gdal", "peer_tiles", "sse_scaling", "swarm_heartbeats", "swarm_rss",
          "swarm_connections", "room_search"]  # fmt: skip
 
 

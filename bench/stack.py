@@ -190,13 +190,15 @@ class Stack:
             stamp.write_text(wanted)
         return TIPG_VENV / "bin" / "uvicorn"
 
-    def start_tipg(self, table: str = "base_floor") -> str:
+    def start_tipg(self, *tables: str) -> str:
+        """tipg serving `tables` (default: the floor plan) as collections `public.<table>`."""
         uvicorn = self.ensure_tipg()
         port = free_port()
+        names = ", ".join(f'"public.{table}"' for table in (tables or ("base_floor",)))
         env = {
             **os.environ,
             "DATABASE_URL": self.database_url,
-            "TIPG_DB_TABLES": f'["public.{table}"]',
+            "TIPG_DB_TABLES": f"[{names}]",
             "TIPG_DB_FUNCTIONS": "[]",
         }
         self.tipg = subprocess.Popen(

@@ -45,14 +45,17 @@ class Settings:
     redis_retry_s: float = 1.0
     route_cache_ttl_s: int = 3600
     route_local_cache_entries: int = 2000
+    tile_cache_ttl_s: int = 3600
     ratelimit_enabled: bool = True
     ratelimit_default: str = "600/minute"
     ratelimit_route: str = "120/minute"
+    ratelimit_tiles: str = "6000/minute"
     ratelimit_storage_url: str = ""  # default: REDIS_URL with the next DB number
     # HTTP
     trusted_proxy_count: int = 0
     cors_origins: tuple = ()
     trusted_hosts: tuple = ()
+    public_url: str = ""  # scheme://host[/prefix] clients use; `next` links start with it
     sse_batch_size: int = 500
     sse_heartbeat_s: float = 15.0
     sse_retry_ms: int = 3000

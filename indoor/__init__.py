@@ -34,13 +34,15 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
-    from indoor.blueprints import floors, health, openapi, rooms, routes
+    from indoor.blueprints import floors, health, ogc, openapi, rooms, routes, tiles
 
     app.register_blueprint(health.blueprint, url_prefix="/api/health")
     app.register_blueprint(openapi.blueprint, url_prefix="/api")
     app.register_blueprint(rooms.blueprint, url_prefix="/api")
     app.register_blueprint(floors.blueprint, url_prefix="/api")
     app.register_blueprint(routes.blueprint, url_prefix="/api/route")
+    app.register_blueprint(ogc.blueprint, url_prefix="/ogc")
+    app.register_blueprint(tiles.blueprint, url_prefix="/api")
 
 
 def register_errorhandlers(app: Flask) -> None:

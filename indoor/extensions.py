@@ -169,9 +169,10 @@ def cache_status() -> str:
 
 # Paths that are never limited: probes, the private metrics endpoint.
 UNLIMITED_PATH_PREFIXES = ("/api/health", "/metrics")
-# Stricter limits by path prefix -> the Settings field holding the limit. Blueprints need not
+# Other limits by path prefix -> the Settings field holding the limit (stricter for routes; looser
+# for tiles, which a map asks for by the dozen). Blueprints need not
 # know: a new blueprint mounted under one of these prefixes gets its limit from here.
-STRICTER_LIMITS = {"/api/route": "ratelimit_route"}
+STRICTER_LIMITS = {"/api/route": "ratelimit_route", "/api/tiles": "ratelimit_tiles"}
 
 
 def client_address() -> str:

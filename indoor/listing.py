@@ -15,9 +15,30 @@ from flask import Response, request
 from indoor import params, sse
 from indoor.errors import ApiError
 from indoor.extensions import get_db, get_settings
+from indoor.queries import floors, rooms
 
 GEOJSON = "application/geo+json"
 _OFFERED = [GEOJSON, "application/json", sse.CONTENT_TYPE]
+
+
+def room_filters() -> rooms.RoomFilters:
+    """The rooms listing's filters from the query (also OGC API - Features' rooms collection)."""
+    return rooms.RoomFilters(
+        level=params.level(),
+        building=params.text("building"),
+        bbox=params.bbox(),
+        q=params.text("q", max_length=100, strip=True),
+    )
+
+
+def floor_filters() -> floors.FloorFilters:
+    """The floor plan listing's filters from the query (also the OGC base-floor collection)."""
+    return floors.FloorFilters(
+        level=params.level(),
+        building=params.text("building"),
+        bbox=params.bbox(),
+        layer=params.text("layer"),
+    )
 
 
 def wants_event_stream() -> bool:

@@ -44,7 +44,7 @@ def init_app(app: Flask, settings) -> None:
 
         CORS(
             app,
-            resources={r"/api/*": {}},
+            resources={r"/api/*": {}, r"/ogc/*": {}},
             origins=[origin.rstrip("/") for origin in settings.cors_origins],
             methods=["GET", "HEAD", "OPTIONS"],
             allow_headers=ALLOWED_HEADERS,

@@ -12,12 +12,14 @@ command -v psql >/dev/null || need+=(postgresql-client-15)
 command -v redis-server >/dev/null || need+=(redis-server)
 if [ "${1:-}" = "--test" ]; then
   command -v pgbouncer >/dev/null || need+=(pgbouncer)
+  command -v ogr2ogr >/dev/null || need+=(gdal-bin)  # GDAL's OAPIF and MVT drivers (tests/test_ogc.py, test_tiles.py)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
   command -v chromium >/dev/null || need+=(chromium)
   command -v docker-compose >/dev/null || need+=(docker-compose)
 fi
 if [ "${1:-}" = "--bench" ]; then
   command -v wrk >/dev/null || need+=(wrk)
+  command -v ogr2ogr >/dev/null || need+=(gdal-bin)  # the GIS rows copy through ogr2ogr
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then

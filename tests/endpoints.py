@@ -18,11 +18,18 @@ DATABASE_READS = [
     "/api/base-floor/?layer=room&limit=50",
     "/api/route/?from=1&to=150",
     "/api/route/?from=13.3691,52.5251,0&to=40&profile=accessible",
+    "/ogc/collections/rooms/items?level=1&limit=50",
+    "/ogc/collections/edges/items/1",
+    "/api/tiles.json",
+    "/api/tiles/18/140807/85965.mvt",  # holds rooms of the demo campus
 ]
 
 NO_DATABASE = [
     "/api/health/",
     "/api/openapi.json",
+    "/ogc/",
+    "/ogc/conformance",
+    "/ogc/api",
 ]
 
 TABLES_READ = [

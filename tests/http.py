@@ -19,7 +19,10 @@ def get(url: str, headers: dict | None = None, timeout: float = 30.0):
 
 
 def get_json(url: str, **kwargs):
+    """-> (status, the parsed JSON body; a body that is not JSON, e.g. a vector tile, as bytes)."""
     status, headers, body = get(url, **kwargs)
+    if body and "json" not in headers.get("Content-Type", ""):
+        return status, body
     return status, json.loads(body) if body else None
 
 

@@ -50,7 +50,9 @@ class Load:
         self.answers: list[Answer] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(clients)]
+        # Clients start spread over the paths, so each path is asked for early even when answers are slow.
+        offsets = [i * len(paths) // clients for i in range(clients)]
+        self._threads = [threading.Thread(target=self._run, args=(o,), daemon=True) for o in offsets]
 
     def _run(self, offset: int):
         for path in itertools.islice(itertools.cycle(self.paths), offset, None):

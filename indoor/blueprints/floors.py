@@ -2,7 +2,7 @@
 
 from flask import Blueprint
 
-from indoor import listing, params
+from indoor import listing
 from indoor.queries import floors
 
 blueprint = Blueprint("floors", __name__)
@@ -10,10 +10,4 @@ blueprint = Blueprint("floors", __name__)
 
 @blueprint.get("/base-floor/")
 def list_base_floor():
-    filters = floors.FloorFilters(
-        level=params.level(),
-        building=params.text("building"),
-        bbox=params.bbox(),
-        layer=params.text("layer"),
-    )
-    return listing.list_features("base-floor", filters, floors.base_floor_page)
+    return listing.list_features("base-floor", listing.floor_filters(), floors.base_floor_page)

@@ -19,13 +19,7 @@ def list_levels():
 
 @blueprint.get("/rooms/")
 def list_rooms():
-    filters = rooms.RoomFilters(
-        level=params.level(),
-        building=params.text("building"),
-        bbox=params.bbox(),
-        q=params.text("q", max_length=100, strip=True),
-    )
-    return listing.list_features("rooms", filters, rooms.rooms_page)
+    return listing.list_features("rooms", listing.room_filters(), rooms.rooms_page)
 
 
 @blueprint.get("/rooms/<room_id>")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
-from indoor.queries.features import BEFORE_FIRST, Page, bbox_params, fetch_page
+from indoor.queries.features import BEFORE_FIRST, Page, as_bytes, bbox_params, fetch_page
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,18 @@ SELECT ogc_fid,
  LIMIT %(limit)s + 1
 """
 
+# One feature by id, built like the page's.
+BASE_FLOOR = """
+SELECT '{"type":"Feature","id":' || ogc_fid
+       || ',"geometry":' || ST_AsGeoJSON(ST_ForcePolygonCCW(wkb_geometry), 7)
+       || ',"properties":{"layer":' || coalesce(to_json(layer)::text, 'null')
+       || ',"name":' || coalesce(to_json(name)::text, 'null')
+       || ',"level":' || to_json(trim_scale(level))
+       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}'
+  FROM base_floor
+ WHERE ogc_fid = %(id)s
+"""
+
 
 def page_params(filters: FloorFilters, after: int | None, limit: int) -> dict:
     return {
@@ -60,3 +72,10 @@ def page_params(filters: FloorFilters, after: int | None, limit: int) -> dict:
 def base_floor_page(cur, filters: FloorFilters, after: int | None, limit: int) -> Page:
     """Up to `limit` floor-plan features after id `after` (None: from the first), in id order."""
     return fetch_page(cur, BASE_FLOOR_PAGE, page_params(filters, after, limit), limit)
+
+
+def base_floor_feature(cur, ident: int) -> bytes | None:
+    as_bytes(cur)
+    cur.execute(BASE_FLOOR, {"id": ident})
+    row = cur.fetchone()
+    return bytes(row[0]) if row else None

@@ -56,7 +56,7 @@ TABLES = [
         name text PRIMARY KEY,
         version bigint NOT NULL DEFAULT 1,
         changed_at timestamptz NOT NULL DEFAULT now())""",
-    "INSERT INTO indoor_versions (name) VALUES ('graph'), ('rooms') ON CONFLICT (name) DO NOTHING",
+    "INSERT INTO indoor_versions (name) VALUES ('graph'), ('rooms'), ('floor') ON CONFLICT (name) DO NOTHING",
     # The service's own: a level's display name where the source has one (OSM level:ref, IMDF
     # level short_name), per building; a level without a row is shown by its number.
     """CREATE TABLE IF NOT EXISTS indoor_level_names (
@@ -158,6 +158,10 @@ TRIGGERS = [
     """CREATE OR REPLACE TRIGGER indoor_rooms_version
        AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON room_points
        FOR EACH STATEMENT EXECUTE FUNCTION indoor_bump_version('rooms')""",
+    # The floor plan's version keys the vector tiles' ETags and the OGC collection extents.
+    """CREATE OR REPLACE TRIGGER indoor_floor_version
+       AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON base_floor
+       FOR EACH STATEMENT EXECUTE FUNCTION indoor_bump_version('floor')""",
 ]
 
 ANALYZE = [

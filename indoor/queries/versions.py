@@ -12,7 +12,7 @@ GRAPH_VERSION = "SELECT version FROM indoor_versions WHERE name = 'graph'"
 VERSIONS = """
 SELECT name, version, (extract(epoch FROM changed_at) * 1000000)::bigint
   FROM indoor_versions
- WHERE name IN ('graph', 'rooms')
+ WHERE name IN ('graph', 'rooms', 'floor')
 """
 
 
@@ -27,13 +27,13 @@ def graph_version(cur) -> int:
 
 
 def versions(cur) -> dict:
-    """{'graph': N, 'rooms': M, 'graph_key': 'N-t', 'rooms_key': 'M-t'}."""
+    """{'graph': N, 'rooms': M, 'floor': F, 'graph_key': 'N-t', ...}."""
     cur.execute(VERSIONS)
     found = {}
     for name, version, changed in cur.fetchall():
         found[name] = int(version)
         found[f"{name}_key"] = f"{version}-{changed}"
-    for name in ("graph", "rooms"):
+    for name in ("graph", "rooms", "floor"):
         found.setdefault(name, 0)
         found.setdefault(f"{name}_key", "0")
     return found

@@ -1,0 +1,76 @@
+"""Mapbox Vector Tiles built by PostGIS (`ST_AsMVT`): one statement per tile, three layers.
+
+- `rooms`: the room points; `id`, `name`, `level`, `building`, `category`.
+- `floor`: the drawn floor plan; `id`, `layer`, `name`, `level`, `building`.
+- `network`: the route network's edges; `id`, `kind`, `level` (of its source vertex), `to_level`.
+
+Every feature also carries its id as the MVT feature id. Rows are found with the GiST indexes on
+the lon/lat geometries (a tile's envelope, with its buffer, back in EPSG:4326), projected to Web
+Mercator, simplified by half a screen pixel of the zoom (a tile is drawn 512 px wide), and clipped
+with a buffer of 64/4096 so lines and polygons join across tile edges. Levels are floats in the
+tile (MVT has no decimal type): 0.5 stays 0.5. The layers are MATERIALIZED: a pushed-down
+`geom IS NOT NULL` would otherwise clip every geometry twice (measured: a z16 tile 1.7x slower).
+"""
+
+from __future__ import annotations
+
+EXTENT = 4096
+BUFFER = 64
+# Web Mercator's width in metres: a tile at zoom z spans WORLD_M / 2**z.
+WORLD_M = 40075016.685578488
+
+TILE = """
+WITH bounds AS (
+    SELECT ST_TileEnvelope(%(z)s, %(x)s, %(y)s) AS merc,
+           ST_Transform(ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s), 4326) AS geo
+), rooms AS MATERIALIZED (
+    SELECT r.ogc_fid AS fid, r.ogc_fid AS id, r.text AS name, r.level::float8 AS level, r.building,
+           r.category,
+           ST_AsMVTGeom(ST_Transform(r.wkb_geometry, 3857), b.merc, %(extent)s, %(buffer)s, true) AS geom
+      FROM room_points r, bounds b
+     WHERE r.wkb_geometry && b.geo
+), floor AS MATERIALIZED (
+    SELECT f.ogc_fid AS fid, f.ogc_fid AS id, f.layer, f.name, f.level::float8 AS level, f.building,
+           ST_AsMVTGeom(ST_Simplify(ST_Transform(f.wkb_geometry, 3857), %(tolerance)s, true),
+                        b.merc, %(extent)s, %(buffer)s, true) AS geom
+      FROM base_floor f, bounds b
+     WHERE f.wkb_geometry && b.geo
+), network AS MATERIALIZED (
+    SELECT e.id AS fid, e.id, e.kind, s.level::float8 AS level, t.level::float8 AS to_level,
+           ST_AsMVTGeom(ST_Simplify(ST_Transform(e.wkb_geometry, 3857), %(tolerance)s, true),
+                        b.merc, %(extent)s, %(buffer)s, true) AS geom
+      FROM nav_edges_final e
+      CROSS JOIN bounds b
+      LEFT JOIN nav_edges_work_vertices_pgr s ON s.id = e.source
+      LEFT JOIN nav_edges_work_vertices_pgr t ON t.id = e.target
+     WHERE e.wkb_geometry && b.geo
+)
+SELECT coalesce((SELECT ST_AsMVT(rooms, 'rooms', %(extent)s, 'geom', 'fid') FROM rooms WHERE geom IS NOT NULL), '')
+    || coalesce((SELECT ST_AsMVT(floor, 'floor', %(extent)s, 'geom', 'fid') FROM floor WHERE geom IS NOT NULL), '')
+    || coalesce((SELECT ST_AsMVT(network, 'network', %(extent)s, 'geom', 'fid') FROM network
+                  WHERE geom IS NOT NULL), '')
+"""
+
+LAYERS = {
+    "rooms": {"id": "Number", "name": "String", "level": "Number", "building": "String", "category": "String"},
+    "floor": {"id": "Number", "layer": "String", "name": "String", "level": "Number", "building": "String"},
+    "network": {"id": "Number", "kind": "String", "level": "Number", "to_level": "Number"},
+}
+
+
+def tile(cur, z: int, x: int, y: int) -> bytes:
+    """The tile z/x/y (XYZ scheme) with its three layers; b'' when it holds nothing."""
+    span = WORLD_M / 2**z
+    cur.execute(
+        TILE,
+        {
+            "z": z,
+            "x": x,
+            "y": y,
+            "extent": EXTENT,
+            "buffer": BUFFER,
+            "margin": BUFFER / EXTENT,
+            "tolerance": span / 1024,
+        },
+    )
+    return bytes(cur.fetchone()[0])
