@@ -55,17 +55,26 @@ def demo_command(seed, buildings, levels, grid, min_edges):
 @indoor.command("import-osm")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--building", default=None, help="Building name stored on the rooms and the floor plan.")
+@click.option(
+    "--ignore-routing-lines",
+    is_flag=True,
+    help="Derive the whole network from rooms, corridors and doors, leaving out the highway=* lines.",
+)
 @with_appcontext
-def import_osm_command(path, building):
-    """Import an OSM extract with Simple Indoor Tagging (appends; ids continue after the existing ones)."""
-    from indoor.importers import osm
+def import_osm_command(path, building, ignore_routing_lines):
+    """Import OSM indoor data (XML, PBF or GeoJSON; appends; ids continue after the existing ones)."""
+    from indoor.importers import derive, osm
+    from indoor.importers.plan import UnreadableSource
     from indoor.queries import network, schema
 
     started = time.perf_counter()
-    nodes, ways = osm.read_osm(path)
+    try:
+        plan = osm.read_plan(path, routing_lines=not ignore_routing_lines)
+    except UnreadableSource as exc:
+        raise click.ClickException(str(exc)) from None
     with get_db().transaction() as cur:
         first_vertex, first_edge = network.next_ids(cur)
-        counts = network.write_network(cur, osm.build_network(nodes, ways, first_vertex, first_edge, building))
+        counts = network.write_network(cur, derive.derive_network(plan, first_vertex, first_edge, building))
     with get_db().transaction() as cur:
         schema.analyze(cur)
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
