@@ -195,3 +195,38 @@ def test_an_unreadable_file_names_itself_and_changes_nothing(sit_url, sit_files,
     assert result.returncode != 0
     assert str(truncated) in result.stderr and "Traceback" not in result.stderr
     assert query(sit_url, "SELECT (SELECT count(*) FROM nav_edges_final), (SELECT count(*) FROM room_points)") == before
+
+
+@pytest.mark.parametrize(
+    ("value", "levels"),
+    [
+        ("0", [0]),
+        ("0;2", [0, 2]),
+        ("-1-2", [-1, 0, 1, 2]),
+        ("-2--1", [-2, -1]),
+        ("0.5", [0.5]),
+        ("1;0.5", [0.5, 1]),
+        ("0-1.5", [0, 1, 1.5]),
+        ("ground", []),
+        ("", []),
+        ("NaN;1", [1]),
+    ],
+)
+def test_level_lists_ranges_and_decimals(value, levels):
+    assert [float(level) for level in osm.parse_levels(value)] == levels
+
+
+def test_an_unreadable_geojson_feature_is_named(tmp_path):
+    path = tmp_path / "bad.geojson"
+    feature = {"type": "Feature", "id": "way/7", "properties": {"indoor": "room"}, "geometry": {"type": "Polygon"}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    with pytest.raises(osm.UnreadableSource, match=r"bad\.geojson: way/7 has an unreadable geometry"):
+        osm.read_plan(path)
+
+
+def test_a_truncated_pbf_is_named(sit_files, tmp_path):
+    path = tmp_path / "cut.osm.pbf"
+    data = sit_files["pbf"].read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(osm.UnreadableSource, match=r"cut\.osm\.pbf: not a readable OSM PBF file"):
+        osm.read_plan(path)
