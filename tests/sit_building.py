@@ -5,7 +5,8 @@ of its long arm and on one side of its short arm, a door from each room onto the
 on both outlines); a wide hall (a multipolygon with a column as its inner ring) beside the
 corridor, sharing an edge with it, with rooms along its far side. Between levels: a stair room
 (`level=0`, `repeat_on=1;2`) with one door node on all three levels, an elevator shaft
-(`highway=elevator`, `level=0-2`, a range), an elevator node in the hall (`level=0;1;2`) and a
+(`highway=elevator`, `level=0-2`, a range), a second stair room drawn once per level and open
+to the hall, an elevator node in the hall (`level=0;1;2`) and a
 one-way escalator area in the hall (`conveying=forward`, `incline=up`, levels 0 and 1).
 
 Left out on purpose: `1.N04` has no door (unreachable); `0.S05` is `access=private`; the door of
@@ -146,6 +147,13 @@ class SitBuilding:
                 b.way(level, [(60 + 6 * k, -26), (66 + 6 * k, -26), (66 + 6 * k, -20), (60 + 6 * k, -20)], tags, [door])
                 b.node(level, *door, {"door": "yes", "level": lv})
             b.line(level, [(-8, -30), (96, -30)], {"indoor": "wall", "level": lv})
+            # A second stair core drawn once per level (as IMDF units and many OSM mappers do),
+            # open to the hall along the edge they share.
+            b.way(
+                level,
+                [(90, -4), (94, -4), (94, 0), (90, 0)],
+                {"indoor": "room", "stairs": "yes", "level": lv, "name": "Stairs East"},
+            )
         # Between levels.
         b.way(
             0,
@@ -168,13 +176,13 @@ class SitBuilding:
         )
         return b
 
-    def rooms(self) -> set[str]:
-        """Every labelled room the file has (what the import should write to room_points)."""
-        names = set()
-        for _, _, tags in self.ways:
-            if tags.get("indoor") == "room":
-                names.add(tags.get("name") or tags.get("ref"))
-        return names
+    def rooms(self) -> list[tuple[str, str]]:
+        """Every labelled room way the file has, (label, level): what room_points should hold."""
+        return sorted(
+            (tags.get("name") or tags.get("ref"), tags["level"])
+            for _, _, tags in self.ways
+            if tags.get("indoor") == "room"
+        )
 
     # -- writers --------------------------------------------------------------------------
 

@@ -29,7 +29,8 @@ the DATA.md invariant (cost >= geodesic length between the vertices) holds by co
 - Levels join through routing lines that climb (stairs, escalators), connectors (elevator nodes
   with a level list) and vertical spaces (stairs, escalator, elevator, ramp rooms with a level
   list or repeat_on): the space's graph on each level joins the next level it serves at its
-  label point.
+  centre. Vertical spaces drawn once per level join the overlapping one of the same kind on the
+  next level.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ CONNECTOR_REACH_M = 5.0
 # (as a snapped room always did), a door on one space only the nearest within DOOR_LINK_M.
 ROOM_LINK_M = 30.0
 DOOR_LINK_M = 15.0  # an elevator node outside every space joins the nearest vertex this close
+STACKED_OVERLAP = 0.3  # share of the smaller outline two stacked vertical spaces must overlap
 REFLEX_MIN_TURN = math.sin(math.radians(10))
 NODE_GRID_M = 0.05  # nodes closer than this are one
 VERTEX_GRID_M = 0.01  # vertices at the same level within a centimetre are one
@@ -189,12 +191,12 @@ def derive_network(plan: IndoorPlan, first_vertex: int, first_edge: int, buildin
     dead_end_doors = _add_doors(plan, parts, graph, projection)
     _add_labels(plan, parts, projection)
     connector_vertices = _add_connector_anchors(plan, parts, graph, projection)
-    vertical_nodes: dict[int, dict[Decimal, int]] = defaultdict(dict)  # id(space) -> level -> vertex
+    vertical_nodes: list[tuple[_SpacePart, int]] = []  # each vertical space's centre on each level
     for part in parts:
         _build_space(part, graph, line_vertices, vertical_nodes)
     for vertex_id in dead_end_doors:
         line_vertices.link(vertex_id, DOOR_LINK_M)
-    _add_vertical_spaces(plan, graph, vertical_nodes)
+    _add_vertical_spaces(graph, vertical_nodes)
     _add_connectors(plan, graph, connector_vertices)
 
     network = Network()
@@ -389,7 +391,8 @@ def _join_points(a: Polygon, b: Polygon) -> list[tuple[float, float]]:
     for interior in a.interiors:
         edge = edge.union(interior.intersection(shared))
     points = []
-    for piece in getattr(shapely.line_merge(edge) if edge.geom_type == "MultiLineString" else edge, "geoms", [edge]):
+    merged = shapely.line_merge(edge) if edge.geom_type == "MultiLineString" else edge
+    for piece in getattr(merged, "geoms", [merged]):
         if not isinstance(piece, LineString) or piece.length < MIN_SHARED_EDGE_M:
             continue
         count = max(1, math.ceil(piece.length / JOIN_SPACING_M))
@@ -490,9 +493,9 @@ def _reflex_corners(area) -> list[tuple[float, float]]:
     return corners
 
 
-def _build_space(part: _SpacePart, graph: _Graph, line_vertices: _LineVertices, vertical_nodes: dict) -> None:
+def _build_space(part: _SpacePart, graph: _Graph, line_vertices: _LineVertices, vertical_nodes: list) -> None:
     space = part.space
-    vertical = space.kind in VERTICAL_SPACES and len(space.levels) > 1
+    vertical = space.kind in VERTICAL_SPACES
     entered = bool(part.anchors)
     if not entered and space.kind == "room" and space.routable and part.level in line_vertices:
         for x, y in part.labels:  # reached from the nearest routing line (module docstring)
@@ -529,7 +532,7 @@ def _build_space(part: _SpacePart, graph: _Graph, line_vertices: _LineVertices, 
         add_node(point.x, point.y)
     if vertical:
         centre = area.centroid if covering.covers(area.centroid) else area.representative_point()
-        vertical_nodes[id(space)][part.level] = node_vertex[add_node(centre.x, centre.y)]
+        vertical_nodes.append((part, node_vertex[add_node(centre.x, centre.y)]))
     for x, y in _reflex_corners(area):
         add_node(x, y)
     if len(set(node_vertex.values())) < 2:
@@ -594,21 +597,43 @@ def _visibility_pairs(points: np.ndarray, covering) -> set[tuple[int, int]]:
 # -- between levels -----------------------------------------------------------------------
 
 
-def _add_vertical_spaces(plan: IndoorPlan, graph: _Graph, vertical_nodes: dict) -> None:
-    """A stairs, escalator, elevator or ramp space joins each level it serves to the next one."""
-    for space in plan.spaces:
-        served = vertical_nodes.get(id(space))
-        if not served or not space.routable:
+def _add_vertical_spaces(graph: _Graph, vertical_nodes: list[tuple[_SpacePart, int]]) -> None:
+    """A stairs, escalator, elevator or ramp space joins each level it serves to the next one.
+
+    A space on several levels (a level list, repeat_on) joins its own centres. Spaces drawn once
+    per level (IMDF units, OSM stair rooms mapped floor by floor) join the space of the same kind
+    on the next level of the building that overlaps them by at least `STACKED_OVERLAP`.
+    """
+    own: dict[int, tuple[Space, dict[Decimal, int]]] = {}
+    single: dict[tuple[str, Decimal], list[tuple[_SpacePart, int]]] = defaultdict(list)
+    for part, vertex_id in vertical_nodes:
+        if not part.space.routable:
             continue
-        kind = space.kind if space.kind in VERTICAL_EXTRA_M or space.kind == "ramp" else "stairs"
-        if space.wheelchair is False and kind not in ("stairs", "escalator"):
-            kind = "stairs"
-        extra = VERTICAL_EXTRA_M.get(space.kind, RAMP_EXTRA_M)
+        if len(set(part.space.levels)) > 1:
+            own.setdefault(id(part.space), (part.space, {}))[1].setdefault(part.level, vertex_id)
+        else:
+            single[part.space.kind, part.level].append((part, vertex_id))
+    for space, served in own.values():
         levels = sorted(served)
         for lower, upper in zip(levels, levels[1:], strict=False):
-            a, b = served[lower], served[upper]
-            up, down = (extra, -1.0) if space.oneway == 1 else ((-1.0, extra) if space.oneway == -1 else (extra, extra))
-            graph.edge(a, b, kind, up, down, _point_line(graph, a, b))
+            _climb(graph, space, served[lower], served[upper])
+    levels = sorted({level for _, level in single})
+    for lower, upper in zip(levels, levels[1:], strict=False):
+        for kind in VERTICAL_SPACES:
+            for below, a in single.get((kind, lower), []):
+                for above, b in single.get((kind, upper), []):
+                    shared = below.polygon.intersection(above.polygon).area
+                    if shared >= STACKED_OVERLAP * min(below.polygon.area, above.polygon.area):
+                        _climb(graph, below.space, a, b)
+
+
+def _climb(graph: _Graph, space: Space, lower: int, upper: int) -> None:
+    kind = space.kind if space.kind in VERTICAL_EXTRA_M or space.kind == "ramp" else "stairs"
+    if space.wheelchair is False and kind not in ("stairs", "escalator"):
+        kind = "stairs"
+    extra = VERTICAL_EXTRA_M.get(space.kind, RAMP_EXTRA_M)
+    up, down = (extra, -1.0) if space.oneway == 1 else ((-1.0, extra) if space.oneway == -1 else (extra, extra))
+    graph.edge(lower, upper, kind, up, down, _point_line(graph, lower, upper))
 
 
 def _point_line(graph: _Graph, a: int, b: int) -> str:
