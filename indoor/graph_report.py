@@ -35,29 +35,26 @@ def print_report(building: str | None = None, as_json: bool = False, room_distan
         rest = f"; next largest {', '.join(map(str, others))}" if others else ""
         largest = found["largest"][0] if found["largest"] else 0
         click.echo(f"{'info':6} components ({profile}): {found['count']} (largest {largest} vertices{rest})")
+    fine = 0
     for entry in report["buildings"]:
-        name = repr(entry["building"]) if entry["building"] else "(no building)"
-        for profile, kind in (("walking", "ERROR"), ("accessible", "note")):
-            rooms = entry["unreachable"][profile]
-            listed = ", ".join(_room(r) for r in rooms[:20]) + (", ..." if len(rooms) > 20 else "")
-            state = kind if rooms else "ok"
-            tail = f": {listed}" if rooms else ""
-            click.echo(
-                f"{state:6} {name}: {len(rooms)} of {entry['rooms']} rooms cannot reach the main component"
-                f" ({profile}){tail}"
-            )
-        levels = entry["levels_without_vertical"]
-        click.echo(
-            f"{'ERROR' if levels else 'ok':6} {name}: levels without stairs, escalator, elevator or ramp to another"
-            f" level: {', '.join(map(str, levels)) or 'none'}"
-        )
+        if not (
+            entry["unreachable"]["walking"] or entry["unreachable"]["accessible"] or entry["levels_without_vertical"]
+        ):
+            fine += 1
+        else:
+            _print_building(entry)
         far = entry["far_rooms"]
         if far:
             listed = ", ".join(f"{_room(r)} {r['metres']} m" for r in far[:10])
             click.echo(
-                f"{'note':6} {name}: {len(far)} rooms farther than {report['room_distance_m']:g} m from any"
+                f"{'note':6} {_name(entry)}: {len(far)} rooms farther than {report['room_distance_m']:g} m from any"
                 f" vertex on their level: {listed}"
             )
+    if fine:
+        click.echo(
+            f"{'ok':6} {fine} building(s): every room reaches its building's main component (walking and accessible),"
+            " every level has a way up or down"
+        )
     traps = report["one_way_traps"]
     listed = "; ".join(
         f"{t['vertices']} vertices that {t['kind']} (vertex {t['sample_vertex']}, level {t['level']})"
@@ -66,6 +63,27 @@ def print_report(building: str | None = None, as_json: bool = False, room_distan
     click.echo(f"{'ERROR' if traps else 'ok':6} one-way traps: {len(traps)}{': ' + listed if traps else ''}")
     click.echo(f"check-graph: {errors} error(s)")
     return errors
+
+
+def _name(entry: dict) -> str:
+    return repr(entry["building"]) if entry["building"] else "(no building)"
+
+
+def _print_building(entry: dict) -> None:
+    name = _name(entry)
+    for profile, kind in (("walking", "ERROR"), ("accessible", "note")):
+        rooms = entry["unreachable"][profile]
+        listed = ", ".join(_room(r) for r in rooms[:20]) + (", ..." if len(rooms) > 20 else "")
+        tail = f": {listed}" if rooms else ""
+        click.echo(
+            f"{kind if rooms else 'ok':6} {name}: {len(rooms)} of {entry['rooms']} rooms cannot reach the main"
+            f" component ({profile}){tail}"
+        )
+    levels = entry["levels_without_vertical"]
+    click.echo(
+        f"{'ERROR' if levels else 'ok':6} {name}: levels without stairs, escalator, elevator or ramp to another"
+        f" level: {', '.join(map(str, levels)) or 'none'}"
+    )
 
 
 def _room(room: dict) -> str:

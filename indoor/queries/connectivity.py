@@ -40,25 +40,51 @@ SELECT profile, count(*) AS components, (array_agg(n ORDER BY n DESC))[1:6] AS l
  GROUP BY profile
 """
 
-# Each room's vertex per profile, the way routing snaps it (nearest of the nearest few).
+# The vertices each profile may snap to: an open edge it may take touches them.
+USABLE_VERTICES = """
+CREATE TEMP TABLE check_usable ON COMMIT DROP AS
+SELECT id, bool_or(kind NOT IN ('stairs', 'escalator')) AS accessible
+  FROM (SELECT source AS id, kind FROM nav_edges_final WHERE cost >= 0 OR reverse_cost >= 0
+        UNION ALL
+        SELECT target, kind FROM nav_edges_final WHERE cost >= 0 OR reverse_cost >= 0) ends
+ GROUP BY id;
+ALTER TABLE check_usable ADD PRIMARY KEY (id);
+ANALYZE check_usable;
+"""
+
+# Each room's vertex per profile, the way routing snaps it (nearest of the nearest few). Most
+# rooms' walking vertex is usable by the accessible profile too: only the others search again.
 ROOM_SNAPS = """
 CREATE TEMP TABLE check_rooms ON COMMIT DROP AS
-SELECT r.ogc_fid, r.text, r.level, coalesce(r.building, '') AS building, p.profile, s.id AS vertex, s.metres,
-       c.component
+SELECT r.ogc_fid, r.text, r.level, coalesce(r.building, '') AS building, 'walking'::text AS profile,
+       s.id AS vertex, s.metres, r.wkb_geometry AS geom
   FROM room_points r
- CROSS JOIN (VALUES ('walking', false), ('accessible', true)) AS p(profile, accessible)
   LEFT JOIN LATERAL (
        SELECT k.id, ST_Distance(k.the_geom::geography, r.wkb_geometry::geography) AS metres
          FROM (SELECT v.id, v.the_geom FROM nav_edges_work_vertices_pgr v
+                 JOIN check_usable u ON u.id = v.id
                 WHERE v.level = r.level
-                  AND EXISTS (SELECT 1 FROM nav_edges_final e
-                               WHERE (e.source = v.id OR e.target = v.id) AND (e.cost >= 0 OR e.reverse_cost >= 0)
-                                 AND NOT (p.accessible AND e.kind IN ('stairs', 'escalator')))
                 ORDER BY v.the_geom <-> r.wkb_geometry LIMIT 8) k
         ORDER BY metres, k.id LIMIT 1) s ON true
-  LEFT JOIN check_components c ON c.profile = p.profile AND c.node = s.id
  WHERE (%(building)s::text IS NULL OR r.building = %(building)s)
-   AND NOT ST_IsEmpty(r.wkb_geometry)
+   AND NOT ST_IsEmpty(r.wkb_geometry);
+INSERT INTO check_rooms
+SELECT w.ogc_fid, w.text, w.level, w.building, 'accessible',
+       CASE WHEN u.accessible THEN w.vertex ELSE s.id END,
+       CASE WHEN u.accessible THEN w.metres ELSE s.metres END, w.geom
+  FROM check_rooms w
+  LEFT JOIN check_usable u ON u.id = w.vertex
+  LEFT JOIN LATERAL (
+       SELECT k.id, ST_Distance(k.the_geom::geography, w.geom::geography) AS metres
+         FROM (SELECT v.id, v.the_geom FROM nav_edges_work_vertices_pgr v
+                 JOIN check_usable a ON a.id = v.id AND a.accessible
+                WHERE v.level = w.level AND NOT coalesce(u.accessible, false)
+                ORDER BY v.the_geom <-> w.geom LIMIT 8) k
+        ORDER BY metres, k.id LIMIT 1) s ON true
+ WHERE w.profile = 'walking';
+ALTER TABLE check_rooms ADD COLUMN component bigint;
+UPDATE check_rooms r SET component = c.component
+  FROM check_components c WHERE c.profile = r.profile AND c.node = r.vertex;
 """
 
 ROOM_COUNTS = "SELECT building, count(*) FROM check_rooms WHERE profile = 'walking' GROUP BY 1 ORDER BY 1"
@@ -157,6 +183,7 @@ def connectivity_report(cur, building: str | None = None, room_distance_m: float
     }
     for profile in ("walking", "accessible"):
         components.setdefault(profile, {"count": 0, "largest": []})
+    cur.execute(USABLE_VERTICES)
     cur.execute(ROOM_SNAPS, params)
     cur.execute(ROOM_COUNTS)
     buildings = {
