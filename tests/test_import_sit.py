@@ -251,3 +251,42 @@ def test_a_truncated_pbf_is_named(sit_files, tmp_path):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(osm.UnreadableSource, match=r"cut\.osm\.pbf: not a readable OSM PBF file"):
         osm.read_plan(path)
+
+
+def test_check_graph_names_levels_without_a_way_between_them_one_way_traps_and_far_rooms(pg_cluster, tmp_path):
+    """A small building whose data is wrong in three ways a person must hear about: level 1 is
+    reached only by an up escalator (a one-way trap), level 2 has no way up or down at all, and
+    a shop on level 0 stands 60 m from the building."""
+    b = SitBuilding()
+    for level in (0, 1, 2):
+        lv = str(level)
+        door = (5.0, 3.0)
+        b.way(level, [(0, 0), (20, 0), (20, 3), (0, 3)], {"indoor": "corridor", "level": lv}, [door])
+        b.way(level, [(0, 3), (10, 3), (10, 9), (0, 9)], {"indoor": "room", "level": lv, "ref": f"R{level}"}, [door])
+        b.node(level, *door, {"door": "yes", "level": lv})
+    b.way(
+        0,
+        [(15, 0.5), (18, 0.5), (18, 2.5), (15, 2.5)],
+        {"indoor": "area", "conveying": "forward", "incline": "up", "level": "0;1"},
+    )
+    b.node(0, 10.0, -60.0, {"shop": "kiosk", "name": "Far kiosk", "level": "0"})
+    path = tmp_path / "broken.osm"
+    path.write_text(b.to_xml())
+    url = pg_cluster.create_database("broken_building")
+    assert run_cli(url, "init-db").returncode == 0
+    assert run_cli(url, "import-osm", str(path), "--building", "Broken").returncode == 0
+
+    result = run_cli(url, "check-graph", "--json", "--building", "Broken", "--room-distance", "40")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    (building,) = report["buildings"]
+    assert building["levels_without_vertical"] == [2]
+    assert [room["name"] for room in building["far_rooms"]] == ["Far kiosk"]
+    (trap,) = report["one_way_traps"]
+    assert trap["level"] in (0, 1) and trap["kind"] in ("cannot be left", "cannot be entered")
+    # Components ignore direction: level 1 hangs on by its escalator (the trap says it is one
+    # way); the room on level 2 is cut off.
+    assert [(room["name"], room["level"]) for room in building["unreachable"]["walking"]] == [("R2", 2)]
+    text = run_cli(url, "check-graph", "--building", "Broken", "--room-distance", "40").stdout
+    assert "ERROR  'Broken': levels without stairs, escalator, elevator or ramp to another level: 2" in text
+    assert "ERROR  one-way traps: 1" in text
