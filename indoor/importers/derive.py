@@ -57,8 +57,10 @@ VERTICAL_EXTRA_M = {"stairs": STAIRS_EXTRA_M, "escalator": ESCALATOR_EXTRA_M, "e
 
 CLEARANCES_M = (0.4, 0.15)  # tried in turn: the first that keeps the space in one piece
 VISIBILITY_TOLERANCE_M = 0.02  # numerical slack when a segment runs along the shrunk outline
-LINKS_PER_NODE = 10
-CANDIDATES_PER_NODE = 40
+FULL_VISIBILITY_NODES = 60  # up to this many nodes in a space: every visible pair is an edge
+LINKS_PER_NODE = 6  # more: the nearest few it sees...
+SECTORS = 12  # ...and the nearest it sees in each of these directions
+CANDIDATES_PER_NODE = 96
 DOOR_ON_ROOM_M = 0.3  # a door belongs to a room when this close to its outline
 DOOR_ON_WALKABLE_M = 1.0  # ...to a corridor or area (across a wall's thickness)
 LINE_IN_SPACE_M = 0.5  # a routing-line vertex this close to a walkable space joins it
@@ -547,8 +549,13 @@ def _build_space(part: _SpacePart, graph: _Graph, line_vertices: _LineVertices, 
 
 
 def _visibility_pairs(points: np.ndarray, covering) -> set[tuple[int, int]]:
-    """Pairs of nodes the shrunk space sees between: the nearest `LINKS_PER_NODE` per node,
-    then links between whatever pieces that left apart."""
+    """Pairs of nodes the shrunk space sees between.
+
+    Up to `FULL_VISIBILITY_NODES` nodes: every visible pair (shortest paths are exact). More (a
+    big hall): among each node's `CANDIDATES_PER_NODE` nearest, the `LINKS_PER_NODE` nearest it
+    sees plus the nearest it sees in each of `SECTORS` directions (a Yao graph: routes across
+    the hall stay nearly straight instead of hopping along its walls); then links between
+    whatever pieces that left apart."""
     count = len(points)
     pairs: set[tuple[int, int]] = set()
     if count < 2:
@@ -561,36 +568,44 @@ def _visibility_pairs(points: np.ndarray, covering) -> set[tuple[int, int]]:
             i = parent[i]
         return i
 
-    def link(i, candidates, limit) -> None:
-        if len(candidates) == 0:
-            return
+    def visible(i, candidates) -> np.ndarray:
         segments = shapely.linestrings(
             np.stack([np.repeat(points[i : i + 1], len(candidates), 0), points[candidates]], 1)
         )
-        seen = shapely.covers(covering, segments)
-        found = 0
-        for j, visible in zip(candidates, seen, strict=True):
-            if visible:
-                pairs.add((min(i, int(j)), max(i, int(j))))
-                parent[find(i)] = find(int(j))
-                found += 1
-                if found >= limit:
-                    return
+        return candidates[shapely.covers(covering, segments)]
 
+    def add(i, j) -> None:
+        pairs.add((min(i, j), max(i, j)))
+        parent[find(i)] = find(j)
+
+    full = count <= FULL_VISIBILITY_NODES
     for i in range(count):
-        distances = np.hypot(*(points - points[i]).T)
+        offsets = points - points[i]
+        distances = np.hypot(*offsets.T)
         distances[i] = np.inf
+        if full:
+            for j in visible(i, np.arange(i + 1, count)):
+                add(i, int(j))
+            continue
         order = np.argsort(distances)[:CANDIDATES_PER_NODE]
-        link(i, order[np.isfinite(distances[order])], LINKS_PER_NODE)
+        seen = visible(i, order[np.isfinite(distances[order])])  # nearest first
+        sectors = ((np.arctan2(offsets[seen, 1], offsets[seen, 0]) + math.pi) / (2 * math.pi) * SECTORS).astype(int)
+        taken = set()
+        for rank, (j, sector) in enumerate(zip(seen, sectors, strict=True)):
+            if rank < LINKS_PER_NODE or sector not in taken:
+                add(i, int(j))
+                taken.add(sector)
     # Pieces left apart by the cap: join each to the nearest node of another piece it sees.
     for _ in range(3):
-        roots = {find(i) for i in range(count)}
-        if len(roots) == 1:
+        if len({find(i) for i in range(count)}) == 1:
             break
         for i in range(count):
             distances = np.hypot(*(points - points[i]).T)
             others = np.array([j for j in np.argsort(distances) if find(int(j)) != find(i)][:200], dtype=int)
-            link(i, others, 1)
+            if len(others):
+                seen = visible(i, others)
+                if len(seen):
+                    add(i, int(seen[0]))
     return pairs
 
 
