@@ -245,6 +245,17 @@ def test_an_unreadable_geojson_feature_is_named(tmp_path):
         osm.read_plan(path)
 
 
+def test_a_geojson_coordinate_that_is_no_number_is_named(tmp_path):
+    path = tmp_path / "nan.geojson"
+    point = {"type": "Point", "coordinates": [float("nan"), 52.5]}
+    feature = {"type": "Feature", "id": "node/9", "properties": {"door": "yes"}, "geometry": point}
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))  # writes NaN, as some tools do
+    with pytest.raises(
+        osm.UnreadableSource, match=r"nan\.geojson: node/9 has a coordinate that is not a finite number"
+    ):
+        osm.read_plan(path)
+
+
 def test_a_truncated_pbf_is_named(sit_files, tmp_path):
     path = tmp_path / "cut.osm.pbf"
     data = sit_files["pbf"].read_bytes()

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+import numpy as np
 import shapely
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, shape
 from shapely.ops import polygonize, unary_union
@@ -238,6 +239,8 @@ def read_osm_geojson(path) -> list[OsmFeature]:
             raise UnreadableSource(f"{path}: {source} has an unreadable geometry: {exc}") from None
         if geometry.is_empty:
             continue
+        if not np.isfinite(shapely.get_coordinates(geometry)).all():
+            raise UnreadableSource(f"{path}: {source} has a coordinate that is not a finite number")
         # osmtogeojson keeps some closed area ways (indoor=*) as LineStrings.
         if isinstance(geometry, LineString) and geometry.is_closed and len(geometry.coords) >= 4 and _is_area(tags):
             geometry = Polygon(geometry.coords)
