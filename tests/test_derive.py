@@ -84,3 +84,32 @@ def test_a_room_without_a_door_is_an_island_and_a_private_room_too():
     assert label[0] in main  # a door onto the corridor
     assert label[1] not in main and graph.degree(label[1]) > 0  # no door: its own island
     assert label[2] not in main and graph.degree(label[2]) > 0  # private: its door does not open
+
+
+def test_rooms_drawn_on_top_of_a_hall_are_walked_around_not_through():
+    """A hall with no holes and a shop drawn over its middle (common in OSM): routes across the
+    hall go round the shop; the shop's door inside the hall opens onto it."""
+    from indoor.importers.plan import Room
+
+    hall, shop = box(0, 0, 40, 20), box(15, 5, 25, 15)
+    plan = IndoorPlan(
+        spaces=[
+            Space(to_lonlat(hall), (Decimal(0),), "area"),
+            Space(to_lonlat(shop), (Decimal(0),), "room", name="Shop"),
+        ],
+        openings=[Opening(to_lonlat(Point(p)), (Decimal(0),)) for p in ((0, 10), (40, 10), (20, 5))],
+        rooms=[Room(to_lonlat(Point(20, 10)), Decimal(0), "Shop")],
+    )
+    network = derive_network(plan, 1, 1, None)
+    position = {vertex: to_metres(lon, lat) for vertex, _, lon, lat in network.vertices}
+    graph = nx.Graph()
+    for _, a, b, *_ in network.edges:
+        graph.add_edge(a, b, weight=math.dist(position[a], position[b]))
+    vertex = {p: next(v for v, q in position.items() if math.dist(q, p) < 0.05) for p in ((0, 10), (40, 10), (20, 10))}
+    path = nx.shortest_path(graph, vertex[0, 10], vertex[40, 10], weight="weight")
+    inside = shop.buffer(-0.1)
+    assert not any(
+        inside.intersects(LineString([position[a], position[b]])) for a, b in zip(path, path[1:], strict=False)
+    )
+    assert nx.shortest_path_length(graph, vertex[0, 10], vertex[40, 10], weight="weight") > 41  # round it
+    assert nx.has_path(graph, vertex[0, 10], vertex[20, 10])  # through the shop's door

@@ -16,7 +16,7 @@ the DATA.md invariant (cost >= geodesic length between the vertices) holds by co
   shrunk space; two spaces meet where they share that point.
 - Rooms are entered only through their doors. Corridors, areas (and vertical spaces without
   doors) that share an edge or overlap are walkable across it: join points every
-  `JOIN_SPACING_M` along the shared edge.
+  `JOIN_SPACING_M` along the shared edge. Rooms drawn on top of a hall are cut out of it.
 - A room without a door is left as an island (its label snaps to it, so a route to it fails
   honestly instead of passing through a wall), except on a level whose source maps routing
   lines: there its label joins the nearest line vertex within `ROOM_LINK_M`, as such sources
@@ -326,7 +326,32 @@ def _space_parts(plan: IndoorPlan, projection: LocalProjection) -> list[_SpacePa
         polygons = [p for p in _polygons(geometry) if p.area > 0.05]
         for level in dict.fromkeys(space.levels):
             parts.extend(_SpacePart(space, level, polygon) for polygon in polygons)
-    return parts
+    return _cut_out_rooms(parts)
+
+
+def _cut_out_rooms(parts: list[_SpacePart]) -> list[_SpacePart]:
+    """Rooms drawn on top of a hall or corridor (no hole left for them) are not walked through:
+    the walkable part is the space minus the rooms over it, a piece per part that is left."""
+    rooms = [p for p in parts if p.space.kind == "room"]
+    if not rooms:
+        return parts
+    tree = shapely.STRtree([p.polygon for p in rooms])
+    result = []
+    for part in parts:
+        if not part.walkable:
+            result.append(part)
+            continue
+        over = [
+            rooms[i].polygon
+            for i in tree.query(part.polygon, predicate="intersects")
+            if rooms[i].level == part.level and part.polygon.intersection(rooms[i].polygon).area > 0.5
+        ]
+        if not over:
+            result.append(part)
+            continue
+        left = part.polygon.difference(shapely.union_all(over))
+        result.extend(_SpacePart(part.space, part.level, p) for p in _polygons(left) if p.area > 0.05)
+    return result
 
 
 def _polygons(geometry) -> list[Polygon]:
@@ -421,8 +446,10 @@ def _add_doors(plan: IndoorPlan, parts, graph: _Graph, projection: LocalProjecti
             vertex_id, joined = None, 0
             for index in tree.query(geometry, predicate="dwithin", distance=DOOR_ON_WALKABLE_M):
                 part = group[index]
+                # On a room's outline; in a corridor or area, or across a wall from it.
+                near = part.polygon.distance(geometry) if part.walkable else part.polygon.boundary.distance(geometry)
                 reach = DOOR_ON_WALKABLE_M if part.walkable else DOOR_ON_ROOM_M
-                if not part.space.routable or part.polygon.boundary.distance(geometry) > reach:
+                if not part.space.routable or near > reach:
                     continue
                 if vertex_id is None:
                     vertex_id = graph.vertex(level, door.x, door.y)
