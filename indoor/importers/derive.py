@@ -10,8 +10,9 @@ the DATA.md invariant (cost >= geodesic length between the vertices) holds by co
   shrunk by `CLEARANCES_M` (people keep off walls); its nodes are the points where people enter
   (doors, the joins with neighbouring walkable spaces, routing-line vertices, elevator nodes),
   the reflex corners of the shrunk space (where shortest paths bend) and, in a room, its label
-  point. Two nodes are joined wherever the shrunk space covers the segment between them, at most
-  `LINKS_PER_NODE` per node (nearest first), so big halls stay small graphs.
+  point. Two nodes are joined wherever the shrunk space covers the segment between them: every
+  such pair in a small space, in a big hall only each node's nearest few and its nearest in each
+  of `SECTORS` directions (see `_visibility_pairs`), so big halls stay small graphs.
 - A point of entry on the outline joins the space by a short edge to the nearest point of the
   shrunk space; two spaces meet where they share that point.
 - Rooms are entered only through their doors. Corridors, areas (and vertical spaces without
@@ -66,14 +67,13 @@ DOOR_ON_WALKABLE_M = 1.0  # ...to a corridor or area (across a wall's thickness)
 LINE_IN_SPACE_M = 0.5  # a routing-line vertex this close to a walkable space joins it
 JOIN_SPACING_M = 4.0  # between join points along an edge two walkable spaces share
 MIN_SHARED_EDGE_M = 0.6  # a shared edge shorter than this is no passage
-CONNECTOR_REACH_M = 5.0
+CONNECTOR_REACH_M = 5.0  # an elevator node outside every space joins the nearest vertex this close
 # On a level with routing lines: a room without a door joins the nearest line vertex this close
 # (as a snapped room always did), a door on one space only the nearest within DOOR_LINK_M.
 ROOM_LINK_M = 30.0
-DOOR_LINK_M = 15.0  # an elevator node outside every space joins the nearest vertex this close
+DOOR_LINK_M = 15.0
 STACKED_OVERLAP = 0.3  # share of the smaller outline two stacked vertical spaces must overlap
 REFLEX_MIN_TURN = math.sin(math.radians(10))
-NODE_GRID_M = 0.05  # nodes closer than this are one
 VERTEX_GRID_M = 0.01  # vertices at the same level within a centimetre are one
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -261,9 +261,7 @@ def _add_lines(plan: IndoorPlan, graph: _Graph, projection: LocalProjection) -> 
     for line, level, coords in flat:
         kind = "stairs" if line.wheelchair is False else line.kind
         extra = _line_extra(kind)
-        forward, backward = (
-            (extra, -1.0) if line.oneway == 1 else ((-1.0, extra) if line.oneway == -1 else (extra, extra))
-        )
+        forward, backward = _directed(extra, line.oneway)
         start = 0
         for i in range(1, len(coords)):
             if i == len(coords) - 1 or uses[level, coords[i][:2]] > 1:
@@ -272,13 +270,9 @@ def _add_lines(plan: IndoorPlan, graph: _Graph, projection: LocalProjection) -> 
                     graph.edge(a, b, kind, forward, backward, wkt(coords[start : i + 1]))
                 start = i
     for line, first_level, last_level, coords in climbing:
-        kind = line.kind if line.kind in VERTICAL_EXTRA_M or line.kind == "ramp" else "stairs"
-        if line.wheelchair is False and kind not in ("stairs", "escalator"):
-            kind = "stairs"
+        kind = _vertical_kind(line.kind, line.wheelchair)
         extra = _line_extra(kind)
-        forward, backward = (
-            (extra, -1.0) if line.oneway == 1 else ((-1.0, extra) if line.oneway == -1 else (extra, extra))
-        )
+        forward, backward = _directed(extra, line.oneway)
         graph.edge(vertex(first_level, coords[0]), vertex(last_level, coords[-1]), kind, forward, backward, wkt(coords))
 
 
@@ -310,6 +304,17 @@ class _LineVertices:
 
 def _line_extra(kind: str) -> float:
     return {"stairs": STAIRS_EXTRA_M, "escalator": ESCALATOR_EXTRA_M, "ramp": RAMP_EXTRA_M}.get(kind, 0.0)
+
+
+def _directed(extra: float, oneway: int) -> tuple[float, float]:
+    """(forward, backward) extras; -1 closes a one-way edge's other direction."""
+    return (extra, -1.0) if oneway == 1 else ((-1.0, extra) if oneway == -1 else (extra, extra))
+
+
+def _vertical_kind(kind: str, wheelchair: bool | None) -> str:
+    """The edge kind of a climb: one the accessible profile avoids when nobody in a wheelchair can use it."""
+    kind = kind if kind in VERTICAL_EXTRA_M or kind == "ramp" else "stairs"
+    return "stairs" if wheelchair is False and kind not in ("stairs", "escalator") else kind
 
 
 # -- spaces and what enters them ----------------------------------------------------------
@@ -670,12 +675,9 @@ def _add_vertical_spaces(graph: _Graph, vertical_nodes: list[tuple[_SpacePart, i
 
 
 def _climb(graph: _Graph, space: Space, lower: int, upper: int) -> None:
-    kind = space.kind if space.kind in VERTICAL_EXTRA_M or space.kind == "ramp" else "stairs"
-    if space.wheelchair is False and kind not in ("stairs", "escalator"):
-        kind = "stairs"
     extra = VERTICAL_EXTRA_M.get(space.kind, RAMP_EXTRA_M)
-    up, down = (extra, -1.0) if space.oneway == 1 else ((-1.0, extra) if space.oneway == -1 else (extra, extra))
-    graph.edge(lower, upper, kind, up, down, _point_line(graph, lower, upper))
+    up, down = _directed(extra, space.oneway)
+    graph.edge(lower, upper, _vertical_kind(space.kind, space.wheelchair), up, down, _point_line(graph, lower, upper))
 
 
 def _point_line(graph: _Graph, a: int, b: int) -> str:
@@ -706,9 +708,8 @@ def _add_connectors(plan: IndoorPlan, graph: _Graph, connector_vertices: dict) -
                 graph.edge(vertex_id, nearest, "corridor", 0.0, 0.0)
             served[level] = vertex_id
         kind = connector.kind if connector.kind in VERTICAL_EXTRA_M else "elevator"
-        if connector.wheelchair is False:
-            kind = "stairs"
-        extra = VERTICAL_EXTRA_M.get(kind, ELEVATOR_COST_M)
+        extra = VERTICAL_EXTRA_M[kind]
+        kind = _vertical_kind(kind, connector.wheelchair)
         levels = sorted(served)
         for lower, upper in zip(levels, levels[1:], strict=False):
             graph.edge(
