@@ -301,3 +301,13 @@ def test_check_graph_names_levels_without_a_way_between_them_one_way_traps_and_f
     text = run_cli(url, "check-graph", "--building", "Broken", "--room-distance", "40").stdout
     assert "ERROR  'Broken': levels without stairs, escalator, elevator or ramp to another level: 2" in text
     assert "ERROR  one-way traps: 1" in text
+
+
+def test_check_graph_on_an_empty_database_finds_nothing_wrong(fresh_database):
+    url = fresh_database("empty_check")
+    assert run_cli(url, "init-db").returncode == 0
+    result = run_cli(url, "check-graph", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["buildings"] == [] and report["one_way_traps"] == [] and report["errors"] == 0
+    assert report["components"]["walking"] == {"count": 0, "largest": []}
