@@ -311,3 +311,6 @@ def test_check_graph_on_an_empty_database_finds_nothing_wrong(fresh_database):
     report = json.loads(result.stdout)
     assert report["buildings"] == [] and report["one_way_traps"] == [] and report["errors"] == 0
     assert report["components"]["walking"] == {"count": 0, "largest": []}
+    misspelt = run_cli(url, "check-graph", "--building", "Nowhere")
+    assert misspelt.returncode == 1
+    assert "ERROR  no rooms of building 'Nowhere'" in misspelt.stdout
