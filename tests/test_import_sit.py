@@ -131,6 +131,10 @@ def test_rooms_route_to_each_other_on_a_level_and_across_levels(sit_url, sit_cli
             if label == "across levels":
                 assert len(body["route"]["levels"]) >= 2
         results[label] = routed / len(pairs)
+    # The hall's rooms, whose doors carry no level of their own, route to the corridor's.
+    by_name = {name: room_id for room_id, (name, _) in rooms.items()}
+    for hall_room in ["Kiosk 1"] + [f"1.H{k:02d}" for k in range(1, 5)]:
+        assert _route(sit_client, by_name["1.S01"], by_name[hall_room]) is not None
     print(f"SIT building: routable room pairs {results}")
     assert results["same level"] >= 0.95
     assert results["across levels"] >= 0.90

@@ -20,7 +20,8 @@ the DATA.md invariant (cost >= geodesic length between the vertices) holds by co
   `JOIN_SPACING_M` along the shared edge. Rooms drawn on top of a hall are cut out of it.
 - A room without a door is left as an island (its label snaps to it, so a route to it fails
   honestly instead of passing through a wall), except on a level whose source maps routing
-  lines: there its label joins the nearest line vertex within `ROOM_LINK_M`, as such sources
+  lines: there its label (also that of a room whose doors all lead to no mapped space, e.g. to
+  the street) joins the nearest line vertex within `ROOM_LINK_M`, as such sources
   intend (a station's shops are open to the concourse, their shopfronts are not mapped as doors),
   and a door with a space on one side only joins the nearest line vertex within `DOOR_LINK_M`.
 - `routable=False` (access=private|no): the space is an island, the opening or line is left out.
@@ -116,6 +117,7 @@ class _Anchor:
     y: float
     vertex: int
     kind: str = "corridor"
+    leads_on: bool = True  # False: a door with no mapped space on its other side
 
 
 @dataclass
@@ -448,7 +450,7 @@ def _add_doors(plan: IndoorPlan, parts, graph: _Graph, projection: LocalProjecti
             if level not in by_level:
                 continue
             group, tree = by_level[level]
-            vertex_id, joined = None, 0
+            vertex_id, joined = None, []
             for index in tree.query(geometry, predicate="dwithin", distance=DOOR_ON_WALKABLE_M):
                 part = group[index]
                 # On a room's outline; in a corridor or area, or across a wall from it.
@@ -458,9 +460,10 @@ def _add_doors(plan: IndoorPlan, parts, graph: _Graph, projection: LocalProjecti
                     continue
                 if vertex_id is None:
                     vertex_id = graph.vertex(level, door.x, door.y)
-                part.anchors.append(_Anchor(door.x, door.y, vertex_id, kind))
-                joined += 1
-            if joined == 1:
+                joined.append(_Anchor(door.x, door.y, vertex_id, kind))
+                part.anchors.append(joined[-1])
+            if len(joined) == 1:
+                joined[0].leads_on = False
                 dead_ends.append(vertex_id)
     return dead_ends
 
@@ -531,10 +534,12 @@ def _build_space(part: _SpacePart, graph: _Graph, line_vertices: _LineVertices, 
     space = part.space
     vertical = space.kind in VERTICAL_SPACES
     entered = bool(part.anchors)
-    if not entered and space.kind == "room" and space.routable and part.level in line_vertices:
+    leads_on = any(anchor.leads_on for anchor in part.anchors)
+    if not leads_on and space.kind == "room" and space.routable and part.level in line_vertices:
         for x, y in part.labels:  # reached from the nearest routing line (module docstring)
             line_vertices.link(graph.vertex(part.level, x, y), ROOM_LINK_M)
-        return
+        if not entered:
+            return
     if not entered and not part.labels and not vertical:
         return  # a space nobody enters and nobody routes to
     area = _shrunk(part.polygon)
