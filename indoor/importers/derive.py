@@ -634,15 +634,17 @@ def _visibility_pairs(points: np.ndarray, covering) -> set[tuple[int, int]]:
                 taken.add(sector)
     # Pieces left apart by the cap: join each to the nearest node of another piece it sees.
     for _ in range(3):
-        if len({find(i) for i in range(count)}) == 1:
+        roots = np.array([find(i) for i in range(count)])
+        values, sizes = np.unique(roots, return_counts=True)
+        if len(values) == 1:
             break
-        for i in range(count):
+        for i in np.flatnonzero(roots != values[np.argmax(sizes)]):
             distances = np.hypot(*(points - points[i]).T)
-            others = np.array([j for j in np.argsort(distances) if find(int(j)) != find(i)][:200], dtype=int)
-            if len(others):
-                seen = visible(i, others)
-                if len(seen):
-                    add(i, int(seen[0]))
+            others = np.flatnonzero(roots != roots[i])
+            others = others[np.argsort(distances[others])][:200]
+            seen = visible(int(i), others)
+            if len(seen):
+                add(int(i), int(seen[0]))
     return pairs
 
 
