@@ -56,22 +56,34 @@ def demo_command(seed, buildings, levels, grid, min_edges):
 @indoor.command("import-osm")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--building", default=None, help="Building name stored on the rooms and the floor plan.")
+@click.option(
+    "--ignore-routing-lines",
+    is_flag=True,
+    help="Derive the whole network from rooms, corridors and doors, leaving out the highway=* lines.",
+)
 @with_appcontext
-def import_osm_command(path, building):
-    """Import an OSM extract with Simple Indoor Tagging (appends; ids continue after the existing ones)."""
-    from indoor.importers import osm
+def import_osm_command(path, building, ignore_routing_lines):
+    """Import OSM indoor data (XML, PBF or GeoJSON; appends; ids continue after the existing ones)."""
+    from indoor.importers import derive, osm
+    from indoor.importers.plan import UnreadableSource
     from indoor.queries import network, schema
 
     started = time.perf_counter()
-    nodes, ways = osm.read_osm(path)
+    try:
+        plan = osm.read_plan(path, routing_lines=not ignore_routing_lines)
+    except UnreadableSource as exc:
+        raise click.ClickException(str(exc)) from None
     with get_db().transaction() as cur:
         first_vertex, first_edge = network.next_ids(cur)
-        counts = network.write_network(cur, osm.build_network(nodes, ways, first_vertex, first_edge, building))
+        counts = network.write_network(cur, derive.derive_network(plan, first_vertex, first_edge, building))
     with get_db().transaction() as cur:
         schema.analyze(cur)
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     click.echo(f"import-osm: {summary} in {time.perf_counter() - started:.1f}s")
     _build_overlay()
+    from indoor.graph_report import print_report
+
+    print_report(building)
 
 
 @indoor.command("build-overlay")
@@ -99,20 +111,15 @@ def _build_overlay(force=False):
 
 
 @indoor.command("check-graph")
+@click.option("--building", default=None, help="Report on this building's rooms only.")
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+@click.option("--room-distance", default=None, type=float, help="Metres beyond which a room is far from the graph.")
 @with_appcontext
-def check_graph_command():
-    """Report breaches of the routing invariants (DATA.md); exit 1 if there is one."""
-    from indoor.queries import graph
+def check_graph_command(building, as_json, room_distance):
+    """Report breaches of the routing invariants (DATA.md) and whether rooms connect; exit 1 on an error."""
+    from indoor.graph_report import print_report
 
-    with get_db().transaction(timeout_ms=600_000) as cur:
-        results = graph.check_graph(cur)
-    breaches = 0
-    for result in results:
-        kind = "BREACH" if result["breach"] and result["count"] else ("note" if result["count"] else "ok")
-        sample = f" e.g. {', '.join(map(str, result['sample']))}" if result["count"] else ""
-        click.echo(f"{kind:6} {result['check']}: {result['count']}{sample}")
-        breaches += result["count"] if result["breach"] else 0
-    if breaches:
+    if print_report(building, as_json, room_distance):
         raise SystemExit(1)
 
 
