@@ -48,6 +48,7 @@ if os.environ.get("METRICS_ENABLED", "").strip().lower() in ("1", "true", "yes",
 
 
 def on_starting(server):
+    _require_trusted_hosts(server)
     # Values left by a previous run of the service would be counted again: start from nothing.
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
@@ -63,3 +64,25 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def _require_trusted_hosts(server):
+    """Production (ENVIRONMENT, the default) refuses to serve without TRUSTED_HOSTS: every Host a
+    client sends would be answered, and a cache in front would keep what it chose. Development
+    starts, and says so."""
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from config.settings import Settings  # the settings only, not the app
+
+    settings = Settings.from_env()
+    if settings.trusted_hosts:
+        return
+    if settings.environment == "production":
+        server.log.error(
+            "refusing to start: TRUSTED_HOSTS is not set. In production list the host names clients"
+            " and health checks use (TRUSTED_HOSTS=maps.example.org,localhost), or set"
+            " ENVIRONMENT=development to answer any Host"
+        )
+        sys.exit(1)
+    server.log.warning("TRUSTED_HOSTS is not set: answering any Host header (ENVIRONMENT=development)")

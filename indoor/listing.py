@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable
 from urllib.parse import urlencode
 
-from flask import Response, request
+from flask import Response, request, url_for
 
 from indoor import params, sse
 from indoor.errors import ApiError
@@ -59,10 +59,17 @@ def page_response(page, listing: bytes) -> Response:
 
 
 def next_href(cursor: str) -> str:
-    """This request's URL with `cursor` set to continue after this page."""
+    """This request's URL with `cursor` set to continue after this page.
+
+    Never built from the request's Host (a client, or a CDN caching the page, would send users
+    wherever the header said): from PUBLIC_URL when set, else a reference relative to the
+    request's own host (RFC 8288 allows it). The path is the route's canonical one, whatever
+    slashes the request had.
+    """
     args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("cursor", "lastEventId")]
     args.append(("cursor", cursor))
-    return request.base_url + "?" + urlencode(args)
+    path = url_for(request.endpoint, **(request.view_args or {}))
+    return get_settings().public_url.rstrip("/") + path + "?" + urlencode(args)
 
 
 def stream_features(listing: bytes, filters, page_fn: Callable) -> Response:

@@ -155,6 +155,8 @@ def _resolve(cur, place, profile: str) -> dict:
         room = queries.room(cur, place.room)
         if room is None:
             return {"missing": True}
+        if room.lon is None:
+            return {"unlocated": True}
         level = itinerary.json_level(room.level)
         lon, lat = room.lon, room.lat
         resolved = {
@@ -194,6 +196,8 @@ def _resolve_all(cur, places, profile: str, known: list) -> tuple[dict, list]:
 def _as_place(resolved: dict, name: str, raw) -> itinerary.Place:
     if resolved.get("missing"):
         raise NotFound(f"room {raw.room} (parameter '{name}') does not exist")
+    if resolved.get("unlocated"):
+        raise NoRoute(f"no route: room {raw.room} (parameter '{name}') has no usable position or level in the database")
     return itinerary.Place(
         description=resolved["description"],
         lon=resolved["lon"],
@@ -228,7 +232,7 @@ def _compute(cur, places, profile: str, resolved: list, versions_used: dict) -> 
     found_versions = versions(cur)
     if found_versions != versions_used:
         resolved = [_resolve(cur, p, profile) for p in places]
-        if any(r.get("missing") or r.get("vertex") is None for r in resolved):
+        if any(r.get("missing") or r.get("unlocated") or r.get("vertex") is None for r in resolved):
             return found_versions, {}, resolved, None
     source, target = (
         queries.Snap(r["vertex"], r["vertex_lon"], r["vertex_lat"], r["level"], r["connector_m"]) for r in resolved

@@ -13,6 +13,18 @@ from dataclasses import dataclass
 
 import psycopg2.extensions
 
+
+def bbox_filter_sql(geometry: str) -> str:
+    """The `bbox` filter: the GiST index finds candidates by `&&` (which compares boxes whatever
+    their SRID); the exact test runs only on SRID 4326 rows (ST_Intersects raises an error on
+    mixed SRIDs: a row of another SRID would turn the page into a 500)."""
+    envelope = "ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326)"
+    return (
+        f"(%(xmin)s::float8 IS NULL OR ({geometry} && {envelope}"
+        f" AND CASE WHEN ST_SRID({geometry}) = 4326 THEN ST_Intersects({geometry}, {envelope}) ELSE false END))"
+    )
+
+
 # Keyset start: below every id (ogc_fid is an integer; bigint literals compare with it on the index).
 BEFORE_FIRST = -(2**63)
 
