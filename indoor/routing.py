@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections import deque
 
@@ -104,7 +105,7 @@ def _first_radius(straight_m: float, same_level: bool) -> float:
 
 
 def _learn(cost: float | None, straight_m: float, same_level: bool) -> None:
-    if cost is None:
+    if cost is None or not math.isfinite(cost):
         return
     learned = current_app.extensions.setdefault(
         _RATIOS, {"ratio": deque(maxlen=_SAMPLES), "extra": deque(maxlen=_SAMPLES)}
@@ -328,6 +329,8 @@ def route_between(origin, destination, profile: str) -> tuple[bytes, str]:
     if path["cost"] is None:
         detail = " without stairs or escalators" if profile == "accessible" else ""
         raise NoRoute(f"no route from parameter 'from' to parameter 'to'{detail}: they are not connected", cache_state)
+    if not math.isfinite(path["cost"]):  # finite costs that add up past the largest float
+        raise NoRoute("no route: the costs along the path add up to more than a number can hold", cache_state)
     body = _encode(itinerary.feature_collection(ends[0], ends[1], path, profile, settings))
     body_key = _body_key(places, found_versions, profile)
     cache_set(body_key, body)

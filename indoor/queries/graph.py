@@ -32,19 +32,20 @@ def _not_a_level(level: str) -> str:
 
 # Each check: (name, is_breach, SQL returning up to 10 offending ids and the total count).
 # A cost below the geodesic distance between an edge's vertices would let a windowed search
-# miss a shorter path: that is a breach, not a style issue.
+# miss a shorter path: that is a breach, not a style issue. (Vertices without a usable position
+# have a check of their own; their distances mean nothing: NaN, or coerced onto the globe.)
 CHECKS = [
     (
         "cost below geodesic length",
         True,
-        """SELECT array_agg(id ORDER BY id) FILTER (WHERE n <= 10), count(*) FROM (
+        f"""SELECT array_agg(id ORDER BY id) FILTER (WHERE n <= 10), count(*) FROM (
              SELECT e.id, row_number() OVER (ORDER BY e.id) AS n
                FROM nav_edges_final e
-               JOIN nav_edges_work_vertices_pgr a ON a.id = e.source
-               JOIN nav_edges_work_vertices_pgr b ON b.id = e.target
+               JOIN nav_edges_work_vertices_pgr a ON a.id = e.source AND {in_lonlat_sql("a.the_geom")}
+               JOIN nav_edges_work_vertices_pgr b ON b.id = e.target AND {in_lonlat_sql("b.the_geom")}
               WHERE (e.cost >= 0 AND e.cost < ST_Distance(a.the_geom::geography, b.the_geom::geography) - 1e-6)
                  OR (e.reverse_cost >= 0
-                     AND e.reverse_cost < ST_Distance(a.the_geom::geography, b.the_geom::geography) - 1e-6)) x""",
+                     AND e.reverse_cost < ST_Distance(a.the_geom::geography, b.the_geom::geography) - 1e-6)) x""",  # noqa: S608
     ),
     (
         "edge refers to a missing vertex",
@@ -98,7 +99,7 @@ CHECKS = [
         _offending(
             "room_points",
             "ogc_fid",
-            f"{_unusable_geometry('wkb_geometry')} OR GeometryType(wkb_geometry) IS DISTINCT FROM 'POINT'"
+            f"{_unusable_geometry('wkb_geometry')} OR ST_GeometryType(wkb_geometry) IS DISTINCT FROM 'ST_Point'"
             f" OR {_not_a_level('level')}",
         ),
     ),

@@ -64,7 +64,7 @@ def warm_connection(conn) -> None:
 ROOM = f"""
 SELECT ogc_fid, text, level, building,
        CASE WHEN located THEN ST_X(wkb_geometry) END, CASE WHEN located THEN ST_Y(wkb_geometry) END
-  FROM (SELECT *, GeometryType(wkb_geometry) = 'POINT' AND {in_lonlat_sql("wkb_geometry")}
+  FROM (SELECT *, ST_GeometryType(wkb_geometry) = 'ST_Point' AND {in_lonlat_sql("wkb_geometry")}
                   AND level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL} AS located
           FROM room_points
          WHERE ogc_fid = %(room)s) r
