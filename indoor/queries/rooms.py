@@ -64,7 +64,9 @@ SELECT {ROOM_FEATURE}
 
 # Levels known from the rooms and the floor plan: how many rooms, and the extent of both. Only
 # levels a client can ask for are levels (finite, within the `level` parameter's range: NULL, NaN
-# and Infinity are not); only rows with a usable position widen the extent.
+# and Infinity are not). The extent takes rows in SRID 4326 whose box lies within lon/lat (`@`,
+# from the box stored with each geometry: cheap); a NaN coordinate can still slip through
+# (NaN boxes compare as inside), so an extent that is not within lon/lat is null.
 LEVELS = f"""
 WITH things AS (
     SELECT level, 1 AS is_room, wkb_geometry
@@ -78,14 +80,16 @@ WITH things AS (
        AND level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL}
 ), per_level AS (
     SELECT level, sum(is_room) AS rooms,
-           ST_Extent(wkb_geometry) FILTER (WHERE {in_lonlat_sql("wkb_geometry")}) AS extent
+           ST_Extent(wkb_geometry) FILTER (
+               WHERE ST_SRID(wkb_geometry) = 4326 AND wkb_geometry @ ST_MakeEnvelope(-180, -90, 180, 90, 4326)
+           ) AS extent
       FROM things
      GROUP BY level
 )
 SELECT coalesce(json_agg(json_build_object(
            'level', trim_scale(level),
            'rooms', rooms,
-           'bbox', CASE WHEN extent IS NULL THEN NULL ELSE json_build_array(
+           'bbox', CASE WHEN {in_lonlat_sql("ST_SetSRID(extent::geometry, 4326)")} THEN json_build_array(
                        trim_scale(round(ST_XMin(extent)::numeric, 7)), trim_scale(round(ST_YMin(extent)::numeric, 7)),
                        trim_scale(round(ST_XMax(extent)::numeric, 7)), trim_scale(round(ST_YMax(extent)::numeric, 7)))
                    END)

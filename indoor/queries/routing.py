@@ -70,15 +70,21 @@ SELECT ogc_fid, text, level, building,
          WHERE ogc_fid = %(room)s) r
 """  # noqa: S608 - constant fragments; values are parameters
 
-# Only a vertex with a position (in_lonlat) and an open edge is usable.
+# Only a vertex with a position (in_lonlat) and an open edge is usable. The KNN step filters
+# by `@` (box within the world), not in_lonlat: a filter of functions has a default selectivity
+# that makes the planner sort the whole level instead of walking the index (0.6 -> 50 ms on
+# 30k edges). `@` passes a NaN position (its box compares as inside); should one be nearest,
+# the radius is infinite and the exact step below searches the whole level (rare, and right).
 NEAREST_VERTEX = f"""
 SELECT v.id, ST_X(v.the_geom), ST_Y(v.the_geom), v.level,
        ST_Distance(v.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) AS metres
-  FROM (SELECT ST_Distance(k.the_geom::geography,
-                           ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) * 1.01 + 0.01 AS r
+  FROM (SELECT CASE WHEN {in_lonlat_sql("k.the_geom")}
+                    THEN ST_Distance(k.the_geom::geography,
+                                     ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) * 1.01 + 0.01
+                    ELSE 'Infinity' END AS r
           FROM nav_edges_work_vertices_pgr k
          WHERE k.level = %(level)s::numeric
-           AND {in_lonlat_sql("k.the_geom")}
+           AND k.the_geom @ ST_MakeEnvelope(-180, -90, 180, 90, 4326)
            AND EXISTS (SELECT 1 FROM nav_edges_final e
                         WHERE (e.source = k.id OR e.target = k.id)
                           AND {is_open_sql("e")}
