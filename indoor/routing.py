@@ -140,7 +140,8 @@ def _body_key(places, found_versions: dict, profile: str) -> str:
 
 
 def _encode(body: dict) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    # allow_nan=False: a non-finite number is a bug to see (500), never a body JSON.parse rejects.
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _path_key(graph_key: str, profile: str, source: int, target: int) -> str:
