@@ -14,6 +14,11 @@ keepalive = 5
 # gunicorn answers a request line over its limit with an HTML 414 the API cannot shape; 0 lifts
 # the limit to gunicorn's hard 1 MB, and the app refuses long query strings as JSON 400s.
 limit_request_line = 0
+# Likewise its HTML 431 for more than 100 header fields (which nginx passes on): the header size
+# limits in front (nginx: 4 buffers of 8 KB) bound them instead; a field may be a little longer
+# than nginx's 8 KB line, so gunicorn never refuses what nginx let through.
+limit_request_fields = 32768
+limit_request_field_size = 16384
 preload_app = False  # never: the pool and the gevent wait callback must be per worker
 accesslog = None  # the app logs one structured line per request
 errorlog = "-"

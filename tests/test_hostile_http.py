@@ -247,6 +247,16 @@ NGINX_REFUSALS = {
 }
 
 
+def test_many_header_fields_are_no_html_page(nginx_in_front, serve):
+    """gunicorn answered more than 100 header fields with an HTML 431, and nginx passed it on."""
+    fields = b"".join(b"X-Field-%d: v\r\n" % i for i in range(300))
+    request = b"GET /api/health/ HTTP/1.1\r\nHost: x\r\n" + fields + b"Connection: close\r\n\r\n"
+    for port in (nginx_in_front.port, serve(workers=1).port):
+        status, headers, body = raw_request(port, request)
+        assert status == 200 and headers["content-type"] == "application/json"
+        assert strict_json.loads(body) == {"ok": True}
+
+
 @pytest.mark.parametrize("case", sorted(NGINX_REFUSALS))
 def test_nginx_refuses_with_json_not_html(nginx_in_front, case):
     request, expected_status, code = NGINX_REFUSALS[case]
