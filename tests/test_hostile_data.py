@@ -240,14 +240,21 @@ def test_floor_plan_rows_with_empty_or_nan_geometries(hostile_client, hostile_sq
            ('wall', 'empty', 7, 'SRID=4326;POLYGON EMPTY'),
            ('wall', 'nan', 7, ST_SetSRID(ST_MakeLine(ST_MakePoint(10, 50), ST_MakePoint(10, 'NaN')), 4326)),
            ('wall', 'inf', 'Infinity', ST_SetSRID(ST_MakeLine(ST_MakePoint(10, 50), ST_MakePoint('Infinity', 50)), 4326)),
-           ('wall', 'fine', 7, ST_SetSRID(ST_MakeLine(ST_MakePoint(10, 50), ST_MakePoint(10.0001, 50)), 4326))
+           ('wall', 'fine', 7, ST_SetSRID(ST_MakeLine(ST_MakePoint(10, 50), ST_MakePoint(10.0001, 50)), 4326)),
+           ('wall', 'arc', 7, 'SRID=4326;CIRCULARSTRING(10 50, 10.0001 50.0001, 10.0002 50)'),
+           ('room', 'curved', 7, 'SRID=4326;CURVEPOLYGON(CIRCULARSTRING(10 50, 10.0001 50.0001, 10 50))'),
+           ('room', 'solid', 7, 'SRID=4326;POLYHEDRALSURFACE(((10 50, 10.0001 50, 10 50.0001, 10 50)))')
            RETURNING ogc_fid, name"""
     )
     ids = {name: ident for ident, name in rows}
     try:
         features = listed(client, "/api/base-floor/?limit=3")
-        for name in ("empty", "nan", "inf"):
+        for name in ("empty", "nan", "inf", "solid"):
             assert features[ids[name]]["geometry"] is None, name
+        # Arcs (QGIS draws them) are drawn as lines: ST_AsGeoJSON has no curves.
+        assert features[ids["arc"]]["geometry"]["type"] == "LineString"
+        assert len(features[ids["arc"]]["geometry"]["coordinates"]) > 3
+        assert features[ids["curved"]]["geometry"]["type"] == "Polygon"
         assert sorted(features[ids["fine"]]["geometry"]["coordinates"]) == [[10.0, 50.0], [10.0001, 50.0]]
         assert features[ids["inf"]]["properties"]["level"] is None
         # bbox filters and the stream too

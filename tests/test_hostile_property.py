@@ -108,6 +108,9 @@ def line_value(loose: bool):
             ),
             st.just(Value("'SRID=4326;POLYGON((10 50, 10.001 50.001, 10.001 50, 10 50.001, 10 50))'::geometry", False)),
             st.just(Value("'SRID=4326;GEOMETRYCOLLECTION EMPTY'::geometry", False)),
+            st.just(Value("'SRID=4326;CIRCULARSTRING(10 50, 10.001 50.001, 10.002 50)'::geometry", True)),
+            st.just(Value("'SRID=4326;CURVEPOLYGON(CIRCULARSTRING(10 50, 10.001 50.001, 10 50))'::geometry", True)),
+            st.just(Value("'SRID=4326;POLYHEDRALSURFACE(((10 50, 10.001 50, 10 50.001, 10 50)))'::geometry", False)),
             st.builds(lambda x, y: Value(f"ST_SetSRID(ST_MakePoint({x!r}, {y!r}), 3857)", False), lon, lat),
             st.builds(
                 lambda x, y: Value(f"'SRID=4326;LINESTRING Z ({x!r} {y!r} 1, {x + 0.0001!r} {y!r} 2)'::geometry", True),
@@ -337,6 +340,9 @@ def test_every_endpoint_answers_strict_json_whatever_another_tool_wrote(property
         assert response.status_code == 200, body
         checked = app.test_cli_runner().invoke(args=["indoor", "check-graph"])
         assert checked.exit_code == (1 if reportable(rows) else 0), checked.output
+        assert checked.exception is None or isinstance(checked.exception, SystemExit), (
+            checked.exception
+        )  # a report, not a crash
     finally:
         with conn.cursor() as cur:
             clear(cur, baseline)

@@ -37,7 +37,7 @@ class FloorFilters:
 BASE_FLOOR_PAGE = f"""
 SELECT ogc_fid,
        '{{"type":"Feature","id":' || ogc_fid
-       || ',"geometry":' || {geojson_sql("wkb_geometry", "ST_ForcePolygonCCW(wkb_geometry)")}
+       || ',"geometry":' || {geojson_sql("wkb_geometry", counter_clockwise=True)}
        || ',"properties":{{"layer":' || coalesce(to_json(layer)::text, 'null')
        || ',"name":' || coalesce(to_json(name)::text, 'null')
        || ',"level":' || {level_json_sql("level")}

@@ -19,9 +19,14 @@ def _not_finite(value: str) -> str:
 
 def _unusable_geometry(geometry: str, valid: bool = True) -> str:
     """SQL: `geometry` is NULL, empty, of another SRID, not within lon/lat, or (with `valid`)
-    invalid. An edge is not asked to be valid: an elevator is drawn as a line of two equal
+    invalid or a solid. An edge is not asked to be valid: an elevator is drawn as a line of two equal
     points, which OGC calls invalid."""
-    usable = f"{in_lonlat_sql(geometry)} AND ST_IsValid({geometry})" if valid else in_lonlat_sql(geometry)
+    # GEOS knows no solids: ST_IsValid raises on a polyhedral surface; none belongs in a floor plan.
+    is_valid = (
+        f"CASE WHEN ST_GeometryType({geometry}) IN ('ST_PolyhedralSurface', 'ST_Tin', 'ST_Triangle') THEN false"
+        f" ELSE ST_IsValid({geometry}) END"
+    )
+    usable = f"{in_lonlat_sql(geometry)} AND {is_valid}" if valid else in_lonlat_sql(geometry)
     return f"({usable}) IS NOT TRUE"
 
 

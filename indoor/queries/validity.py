@@ -21,16 +21,22 @@ from __future__ import annotations
 MAX_LEVEL = 1000
 
 
-def geojson_sql(geometry: str, drawn: str | None = None) -> str:
-    """SQL for the GeoJSON text of `drawn` (default: `geometry` itself; e.g. a reoriented copy),
-    or 'null' when `geometry` has no usable position: of another SRID, empty or outside lon/lat
-    (`@`: its box within the world's), or with a NaN or Infinity coordinate (`@` lets NaN
-    through; an upper-case N or I occurs in ST_AsGeoJSON's output only there: type names and
-    keys have neither). One expression, so PostgreSQL evaluates it after the page's LIMIT; the
-    unanchored search costs little beside ST_AsGeoJSON (an anchored `^[^NI]*$` cost as much)."""
+def geojson_sql(geometry: str, counter_clockwise: bool = False) -> str:
+    """SQL for the GeoJSON text of `geometry` (polygons reoriented with `counter_clockwise`), or
+    'null' when it has no usable position: of another SRID, empty or outside lon/lat (`@`: its
+    box within the world's), a type GeoJSON has none for (a polyhedral surface), or with a NaN
+    or Infinity coordinate (`@` lets NaN through; an upper-case N or I occurs in ST_AsGeoJSON's
+    output only there: type names and keys have neither). Curves (QGIS draws arcs) are drawn as
+    lines: ST_AsGeoJSON fails on them. One expression, so PostgreSQL evaluates it after the
+    page's LIMIT; the unanchored search costs little beside ST_AsGeoJSON (an anchored
+    `^[^NI]*$` cost as much)."""
+    drawn = f"CASE WHEN ST_HasArc({geometry}) THEN ST_CurveToLine({geometry}) ELSE {geometry} END"
+    if counter_clockwise:
+        drawn = f"ST_ForcePolygonCCW({drawn})"
     return (
         f"CASE WHEN ST_SRID({geometry}) = 4326 AND {geometry} @ ST_MakeEnvelope(-180, -90, 180, 90, 4326)"
-        f" THEN regexp_replace(ST_AsGeoJSON({drawn or geometry}, 7), '^.*[NI].*$', 'null') ELSE 'null' END"
+        f" AND ST_GeometryType({geometry}) <> 'ST_PolyhedralSurface'"
+        f" THEN regexp_replace(ST_AsGeoJSON({drawn}, 7), '^.*[NI].*$', 'null') ELSE 'null' END"
     )
 
 
