@@ -14,6 +14,11 @@ keepalive = 5
 # gunicorn answers a request line over its limit with an HTML 414 the API cannot shape; 0 lifts
 # the limit to gunicorn's hard 1 MB, and the app refuses long query strings as JSON 400s.
 limit_request_line = 0
+# Likewise its HTML 431 for more than 100 header fields (which nginx passes on): the header size
+# limits in front (nginx: 4 buffers of 8 KB) bound them instead; a field may be a little longer
+# than nginx's 8 KB line, so gunicorn never refuses what nginx let through.
+limit_request_fields = 32768
+limit_request_field_size = 16384
 preload_app = False  # never: the pool and the gevent wait callback must be per worker
 accesslog = None  # the app logs one structured line per request
 errorlog = "-"
@@ -48,6 +53,7 @@ if os.environ.get("METRICS_ENABLED", "").strip().lower() in ("1", "true", "yes",
 
 
 def on_starting(server):
+    _require_trusted_hosts(server)
     # Values left by a previous run of the service would be counted again: start from nothing.
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
@@ -63,3 +69,25 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def _require_trusted_hosts(server):
+    """Production (ENVIRONMENT, the default) refuses to serve without TRUSTED_HOSTS: every Host a
+    client sends would be answered, and a cache in front would keep what it chose. Development
+    starts, and says so."""
+    import sys
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from config.settings import Settings  # the settings only, not the app
+
+    settings = Settings.from_env()
+    if settings.trusted_hosts:
+        return
+    if settings.environment == "production":
+        server.log.error(
+            "refusing to start: TRUSTED_HOSTS is not set. In production list the host names clients"
+            " and health checks use (TRUSTED_HOSTS=maps.example.org,localhost), or set"
+            " ENVIRONMENT=development to answer any Host"
+        )
+        sys.exit(1)
+    server.log.warning("TRUSTED_HOSTS is not set: answering any Host header (ENVIRONMENT=development)")

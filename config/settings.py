@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 
 def _bool(value: str) -> bool:
@@ -55,6 +55,7 @@ class Settings:
     trusted_proxy_count: int = 0
     cors_origins: tuple = ()
     trusted_hosts: tuple = ()
+    environment: str = "production"  # "development": gunicorn may start without TRUSTED_HOSTS
     public_url: str = ""  # scheme://host[/prefix] clients use; `next` links start with it
     sse_batch_size: int = 500
     sse_heartbeat_s: float = 15.0
@@ -118,7 +119,17 @@ class Settings:
             else:
                 extra[key] = value  # plain Flask config (e.g. TESTING) passes through
         values["extra"] = extra
-        return cls(**values)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.environment not in ("production", "development"):
+            raise ValueError(f"ENVIRONMENT: must be production or development, not {self.environment!r}")
+        if self.public_url:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+                raise ValueError(f"PUBLIC_URL: must be http(s)://host[/prefix], not {self.public_url!r}")
 
 
 def _url_from_parts(environ) -> str:

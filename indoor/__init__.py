@@ -16,8 +16,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.update(settings.extra)
     app.config["TESTING"] = settings.testing or app.config.get("TESTING", False)
     app.json.sort_keys = False
-    # "/api/rooms" and "/api/rooms/" are the same resource: no redirects.
+    # "/api/rooms" and "/api/rooms/" are the same resource: no redirects. "//api//rooms//" is
+    # no resource (404), not a redirect whose Location would carry the request's Host.
     app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
 
     from indoor import db, extensions, metrics, observability, security
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from urllib.parse import urlencode
 
-from flask import Response, request
+from flask import Response, request, url_for
 
-from indoor import params, sse
+from indoor import links, params, sse
 from indoor.errors import ApiError
 from indoor.extensions import get_db, get_settings
 from indoor.queries import floors, rooms
@@ -80,10 +79,15 @@ def page_response(page, listing: bytes) -> Response:
 
 
 def next_href(cursor: str) -> str:
-    """This request's URL with `cursor` set to continue after this page."""
+    """This request's URL with `cursor` set to continue after this page.
+
+    Never built from an unchecked Host (a client, or a CDN caching the page, would send users
+    wherever the header said): indoor/links.py decides the base, as for every link we write. The
+    path is the route's canonical one, whatever slashes the request had.
+    """
     args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("cursor", "lastEventId")]
     args.append(("cursor", cursor))
-    return request.base_url + "?" + urlencode(args)
+    return links.link(url_for(request.endpoint, **(request.view_args or {})), args)
 
 
 def stream_features(listing: bytes, filters, page_fn: Callable) -> Response:

@@ -16,6 +16,7 @@ from urllib.parse import unquote_to_bytes
 from flask import request
 
 from indoor.errors import BadRequest
+from indoor.queries.validity import MAX_LEVEL
 
 MAX_PARAM_LENGTH = 256
 
@@ -70,21 +71,34 @@ def level(name: str = "level") -> Decimal | None:
     return parse_level(raw, name)
 
 
+# The one grammar of every number a parameter holds, as people write numbers: ASCII digits, an
+# optional sign, at most one decimal point, an optional exponent. Nothing Python's float() or
+# Decimal() also accept: no "1_0", no Arabic-Indic or full-width digits, no spaces, no "nan",
+# "inf" or "infinity".
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def is_number(raw: str) -> bool:
+    return _NUMBER.fullmatch(raw) is not None
+
+
 def parse_level(raw: str, name: str = "level") -> Decimal:
+    if not is_number(raw):
+        raise BadRequest(f"parameter '{name}' must be a number, e.g. 0, 1, -1 or 0.5")
     try:
-        value = Decimal(raw.strip())
-    except InvalidOperation:
+        value = Decimal(raw)
+    except InvalidOperation:  # pragma: no cover - the grammar admits only what Decimal reads
         raise BadRequest(f"parameter '{name}' must be a number, e.g. 0, 1, -1 or 0.5") from None
-    if not value.is_finite() or abs(value) > 1000:
-        raise BadRequest(f"parameter '{name}' must be a finite number between -1000 and 1000")
+    if not value.is_finite() or abs(value) > MAX_LEVEL:
+        raise BadRequest(f"parameter '{name}' must be a finite number between -{MAX_LEVEL} and {MAX_LEVEL}")
     return value
 
 
 def finite_float(raw: str, name: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadRequest(f"parameter '{name}' must be a number") from None
+    if not is_number(raw):
+        raise BadRequest(f"parameter '{name}' must be a number (digits, optional sign, decimal point, exponent)")
+    value = float(raw)
     if not math.isfinite(value):
         raise BadRequest(f"parameter '{name}' must be a finite number")
     return value
@@ -94,7 +108,6 @@ def finite_float(raw: str, name: str) -> float:
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-_INTEGER = re.compile(r"^[+-]?[0-9]+$")
 
 
 def text(name: str, max_length: int = MAX_PARAM_LENGTH, strip: bool = False) -> str | None:
@@ -110,7 +123,7 @@ def limit(default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
     raw = arg("limit", max_length=32)
     if raw is None:
         return default
-    if not _INTEGER.match(raw.strip()):
+    if not _INTEGER.fullmatch(raw):
         raise BadRequest("parameter 'limit' must be an integer")
     value = int(raw)
     if value < 1:
@@ -126,7 +139,7 @@ def bbox(name: str = "bbox") -> tuple[float, float, float, float] | None:
     parts = raw.split(",")
     if len(parts) != 4:
         raise BadRequest(f"parameter '{name}' must be four numbers: minlon,minlat,maxlon,maxlat")
-    minlon, minlat, maxlon, maxlat = (finite_float(part.strip(), name) for part in parts)
+    minlon, minlat, maxlon, maxlat = (finite_float(part, name) for part in parts)
     if not (-180 <= minlon <= 180 and -180 <= maxlon <= 180):
         raise BadRequest(f"parameter '{name}': longitudes must be between -180 and 180")
     if not (-90 <= minlat <= 90 and -90 <= maxlat <= 90):
@@ -138,7 +151,7 @@ def bbox(name: str = "bbox") -> tuple[float, float, float, float] | None:
 
 def feature_id(raw: str, name: str = "id") -> int:
     """A feature id from the path: an integer of at most 18 digits."""
-    if not raw or len(raw) > 19 or not _INTEGER.match(raw) or raw[0] == "+":
+    if not raw or len(raw) > 19 or not _INTEGER.fullmatch(raw) or raw[0] == "+":
         raise BadRequest(f"'{name}' must be an integer")
     return int(raw)
 
@@ -236,18 +249,18 @@ def place(name: str) -> RoomPlace | PointPlace | CategoryPlace:
     """A route end: a room id (`17`), a point `lon,lat` / `lon,lat,level` (level 0 by default) or
     `category:NAME` (the nearest room of that category, by route cost)."""
     raw = arg(name, max_length=100)
-    if raw is None or not raw.strip():
+    if raw is None or raw == "":
         raise BadRequest(f"parameter '{name}' is required: a room id, lon,lat[,level] or category:NAME")
-    return route_place(raw.strip(), name)
+    return route_place(raw, name)
 
 
 def places(name: str, maximum: int) -> list[RoomPlace | PointPlace | CategoryPlace]:
     """A repeatable place parameter (`via`), in order, at most `maximum` of them."""
     found = []
     for raw in arg_list(name, maximum, max_length=100):
-        if not raw.strip():
+        if raw == "":
             raise BadRequest(f"parameter '{name}' is empty: a room id, lon,lat[,level] or category:NAME")
-        found.append(route_place(raw.strip(), name))
+        found.append(route_place(raw, name))
     return found
 
 
@@ -263,7 +276,7 @@ def route_place(raw: str, name: str) -> RoomPlace | PointPlace | CategoryPlace:
 
 
 def parse_place(raw: str, name: str) -> RoomPlace | PointPlace:
-    parts = [part.strip() for part in raw.split(",")]
+    parts = raw.split(",")
     if len(parts) == 1:
         if not parts[0].isascii() or not parts[0].isdigit():
             raise BadRequest(f"parameter '{name}' must be a room id (a non-negative integer) or lon,lat[,level]")

@@ -55,6 +55,18 @@ def init_app(app: Flask, settings) -> None:
         )
     app.before_request(_refuse_huge_query)
     app.after_request(_security_headers)
+    # Flask's own OPTIONS answer is an empty text/html body; ours names the methods, no body.
+    app.make_default_options_response = lambda: _options_response(app)
+
+
+def _options_response(app: Flask):
+    """200 with `Allow` and no content (CORS preflights get their headers added after this)."""
+    adapter = app.create_url_adapter(request)
+    methods = adapter.allowed_methods() if adapter is not None else []
+    response = app.response_class(status=200)
+    response.allow.update(methods)
+    del response.headers["Content-Type"]
+    return response
 
 
 # gunicorn lets request lines through up to 1 MB (limit_request_line = 0) so that the app, not

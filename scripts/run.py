@@ -42,6 +42,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     env = dict(os.environ)
     env.setdefault("LOG_FORMAT", "text")
+    env.setdefault("ENVIRONMENT", "development")  # a local server: any Host (README: TRUSTED_HOSTS)
     cluster = None
     if not env.get("DATABASE_URL") and not env.get("POSTGRES_HOST"):
         cluster = PostgresCluster(ROOT / ".data" / "pg", port=local_port()).init()

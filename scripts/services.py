@@ -280,6 +280,7 @@ class GunicornServer:
         self.env = {
             **os.environ,
             "LOG_FORMAT": "json",
+            "ENVIRONMENT": "development",  # tests and the bench answer any Host unless they say
             **env,
             "BIND": f"127.0.0.1:{self.port}",
             "WEB_CONCURRENCY": str(workers),

@@ -13,6 +13,20 @@ from dataclasses import dataclass
 
 import psycopg2.extensions
 
+
+def bbox_filter_sql(geometry: str) -> str:
+    """The `bbox` filter: the GiST index finds candidates by `&&` (which compares boxes whatever
+    their SRID); the exact test runs only on SRID 4326 rows of types GEOS knows (ST_Intersects
+    raises an error on mixed SRIDs and on solids: such a row would turn the page into a 500)."""
+    envelope = "ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326)"
+    exact = (
+        f"CASE WHEN ST_SRID({geometry}) = 4326"
+        f" AND ST_GeometryType({geometry}) NOT IN ('ST_PolyhedralSurface', 'ST_Tin', 'ST_Triangle')"
+        f" THEN ST_Intersects({geometry}, {envelope}) ELSE false END"
+    )
+    return f"(%(xmin)s::float8 IS NULL OR ({geometry} && {envelope} AND {exact}))"
+
+
 # Keyset start: below every id (ogc_fid is an integer; bigint literals compare with it on the index).
 BEFORE_FIRST = -(2**63)
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
-from indoor.queries.features import BEFORE_FIRST, Page, as_bytes, bbox_params, fetch_page
+from indoor.queries.features import (
+    BEFORE_FIRST,
+    Page,
+    as_bytes,
+    bbox_filter_sql,
+    bbox_params,
+    fetch_page,
+)
+from indoor.queries.validity import geojson_sql, level_json_sql
 
 
 @dataclass(frozen=True)
@@ -26,36 +34,36 @@ class FloorFilters:
 
 
 # Same shape as rooms.ROOMS_PAGE: unused filters fold away at plan time; LIMIT n + 1.
-BASE_FLOOR_PAGE = """
+# A geometry or level another tool left unusable is null (queries/features.py).
+BASE_FLOOR_PAGE = f"""
 SELECT ogc_fid,
-       '{"type":"Feature","id":' || ogc_fid
-       || ',"geometry":' || ST_AsGeoJSON(ST_ForcePolygonCCW(wkb_geometry), 7)
-       || ',"properties":{"layer":' || coalesce(to_json(layer)::text, 'null')
+       '{{"type":"Feature","id":' || ogc_fid
+       || ',"geometry":' || {geojson_sql("wkb_geometry", counter_clockwise=True)}
+       || ',"properties":{{"layer":' || coalesce(to_json(layer)::text, 'null')
        || ',"name":' || coalesce(to_json(name)::text, 'null')
-       || ',"level":' || to_json(trim_scale(level))
-       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}'
+       || ',"level":' || {level_json_sql("level")}
+       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}}}'
   FROM base_floor
  WHERE ogc_fid > %(after)s
    AND (%(level)s::numeric IS NULL OR level = %(level)s::numeric)
    AND (%(building)s::text IS NULL OR building = %(building)s::text)
    AND (%(layer)s::text IS NULL OR layer = %(layer)s::text)
-   AND (%(xmin)s::float8 IS NULL
-        OR ST_Intersects(wkb_geometry, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326)))
+   AND {bbox_filter_sql("wkb_geometry")}
  ORDER BY ogc_fid
  LIMIT %(limit)s + 1
-"""
+"""  # noqa: S608 - constant fragments; values are parameters
 
 # One feature by id, built like the page's.
-BASE_FLOOR = """
-SELECT '{"type":"Feature","id":' || ogc_fid
-       || ',"geometry":' || ST_AsGeoJSON(ST_ForcePolygonCCW(wkb_geometry), 7)
-       || ',"properties":{"layer":' || coalesce(to_json(layer)::text, 'null')
+BASE_FLOOR = f"""
+SELECT '{{"type":"Feature","id":' || ogc_fid
+       || ',"geometry":' || {geojson_sql("wkb_geometry", counter_clockwise=True)}
+       || ',"properties":{{"layer":' || coalesce(to_json(layer)::text, 'null')
        || ',"name":' || coalesce(to_json(name)::text, 'null')
-       || ',"level":' || to_json(trim_scale(level))
-       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}'
+       || ',"level":' || {level_json_sql("level")}
+       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}}}'
   FROM base_floor
  WHERE ogc_fid = %(id)s
-"""
+"""  # noqa: S608 - constant fragments; values are parameters
 
 
 def page_params(filters: FloorFilters, after: int | None, limit: int) -> dict:

@@ -1,22 +1,56 @@
-"""`indoor check-graph`: breaches of the DATA.md invariants that exact routing relies on."""
+"""`indoor check-graph`: breaches of the DATA.md invariants that exact routing relies on, and
+rows another tool wrote that the service cannot use (queries/validity.py reads around them)."""
 
 from __future__ import annotations
 
+from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql
+
+
+def _offending(table: str, ident: str, where: str) -> str:
+    """The check statement for rows of `table` matching `where`: up to 10 ids and the count."""
+    return f"""SELECT array_agg({ident} ORDER BY {ident}) FILTER (WHERE n <= 10), count(*) FROM (
+             SELECT {ident}, row_number() OVER (ORDER BY {ident}) AS n FROM {table} WHERE {where}) x"""  # noqa: S608 - constant names
+
+
+def _not_finite(value: str) -> str:
+    """SQL: `value` is NULL, NaN, Infinity or -Infinity."""
+    return f"({value} > '-Infinity' AND {value} < 'Infinity') IS NOT TRUE"
+
+
+def _unusable_geometry(geometry: str, valid: bool = True) -> str:
+    """SQL: `geometry` is NULL, empty, of another SRID, not within lon/lat, or (with `valid`)
+    invalid or a solid. An edge is not asked to be valid: an elevator is drawn as a line of two equal
+    points, which OGC calls invalid."""
+    # GEOS knows no solids: ST_IsValid raises on a polyhedral surface; none belongs in a floor plan.
+    is_valid = (
+        f"CASE WHEN ST_GeometryType({geometry}) IN ('ST_PolyhedralSurface', 'ST_Tin', 'ST_Triangle') THEN false"
+        f" ELSE ST_IsValid({geometry}) END"
+    )
+    usable = f"{in_lonlat_sql(geometry)} AND {is_valid}" if valid else in_lonlat_sql(geometry)
+    return f"({usable}) IS NOT TRUE"
+
+
+def _not_a_level(level: str) -> str:
+    """SQL: not a level the API serves (NULL, NaN, Infinity or beyond the `level` parameter's range)."""
+    return f"({level} BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL}) IS NOT TRUE"
+
+
 # Each check: (name, is_breach, SQL returning up to 10 offending ids and the total count).
 # A cost below the geodesic distance between an edge's vertices would let a windowed search
-# miss a shorter path: that is a breach, not a style issue.
+# miss a shorter path: that is a breach, not a style issue. (Vertices without a usable position
+# have a check of their own; their distances mean nothing: NaN, or coerced onto the globe.)
 CHECKS = [
     (
         "cost below geodesic length",
         True,
-        """SELECT array_agg(id ORDER BY id) FILTER (WHERE n <= 10), count(*) FROM (
+        f"""SELECT array_agg(id ORDER BY id) FILTER (WHERE n <= 10), count(*) FROM (
              SELECT e.id, row_number() OVER (ORDER BY e.id) AS n
                FROM nav_edges_final e
-               JOIN nav_edges_work_vertices_pgr a ON a.id = e.source
-               JOIN nav_edges_work_vertices_pgr b ON b.id = e.target
+               JOIN nav_edges_work_vertices_pgr a ON a.id = e.source AND {in_lonlat_sql("a.the_geom")}
+               JOIN nav_edges_work_vertices_pgr b ON b.id = e.target AND {in_lonlat_sql("b.the_geom")}
               WHERE (e.cost >= 0 AND e.cost < ST_Distance(a.the_geom::geography, b.the_geom::geography) - 1e-6)
                  OR (e.reverse_cost >= 0
-                     AND e.reverse_cost < ST_Distance(a.the_geom::geography, b.the_geom::geography) - 1e-6)) x""",
+                     AND e.reverse_cost < ST_Distance(a.the_geom::geography, b.the_geom::geography) - 1e-6)) x""",  # noqa: S608
     ),
     (
         "edge refers to a missing vertex",
@@ -40,6 +74,49 @@ CHECKS = [
         """SELECT array_agg(id ORDER BY id) FILTER (WHERE n <= 10), count(*) FROM (
              SELECT v.id, row_number() OVER (ORDER BY v.id) AS n FROM nav_edges_work_vertices_pgr v
               WHERE NOT EXISTS (SELECT 1 FROM nav_edges_final e WHERE e.source = v.id OR e.target = v.id)) x""",
+    ),
+    # Rows another tool wrote that routes and pages read around (closed, null or left out):
+    # each is a breach, since the building then is not what its authors drew.
+    (
+        "edge cost NULL, NaN or Infinity (routes treat it as closed)",
+        True,
+        _offending("nav_edges_final", "id", f"{_not_finite('cost')} OR {_not_finite('reverse_cost')}"),
+    ),
+    (
+        "edge geometry empty or not lon/lat",
+        True,
+        _offending("nav_edges_final", "id", _unusable_geometry("wkb_geometry", valid=False)),
+    ),
+    (
+        "vertex level NULL, NaN, Infinity or beyond +-1000 (never snapped to)",
+        True,
+        _offending("nav_edges_work_vertices_pgr", "id", _not_a_level("level")),
+    ),
+    (
+        "vertex position empty, invalid or not lon/lat (never snapped to)",
+        True,
+        _offending("nav_edges_work_vertices_pgr", "id", _unusable_geometry("the_geom")),
+    ),
+    (
+        "room that cannot be located: position empty, invalid, not a lon/lat point, or level"
+        " NULL, NaN, Infinity or beyond +-1000",
+        True,
+        _offending(
+            "room_points",
+            "ogc_fid",
+            f"{_unusable_geometry('wkb_geometry')} OR ST_GeometryType(wkb_geometry) IS DISTINCT FROM 'ST_Point'"
+            f" OR {_not_a_level('level')}",
+        ),
+    ),
+    (
+        "floor-plan geometry empty, invalid or not lon/lat",
+        True,
+        _offending("base_floor", "ogc_fid", _unusable_geometry("wkb_geometry")),
+    ),
+    (
+        "floor-plan level NULL, NaN, Infinity or beyond +-1000",
+        True,
+        _offending("base_floor", "ogc_fid", _not_a_level("level")),
     ),
 ]
 

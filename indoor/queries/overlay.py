@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
+from indoor.queries.validity import is_open_sql, open_cost_sql
 from indoor.queries.versions import versions
 
 # One builder at a time across workers and hosts; transaction-scoped (works through pgbouncer).
@@ -63,15 +64,16 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM indoor_route_components c WHERE c.graph_k
 
 # Same-level corridors and doors, open at least one way: what cells are made of (stairs,
 # escalators, elevators and ramps carry people between floors or buildings: they join cells).
-CELL_EDGES = """
+# Open means a finite cost >= 0 (queries/validity.py: NaN and Infinity are closed).
+CELL_EDGES = f"""
 SELECT e.id, e.source, e.target, 1::float8 AS cost, 1::float8 AS reverse_cost
   FROM nav_edges_final e
   JOIN nav_edges_work_vertices_pgr a ON a.id = e.source
   JOIN nav_edges_work_vertices_pgr b ON b.id = e.target
  WHERE a.level = b.level
    AND e.kind NOT IN ('stairs', 'escalator', 'elevator', 'ramp')
-   AND (e.cost >= 0 OR e.reverse_cost >= 0)
-"""
+   AND {is_open_sql("e")}
+"""  # noqa: S608 - constant fragments
 
 CLEAR = [
     "DELETE FROM indoor_route_shortcuts",
@@ -99,15 +101,16 @@ UPDATE indoor_route_cells c SET cell = named.cell FROM named WHERE c.vertex = na
 """
 
 # Every edge, with its cell when both ends are in it (and it is no stair or escalator, so the
-# shortcuts serve the accessible profile too); NULL for an edge between cells.
-EDGES = """
+# shortcuts serve the accessible profile too); NULL for an edge between cells. Costs are copied
+# as routes read them: NULL, NaN and Infinity become -1 (closed).
+EDGES = f"""
 INSERT INTO indoor_route_edges (id, source, target, cost, reverse_cost, kind, cell)
-SELECT e.id, e.source, e.target, e.cost, e.reverse_cost, e.kind,
+SELECT e.id, e.source, e.target, {open_cost_sql("e.cost")}, {open_cost_sql("e.reverse_cost")}, e.kind,
        CASE WHEN a.cell = b.cell AND e.kind NOT IN ('stairs', 'escalator') THEN a.cell END
   FROM nav_edges_final e
   LEFT JOIN indoor_route_cells a ON a.vertex = e.source
   LEFT JOIN indoor_route_cells b ON b.vertex = e.target
-"""
+"""  # noqa: S608 - constant fragments
 
 # Boundary vertices: the ends of edges between cells, with their cells.
 BOUNDARY = """
@@ -182,15 +185,14 @@ ANALYZE = [
     "ANALYZE indoor_route_components",
 ]
 
-# Components of the graph as the search sees it, with every edge both ways: an edge any search
-# might take (open at least one way; a cost that is NaN or NULL counts as open here, so a
-# component is never cut where a search could pass) and that the profile may use.
-COMPONENT_EDGES = """
-SELECT id, source, target, 1::float8 AS cost, 1::float8 AS reverse_cost
-  FROM nav_edges_final
- WHERE (coalesce(cost >= 0, true) OR coalesce(reverse_cost >= 0, true))
-   AND NOT (%(accessible)s AND kind IN ('stairs', 'escalator'))
-"""
+# Components of the graph as the search sees it, with every edge both ways: an edge open at least
+# one way (queries/validity.py, as every search reads costs) that the profile may use.
+COMPONENT_EDGES = f"""
+SELECT e.id, e.source, e.target, 1::float8 AS cost, 1::float8 AS reverse_cost
+  FROM nav_edges_final e
+ WHERE {is_open_sql("e")}
+   AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator'))
+"""  # noqa: S608 - constant fragments; values are parameters
 
 CLEAR_COMPONENTS = "DELETE FROM indoor_route_components"
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
-from indoor.queries.features import BEFORE_FIRST, Page, as_bytes, bbox_params, fetch_page, like_pattern
+from indoor.queries.features import (
+    BEFORE_FIRST,
+    Page,
+    as_bytes,
+    bbox_filter_sql,
+    bbox_params,
+    fetch_page,
+    like_pattern,
+)
+from indoor.queries.validity import MAX_LEVEL, geojson_sql, in_lonlat_sql, level_json_sql
 
 
 @dataclass(frozen=True)
@@ -28,59 +37,65 @@ class RoomFilters:
 # unused ones away at plan time and plans each request for the filters it really has
 # (level -> (level, ogc_fid) btree, q -> trigram GIN on lower(text), bbox -> GiST).
 # LIMIT n + 1: the extra row only tells that more remain.
-ROOMS_PAGE = """
-SELECT ogc_fid,
-       '{"type":"Feature","id":' || ogc_fid
-       || ',"geometry":' || ST_AsGeoJSON(wkb_geometry, 7)
-       || ',"properties":{"name":' || to_json(text)
-       || ',"level":' || to_json(trim_scale(level))
-       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}'
+# One room as a GeoJSON Feature (a geometry or level another tool left unusable is null).
+ROOM_FEATURE = f"""'{{"type":"Feature","id":' || ogc_fid
+       || ',"geometry":' || {geojson_sql("wkb_geometry")}
+       || ',"properties":{{"name":' || coalesce(to_json(text)::text, 'null')
+       || ',"level":' || {level_json_sql("level")}
+       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}}}'"""
+
+ROOMS_PAGE = f"""
+SELECT ogc_fid, {ROOM_FEATURE}
   FROM room_points
  WHERE ogc_fid > %(after)s
    AND (%(level)s::numeric IS NULL OR level = %(level)s::numeric)
    AND (%(building)s::text IS NULL OR building = %(building)s::text)
    AND (%(like)s::text IS NULL OR lower(text) LIKE lower(%(like)s::text))
-   AND (%(xmin)s::float8 IS NULL
-        OR ST_Intersects(wkb_geometry, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326)))
+   AND {bbox_filter_sql("wkb_geometry")}
  ORDER BY ogc_fid
  LIMIT %(limit)s + 1
-"""
+"""  # noqa: S608 - constant fragments; values are parameters
 
-ROOM = """
-SELECT '{"type":"Feature","id":' || ogc_fid
-       || ',"geometry":' || ST_AsGeoJSON(wkb_geometry, 7)
-       || ',"properties":{"name":' || to_json(text)
-       || ',"level":' || to_json(trim_scale(level))
-       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}'
+ROOM = f"""
+SELECT {ROOM_FEATURE}
   FROM room_points
  WHERE ogc_fid = %(id)s
-"""
+"""  # noqa: S608 - constant fragments; values are parameters
 
-# Levels known from the rooms and the floor plan: how many rooms, and the extent of both.
-LEVELS = """
+# Levels known from the rooms and the floor plan: how many rooms, and the extent of both. Only
+# levels a client can ask for are levels (finite, within the `level` parameter's range: NULL, NaN
+# and Infinity are not). The extent takes rows in SRID 4326 whose box lies within lon/lat (`@`,
+# from the box stored with each geometry: cheap); a NaN coordinate can still slip through
+# (NaN boxes compare as inside), so an extent that is not within lon/lat is null.
+LEVELS = f"""
 WITH things AS (
     SELECT level, 1 AS is_room, wkb_geometry
       FROM room_points
-     WHERE %(building)s::text IS NULL OR building = %(building)s::text
+     WHERE (%(building)s::text IS NULL OR building = %(building)s::text)
+       AND level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL}
     UNION ALL
     SELECT level, 0, wkb_geometry
       FROM base_floor
-     WHERE %(building)s::text IS NULL OR building = %(building)s::text
+     WHERE (%(building)s::text IS NULL OR building = %(building)s::text)
+       AND level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL}
 ), per_level AS (
-    SELECT level, sum(is_room) AS rooms, ST_Extent(wkb_geometry) AS extent
+    SELECT level, sum(is_room) AS rooms,
+           ST_Extent(wkb_geometry) FILTER (
+               WHERE ST_SRID(wkb_geometry) = 4326 AND wkb_geometry @ ST_MakeEnvelope(-180, -90, 180, 90, 4326)
+           ) AS extent
       FROM things
      GROUP BY level
 )
 SELECT coalesce(json_agg(json_build_object(
            'level', trim_scale(level),
            'rooms', rooms,
-           'bbox', CASE WHEN extent IS NULL THEN NULL ELSE json_build_array(
+           'bbox', CASE WHEN {in_lonlat_sql("ST_SetSRID(extent::geometry, 4326)")} THEN json_build_array(
                        trim_scale(round(ST_XMin(extent)::numeric, 7)), trim_scale(round(ST_YMin(extent)::numeric, 7)),
                        trim_scale(round(ST_XMax(extent)::numeric, 7)), trim_scale(round(ST_YMax(extent)::numeric, 7)))
                    END)
            ORDER BY level), '[]')::text
   FROM per_level
-"""
+"""  # noqa: S608 - constant fragments; values are parameters
 
 
 def page_params(filters: RoomFilters, after: int | None, limit: int) -> dict:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import psycopg2
 from psycopg2 import sql
 
+from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql, is_open_sql, open_cost_sql
+
 log = logging.getLogger(__name__)
 
 PROFILES = ("walking", "accessible")
@@ -54,22 +56,31 @@ def warm_connection(conn) -> None:
 
 # -- snapping -----------------------------------------------------------------------------
 
-ROOM = """
-SELECT ogc_fid, text, level, building, ST_X(wkb_geometry), ST_Y(wkb_geometry)
-  FROM room_points
- WHERE ogc_fid = %(room)s
-"""
+# A room another tool left without a usable position (an empty, NaN or off-the-globe point, or
+# a level that is NULL, NaN or Infinity) cannot be routed from or to: lon/lat NULL.
+ROOM = f"""
+SELECT ogc_fid, text, level, building,
+       CASE WHEN located THEN ST_X(wkb_geometry) END, CASE WHEN located THEN ST_Y(wkb_geometry) END
+  FROM (SELECT *, ST_GeometryType(wkb_geometry) = 'ST_Point' AND {in_lonlat_sql("wkb_geometry")}
+                  AND level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL} AS located
+          FROM room_points
+         WHERE ogc_fid = %(room)s) r
+"""  # noqa: S608 - constant fragments; values are parameters
 
 # KNN (`<->` on the (level, the_geom) GiST index), inside a box that holds every point within
 # ROUTE_MAX_SNAP_M (conservative metres per degree, as in routing/windows.py), finds a near
-# usable vertex (one with an open edge the profile may take); the exact geodesic order among the
-# usable vertices in a box of that radius decides (ties: smaller id). The snap never looks
-# farther than ROUTE_MAX_SNAP_M, whatever the place: no row then.
-NEAREST_VERTEX = """
+# usable vertex: one with a position (in_lonlat) and an open edge the profile may take. The exact
+# geodesic order among the usable vertices in a box of that radius decides (ties: smaller id).
+# The snap never looks farther than ROUTE_MAX_SNAP_M, whatever the place: no row then. The KNN
+# step filters by index operators only (`&&`), not in_lonlat: a filter of functions has a default
+# selectivity that makes the planner sort the whole level instead of walking the index.
+NEAREST_VERTEX = f"""
 SELECT v.id, ST_X(v.the_geom), ST_Y(v.the_geom), v.level,
        ST_Distance(v.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) AS metres
-  FROM (SELECT least(ST_Distance(k.the_geom::geography,
-                                 ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) * 1.01 + 0.01,
+  FROM (SELECT least(CASE WHEN {in_lonlat_sql("k.the_geom")}
+                          THEN ST_Distance(k.the_geom::geography,
+                                           ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) * 1.01 + 0.01
+                          ELSE 'Infinity' END,
                      %(max_m)s::float8) AS r
           FROM nav_edges_work_vertices_pgr k
          WHERE k.level = %(level)s::numeric
@@ -78,37 +89,39 @@ SELECT v.id, ST_X(v.the_geom), ST_Y(v.the_geom), v.level,
          %(max_m)s::float8 / 110574.0)
            AND EXISTS (SELECT 1 FROM nav_edges_final e
                 WHERE (e.source = k.id OR e.target = k.id)
-                  AND (e.cost >= 0 OR e.reverse_cost >= 0)
+                  AND {is_open_sql("e")}
                   AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
          ORDER BY k.the_geom <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)
-         LIMIT 1) AS knn,
+          LIMIT 1) AS knn,
        nav_edges_work_vertices_pgr v
  WHERE v.level = %(level)s::numeric
    AND v.the_geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),
          knn.r / (111319.0 * greatest(cos(radians(least(90.0, abs(%(lat)s) + knn.r / 110574.0))), 1e-9)),
          knn.r / 110574.0)
    AND ST_DWithin(v.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography, %(max_m)s)
+   AND {in_lonlat_sql("v.the_geom")}
    AND EXISTS (SELECT 1 FROM nav_edges_final e
                 WHERE (e.source = v.id OR e.target = v.id)
-                  AND (e.cost >= 0 OR e.reverse_cost >= 0)
+                  AND {is_open_sql("e")}
                   AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
  ORDER BY metres, v.id
  LIMIT 1
-"""
+"""  # noqa: S608 - constant fragments; values are parameters
 
 # Only when a place did not snap: how far the nearest usable vertex of its level is (KNN, one
 # index scan; no row: the level has no usable vertex at all). For the error message.
-NEAREST_FAR = """
+NEAREST_FAR = f"""
 SELECT ST_Distance(k.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography)
   FROM nav_edges_work_vertices_pgr k
  WHERE k.level = %(level)s::numeric
+   AND k.the_geom @ ST_MakeEnvelope(-180, -90, 180, 90, 4326)
    AND EXISTS (SELECT 1 FROM nav_edges_final e
                 WHERE (e.source = k.id OR e.target = k.id)
-                  AND (e.cost >= 0 OR e.reverse_cost >= 0)
+                  AND {is_open_sql("e")}
                   AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
  ORDER BY k.the_geom <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)
  LIMIT 1
-"""
+"""  # noqa: S608 - constant fragments; values are parameters
 
 
 # Every room of a category (case-insensitive) with the vertex it snaps to, as NEAREST_VERTEX
@@ -118,13 +131,16 @@ SELECT rp.ogc_fid, rp.text, rp.level, rp.building, rp.lon, rp.lat, s.*
   FROM (SELECT ogc_fid, text, level, building, ST_X(wkb_geometry) AS lon, ST_Y(wkb_geometry) AS lat
           FROM room_points
          WHERE lower(category) = lower(%(category)s)
-           AND wkb_geometry IS NOT NULL AND NOT ST_IsEmpty(wkb_geometry) AND level IS NOT NULL) rp
+           AND ST_GeometryType(wkb_geometry) = 'ST_Point' AND {located}
+           AND level BETWEEN -{max_level} AND {max_level}) rp
  CROSS JOIN LATERAL ({nearest}) s
  ORDER BY rp.ogc_fid
 """).format(
     nearest=sql.SQL(
         NEAREST_VERTEX.replace("%(lon)s", "rp.lon").replace("%(lat)s", "rp.lat").replace("%(level)s", "rp.level")
-    )
+    ),
+    located=sql.SQL(in_lonlat_sql("wkb_geometry")),
+    max_level=sql.Literal(MAX_LEVEL),
 )
 
 # Whether any room has the category at all (snapped or not): unknown category vs none reachable.
@@ -137,8 +153,8 @@ class Room:
     name: str
     level: object  # Decimal
     building: str | None
-    lon: float
-    lat: float
+    lon: float | None  # None: the room has no usable position (see ROOM)
+    lat: float | None
 
 
 @dataclass(frozen=True)
@@ -153,7 +169,10 @@ class Snap:
 def room(cur, room_id: int) -> Room | None:
     cur.execute(ROOM, {"room": room_id})
     row = cur.fetchone()
-    return Room(int(row[0]), row[1], row[2], row[3], float(row[4]), float(row[5])) if row else None
+    if row is None:
+        return None
+    located = row[4] is not None and row[5] is not None
+    return Room(int(row[0]), row[1], row[2], row[3], *((float(row[4]), float(row[5])) if located else (None, None)))
 
 
 def nearest_vertex(cur, lon: float, lat: float, level, profile: str, max_m: float) -> Snap | None:
@@ -199,7 +218,11 @@ def nearest_distance(cur, lon: float, lat: float, level, profile: str) -> float 
 
 # -- shortest paths -----------------------------------------------------------------------
 
-_EDGE_COLUMNS = sql.SQL("SELECT id, source, target, cost, reverse_cost FROM nav_edges_final WHERE ")
+# Costs as pgRouting must see them: NULL, NaN and Infinity are closed (queries/validity.py).
+_EDGE_COLUMNS = sql.SQL(
+    f"""SELECT id, source, target, {open_cost_sql("cost")} AS cost, {open_cost_sql("reverse_cost")} AS reverse_cost
+    FROM nav_edges_final WHERE """  # noqa: S608 - constant fragments
+)
 
 # Rows of the given tables this backend has read in this transaction (index and sequential):
 # read before and after a search, the difference is how many edges pgRouting loaded, with no
@@ -219,20 +242,29 @@ PATH = "SELECT node, edge, cost FROM pgr_dijkstra(%(edges_sql)s, %(source)s::big
 # The path's edges in travel order: kind, levels at both ends, geometry drawn in the direction
 # of travel (7 decimals, by PostGIS): from the end nearer the vertex we leave, so a line drawn
 # backwards still joins up. An edge whose vertex row is missing (a data error) takes the level
-# of its other end rather than failing the route.
-PATH_EDGES = """
+# of its other end rather than failing the route; so does a vertex whose level is NULL, NaN or
+# Infinity. An edge drawn without a usable line (empty, NaN, off the globe) is drawn straight
+# between its vertices; with neither, its coordinates are NULL (nothing to draw).
+PATH_EDGES = f"""
 SELECT e.kind, coalesce(a.level, b.level, 0), coalesce(b.level, a.level, 0),
-       ST_AsGeoJSON(CASE WHEN a.the_geom IS NULL AND e.source = p.node THEN e.wkb_geometry
-                         WHEN a.the_geom IS NULL THEN ST_Reverse(e.wkb_geometry)
-                         WHEN ST_Distance(ST_StartPoint(e.wkb_geometry), a.the_geom)
-                              <= ST_Distance(ST_EndPoint(e.wkb_geometry), a.the_geom) THEN e.wkb_geometry
-                         ELSE ST_Reverse(e.wkb_geometry) END, 7)::json -> 'coordinates'
+       substring(ST_AsGeoJSON(
+           CASE WHEN NOT {in_lonlat_sql("e.wkb_geometry")} THEN
+                     CASE WHEN {in_lonlat_sql("a.the_geom")} AND {in_lonlat_sql("b.the_geom")}
+                          THEN ST_MakeLine(a.the_geom, b.the_geom) END
+                WHEN a.the_geom IS NULL AND e.source = p.node THEN e.wkb_geometry
+                WHEN a.the_geom IS NULL THEN ST_Reverse(e.wkb_geometry)
+                WHEN ST_Distance(ST_StartPoint(e.wkb_geometry), a.the_geom)
+                     <= ST_Distance(ST_EndPoint(e.wkb_geometry), a.the_geom) THEN e.wkb_geometry
+                ELSE ST_Reverse(e.wkb_geometry) END, 7) FROM '^[^NI]*$')::json -> 'coordinates'
   FROM unnest(%(nodes)s::bigint[], %(edges)s::bigint[]) WITH ORDINALITY AS p(node, edge, ord)
   JOIN nav_edges_final e ON e.id = p.edge
-  LEFT JOIN nav_edges_work_vertices_pgr a ON a.id = p.node
-  LEFT JOIN nav_edges_work_vertices_pgr b ON b.id = CASE WHEN e.source = p.node THEN e.target ELSE e.source END
+  LEFT JOIN (SELECT id, the_geom, CASE WHEN level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL} THEN level END AS level
+               FROM nav_edges_work_vertices_pgr) a ON a.id = p.node
+  LEFT JOIN (SELECT id, the_geom, CASE WHEN level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL} THEN level END AS level
+               FROM nav_edges_work_vertices_pgr) b
+         ON b.id = CASE WHEN e.source = p.node THEN e.target ELSE e.source END
  ORDER BY p.ord
-"""
+"""  # noqa: S608 - constant fragments; values are parameters
 
 # Path costs from one vertex to many, or from many to one (no row: not reachable).
 COSTS_FROM = """
@@ -321,7 +353,7 @@ def path(cur, source: int, target: int, edges: str, tables: list[str], seqscan: 
     if len(details) != len(rows):  # cannot happen in one snapshot; never answer a broken path
         raise RuntimeError("path edges vanished during the search")
     run.edges = [
-        PathEdge(int(edge), kind, from_level, to_level, float(cost), coordinates)
+        PathEdge(int(edge), kind, from_level, to_level, float(cost), coordinates or [])
         for (_, edge, cost), (kind, from_level, to_level, coordinates) in zip(rows, details, strict=True)
     ]
     run.cost = sum(e.cost for e in run.edges)

@@ -99,7 +99,7 @@ def legs(parts: list[Segment]) -> list[Leg]:
         key = ("vertical", seg.kind) if seg.vertical else ("level", seg.kind, seg.from_level)
         if not result or result[-1].key != key:
             leg = Leg(key, seg.kind, seg.from_level, seg.to_level)
-            if result:
+            if result and result[-1].coordinates:  # an edge with nothing to draw has none
                 leg.coordinates.append(result[-1].coordinates[-1])
             result.append(leg)
         leg = result[-1]

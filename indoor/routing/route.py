@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 
 from indoor import metrics
@@ -25,7 +26,8 @@ log = logging.getLogger("indoor.route")
 
 
 def _encode(body: dict) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    # allow_nan=False: a non-finite number is a bug to see (500), never a body JSON.parse rejects.
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _names(count: int) -> list[str]:
@@ -122,6 +124,8 @@ def route_between(places: list, profile: str) -> tuple[bytes, str]:
                 f"no route from parameter {names[k]} to parameter {names[k + 1]}{detail}: they are not connected",
                 cache_state,
             )
+        if not math.isfinite(paths[k]["cost"]):  # finite costs that add up past the largest float
+            raise NoRoute("no route: the costs along the path add up to more than a number can hold", cache_state)
     body = _encode(
         itinerary.route_collection(
             ends, [paths.get(k) for k in range(len(places) - 1)], found_versions["graph"], profile, settings

@@ -10,6 +10,7 @@ queries/routing.py and queries/overlay.py.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -60,7 +61,7 @@ def compute(
     found_versions = versions(cur)
     if found_versions != versions_used:
         resolved = [snap.resolve(cur, p, profile) for p in places]
-        if any(r.get("missing") or r.get("vertex") is None for r in resolved):
+        if any(r.get("missing") or r.get("unlocated") or r.get("vertex") is None for r in resolved):
             return found_versions, {}, resolved, {}
         parts = [k for k in range(len(places) - 1) if not same_place(resolved[k], resolved[k + 1])]
     paths, searches = {}, {}
@@ -256,7 +257,7 @@ def first_radius(straight_m: float, same_level: bool) -> float:
 
 
 def learn(cost: float | None, straight_m: float, same_level: bool) -> None:
-    if cost is None:
+    if cost is None or not math.isfinite(cost):
         return
     learned = current_app.extensions.setdefault(
         _RATIOS, {"ratio": deque(maxlen=_SAMPLES), "extra": deque(maxlen=_SAMPLES)}

@@ -21,6 +21,8 @@ def resolve(cur, place, profile: str) -> dict:
         room = queries.room(cur, place.room)
         if room is None:
             return {"missing": True}
+        if room.lon is None:  # another tool left it without a usable position or level
+            return {"unlocated": True}
         lon, lat, level_value = room.lon, room.lat, room.level
     else:
         room = None
@@ -77,6 +79,8 @@ def as_place(resolved: dict, name: str, raw) -> itinerary.Place:
     """`name`: the parameter as messages name it ("'from'", "'via' #2")."""
     if resolved.get("missing"):
         raise NotFound(f"room {raw.room} (parameter {name}) does not exist")
+    if resolved.get("unlocated"):
+        raise NoRoute(f"no route: room {raw.room} (parameter {name}) has no usable position or level in the database")
     return itinerary.Place(
         description=resolved["description"],
         lon=resolved["lon"],
