@@ -38,6 +38,7 @@ class Space:
     routable: bool = True  # False: access=private|no
     wheelchair: bool | None = None  # False: wheelchair=no (accessible routes avoid it)
     source: str = ""  # e.g. "way/123", "unit/<uuid>", "file.shp:17": named in error messages
+    oneway: int = 0  # vertical spaces (escalators): 1 only upwards, -1 only downwards, 0 both
 
 
 @dataclass
