@@ -1,4 +1,4 @@
-"""Routing lines (CAD network lines, a GDAL file's lines) -> a noded network.
+"""Routing lines (CAD network lines, a GDAL file's lines) -> noded lines for `derive_network`.
 
 CAD lines meet at their ends, a little apart, and sometimes in the middle of another line. On
 each level, line ends within `tolerance_m` of each other become one vertex, and a line end within
@@ -7,7 +7,7 @@ an end near the other are not joined (a stair passing over a corridor).
 
 Floors drawn one file at a time: a stairs (escalator, elevator, ramp) line of a one-level file
 joins its level at its end nearer the level's other lines; its other end is the next floor's,
-left open here (its own vertex, on the file's level) and joined to the nearest vertex of another
+left open here (its own point, on the file's level) and joined to the nearest vertex of another
 level later, in SQL, once that floor is in the database (`queries.buildings.join_open_ends`). A
 line whose `levels` are two different levels joins both (its first end on the first level).
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import replace
 from decimal import Decimal
 
 import numpy as np
@@ -24,10 +25,7 @@ from shapely.geometry import LineString, Point
 from shapely.ops import substring
 
 from indoor.importers.plan import VERTICAL_SPACES, Line
-from indoor.queries.network import Network
 
-# What a level change costs on top of the horizontal distance (never below it: DATA.md).
-EXTRA_M = {"stairs": 5.0, "escalator": 2.0, "elevator": 10.0}
 METRES_PER_DEGREE_LAT = 110_574.0
 METRES_PER_DEGREE_LON_AT_EQUATOR = 111_320.0
 
@@ -78,30 +76,25 @@ class _Clusters:
                 self.parent[max(ra, rb)] = min(ra, rb)  # the first point drawn stays the vertex
 
 
-def network_from_lines(lines: list[Line], first_vertex: int, first_edge: int, tolerance_m: float) -> Network:
+def node_lines(lines: list[Line], tolerance_m: float) -> list[Line]:
+    """The lines with their meeting ends moved onto one point and split at Ts, so that
+    `derive_network` (which joins lines at shared coordinates) sees one noded network."""
     lines = [line for line in lines if line.routable and len(line.geometry.coords) >= 2]
-    net = Network()
     if not lines:
-        return net
+        return lines
     bounds = shapely.total_bounds([line.geometry for line in lines])
     frame = _Frame((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2)
     metric = [frame.to_metres(line.geometry) for line in lines]
     clusters = _Clusters()
     # Per line: the cluster of its first and last point; per level: joining ends and open ends.
-    ends: list[list[int | None]] = [[None, None] for _ in lines]
+    ends: list[list[int]] = []
     joining: dict[Decimal, list[int]] = defaultdict(list)
     open_ends: dict[Decimal, list[int]] = defaultdict(list)
     flat_by_level: dict[Decimal, list[int]] = defaultdict(list)
-    end_level: dict[int, Decimal] = {}
-
     for i, line in enumerate(lines):
-        first_level, last_level = line.levels[0], line.levels[-1]
-        if first_level == last_level and line.kind not in VERTICAL_SPACES:
-            flat_by_level[first_level].append(i)
-        for k, level in ((0, first_level), (1, last_level)):
-            x, y = metric[i].coords[-k]
-            ends[i][k] = clusters.add(x, y)
-            end_level[ends[i][k]] = level
+        if line.levels[0] == line.levels[-1] and line.kind not in VERTICAL_SPACES:
+            flat_by_level[line.levels[0]].append(i)
+        ends.append([clusters.add(*metric[i].coords[0]), clusters.add(*metric[i].coords[-1])])
 
     for i, line in enumerate(lines):
         first_level, last_level = line.levels[0], line.levels[-1]
@@ -112,37 +105,23 @@ def network_from_lines(lines: list[Line], first_vertex: int, first_edge: int, to
         else:
             joining[first_level].append(ends[i][0])
             joining[last_level].append(ends[i][1])
-
-    for members in joining.values():
+    for members in [*joining.values(), *open_ends.values()]:
         clusters.union_within(members, tolerance_m)
-    for members in open_ends.values():
-        clusters.union_within(members, tolerance_m)
-    splits = _t_junctions(metric, flat_by_level, joining, clusters, end_level, tolerance_m)
+    splits = _t_junctions(metric, flat_by_level, joining, clusters, tolerance_m)
 
-    vertex_ids: dict[int, int] = {}
+    def lonlat(cluster: int) -> tuple[float, float]:
+        return frame.to_lonlat(*clusters.points[clusters.find(cluster)])
 
-    def vertex(cluster: int) -> int:
-        root = clusters.find(cluster)
-        if root not in vertex_ids:
-            vertex_ids[root] = first_vertex + len(vertex_ids)
-            lon, lat = frame.to_lonlat(*clusters.points[root])
-            net.vertices.append((vertex_ids[root], end_level[root], lon, lat))
-        return vertex_ids[root]
-
+    noded = []
     for i, line in enumerate(lines):
         stops = [(0.0, ends[i][0]), *sorted(splits[i]), (metric[i].length, ends[i][1])]
         for (start, a), (stop, b) in zip(stops, stops[1:], strict=False):
-            source, target = vertex(a), vertex(b)
-            if source == target:
-                continue  # a piece shorter than the tolerance, or a closed loop
-            piece = substring(metric[i], start, stop)
-            coords = [clusters.points[clusters.find(a)], *list(piece.coords)[1:-1], clusters.points[clusters.find(b)]]
-            wkt = "LINESTRING(" + ",".join("{!r} {!r}".format(*frame.to_lonlat(x, y)) for x, y in coords) + ")"
-            extra = EXTRA_M.get(line.kind, 0.0)
-            forward = -1.0 if line.oneway == -1 else extra
-            backward = -1.0 if line.oneway == 1 else extra
-            net.edges.append((first_edge + len(net.edges), source, target, line.kind, forward, backward, wkt))
-    return net
+            if clusters.find(a) == clusters.find(b) and stop - start <= tolerance_m:
+                continue  # a piece no longer than the tolerance: its ends are one vertex
+            inner = [frame.to_lonlat(x, y) for x, y in list(substring(metric[i], start, stop).coords)[1:-1]]
+            piece = LineString([lonlat(a), *inner, lonlat(b)])
+            noded.append(replace(line, geometry=piece))
+    return noded
 
 
 def _nearer_end(line: LineString, others: list[LineString], tolerance: float) -> int | None:
@@ -160,7 +139,7 @@ def _nearer_end(line: LineString, others: list[LineString], tolerance: float) ->
     return k if distances[k] <= tolerance else None
 
 
-def _t_junctions(metric, flat_by_level, joining, clusters, end_level, tolerance) -> dict[int, list]:
+def _t_junctions(metric, flat_by_level, joining, clusters, tolerance) -> dict[int, list]:
     """Line ends near another line's interior: -> {line index: [(distance along it, cluster)]}."""
     splits: dict[int, list] = defaultdict(list)
     for level, members in joining.items():
@@ -171,8 +150,8 @@ def _t_junctions(metric, flat_by_level, joining, clusters, end_level, tolerance)
         points = shapely.points([clusters.points[m] for m in members])
         point_index, line_index = tree.query(points, predicate="dwithin", distance=tolerance)
         seen = set()
-        for p, l in zip(point_index, line_index, strict=True):
-            j = flat[l]
+        for p, k in zip(point_index, line_index, strict=True):
+            j = flat[k]
             root = clusters.find(members[p])
             if (j, root) in seen:
                 continue

@@ -8,6 +8,10 @@ Rooms and the floor plan carry `building` themselves. A building without a name 
 
 from __future__ import annotations
 
+# Imports one at a time: each takes the next free ids and may delete or join a building's rows.
+# A transaction-scoped lock (works through pgbouncer in transaction mode).
+LOCK = "SELECT pg_advisory_xact_lock(hashtext('indoor.import'))"
+
 RECORD_VERTICES = """
 INSERT INTO indoor_building_vertices (vertex, building)
 SELECT unnest(%(ids)s::bigint[]), %(building)s
@@ -108,6 +112,10 @@ SELECT count(*) FROM indoor_building_vertices b
 
 def key(building: str | None) -> str:
     return building or ""
+
+
+def lock(cur) -> None:
+    cur.execute(LOCK)
 
 
 def record(cur, building: str | None, vertex_ids: list[int], edge_ids: list[int]) -> None:
