@@ -62,7 +62,11 @@ def demo_command(seed, buildings, levels, grid, min_edges):
 @click.option("--kind-map", default=None, help="GDAL files: VALUE=KIND,... e.g. 3=stairs,4=elevator.")
 @click.option("--name-field", default=None, help="GDAL files: the field naming rooms (room labels).")
 @click.option("--category-field", default=None, help="GDAL files: the field holding a room's category.")
-@click.option("--crs", default=None, help="GDAL files without a CRS (DXF): what their coordinates are, e.g. EPSG:3857.")
+@click.option(
+    "--crs",
+    default=None,
+    help="GDAL files: the CRS of the coordinates, for a file without one (DXF) or a wrong one; e.g. EPSG:3857.",
+)
 @with_appcontext
 def import_command(path, building, replace, level, level_field, kind_field, kind_map, name_field, category_field, crs):
     """Import a building: OSM XML/PBF/GeoJSON, an IMDF archive, or any file GDAL reads (appends)."""

@@ -27,7 +27,7 @@ import pyogrio
 import pyogrio.errors
 import shapely
 from pyproj import CRS, Transformer
-from pyproj.exceptions import CRSError
+from pyproj.exceptions import CRSError, ProjError
 
 from indoor.importers.osm import parse_levels
 from indoor.importers.plan import (
@@ -59,7 +59,7 @@ class Mapping:
     kind_map: dict[str, str] = field(default_factory=dict)
     name_field: str | None = None
     category_field: str | None = None
-    crs: str | None = None  # for a file without a CRS (DXF): what its coordinates are
+    crs: str | None = None  # the CRS of the coordinates: for a file without one (DXF), or a wrong one
 
     def is_default(self) -> bool:
         return self == Mapping()
@@ -83,6 +83,8 @@ def parse_kind_map(text: str | None) -> dict[str, str]:
 
 def read_gdal(path: str, mapping: Mapping) -> IndoorPlan:
     name = os.path.basename(path.rstrip("/"))
+    if path.lower().endswith(".shp"):
+        _check_shapefile(path, name)
     try:
         layers = [str(layer[0]) for layer in pyogrio.list_layers(path)]
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as error:
@@ -164,6 +166,37 @@ def _add_feature(plan: IndoorPlan, geometry, values: dict, mapping: Mapping, fea
             _add_feature(plan, part, values, mapping, feature, layer_name)
 
 
+def _check_shapefile(path: str, name: str) -> None:
+    """GDAL reads a cut-off shapefile without an error, as features without geometry: compare
+    the lengths its headers declare with the files' sizes first."""
+    stem = path[:-4]
+    for suffix in (".shp", ".shx"):
+        part = next((stem + s for s in (suffix, suffix.upper()) if os.path.exists(stem + s)), None)
+        if part is None:
+            continue
+        with open(part, "rb") as file:
+            header = file.read(28)
+        declared = int.from_bytes(header[24:28], "big") * 2 if len(header) == 28 else -1
+        actual = os.path.getsize(part)
+        if declared != actual:
+            raise UnreadableSource(
+                f"{name}: {os.path.basename(part)} is cut off or damaged: "
+                f"its header declares {declared} bytes, the file has {actual}"
+            )
+    dbf = next((stem + s for s in (".dbf", ".DBF") if os.path.exists(stem + s)), None)
+    if dbf:
+        with open(dbf, "rb") as file:
+            header = file.read(12)
+        if len(header) == 12:
+            records = int.from_bytes(header[4:8], "little")
+            needed = int.from_bytes(header[8:10], "little") + records * int.from_bytes(header[10:12], "little")
+            if os.path.getsize(dbf) < needed:
+                raise UnreadableSource(
+                    f"{name}: {os.path.basename(dbf)} is cut off: {records} records declared, "
+                    f"{os.path.getsize(dbf)} of {needed} bytes present"
+                )
+
+
 def _levels(values: dict, mapping: Mapping, feature: str) -> list[Decimal]:
     if mapping.level is not None:
         return [mapping.level]
@@ -176,14 +209,16 @@ def _levels(values: dict, mapping: Mapping, feature: str) -> list[Decimal]:
     return levels
 
 
-def _transformer(file_crs: str | None, assumed: str | None, where: str) -> Transformer:
-    if not file_crs and not assumed:
+def _transformer(file_crs: str | None, given: str | None, where: str) -> Transformer:
+    """From the file's CRS (or the one given with --crs, which wins) to WGS 84 lon/lat."""
+    if not file_crs and not given:
         raise UnreadableSource(f"{where}: the file has no CRS (give one with --crs, e.g. --crs EPSG:3857)")
     try:
-        source = CRS.from_user_input(file_crs or assumed)
-    except CRSError as error:
-        raise UnreadableSource(f"{where}: unknown CRS {file_crs or assumed!r}: {_one_line(error)}") from None
-    return Transformer.from_crs(source, WGS84, always_xy=True)
+        return Transformer.from_crs(CRS.from_user_input(given or file_crs), WGS84, always_xy=True)
+    except (CRSError, ProjError) as error:
+        raise UnreadableSource(
+            f"{where}: unknown CRS {given or file_crs!r}, cannot reproject it to WGS 84: {_one_line(error)}"
+        ) from None
 
 
 def _value(value) -> str | None:
