@@ -52,6 +52,13 @@ def demo_command(seed, buildings, levels, grid, min_edges):
     _write_demo(seed=seed, buildings=size.buildings, levels=levels, grid=grid)
 
 
+IGNORE_ROUTING_LINES = click.option(
+    "--ignore-routing-lines",
+    is_flag=True,
+    help="Derive the whole network from rooms, corridors and doors, leaving out the source's routing lines.",
+)
+
+
 @indoor.command("import")
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--building", default=None, help="Building name stored on the rooms and the floor plan.")
@@ -67,8 +74,21 @@ def demo_command(seed, buildings, levels, grid, min_edges):
     default=None,
     help="GDAL files: the CRS of the coordinates, for a file without one (DXF) or a wrong one; e.g. EPSG:3857.",
 )
+@IGNORE_ROUTING_LINES
 @with_appcontext
-def import_command(path, building, replace, level, level_field, kind_field, kind_map, name_field, category_field, crs):
+def import_command(
+    path,
+    building,
+    replace,
+    level,
+    level_field,
+    kind_field,
+    kind_map,
+    name_field,
+    category_field,
+    crs,
+    ignore_routing_lines,
+):
     """Import a building: OSM XML/PBF/GeoJSON, an IMDF archive, or any file GDAL reads (appends)."""
     from decimal import Decimal, InvalidOperation
 
@@ -89,22 +109,23 @@ def import_command(path, building, replace, level, level_field, kind_field, kind
     if kinds and not kind_field:
         raise click.UsageError("--kind-map needs --kind-field")
     mapping = Mapping(level, level_field, kind_field, kinds, name_field, category_field, crs)
-    _import(path, building, replace, mapping, "import")
+    _import(path, building, replace, mapping, not ignore_routing_lines, "import")
 
 
 @indoor.command("import-osm")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--building", default=None, help="Building name stored on the rooms and the floor plan.")
 @click.option("--replace", is_flag=True, help="Swap the building's rows for the file's.")
+@IGNORE_ROUTING_LINES
 @with_appcontext
-def import_osm_command(path, building, replace):
-    """Alias of `import` (kept for scripts): an OSM extract, or any source `import` reads."""
+def import_osm_command(path, building, replace, ignore_routing_lines):
+    """Alias of `import` (kept for scripts): an OSM extract (XML, PBF, GeoJSON), or any source `import` reads."""
     from indoor.importers.gdal import Mapping
 
-    _import(path, building, replace, Mapping(), "import-osm")
+    _import(path, building, replace, Mapping(), not ignore_routing_lines, "import-osm")
 
 
-def _import(path, building, replace, mapping, command):
+def _import(path, building, replace, mapping, routing_lines, command):
     """Read, derive, write in one transaction; a failure prints one line and exits 1."""
     import psycopg2
 
@@ -116,7 +137,7 @@ def _import(path, building, replace, mapping, command):
     started = time.perf_counter()
     try:
         source_format = dispatch.detect_format(path)
-        plan = dispatch.read_plan(path, source_format, mapping)
+        plan = dispatch.read_plan(path, source_format, mapping, routing_lines)
         result = dispatch.import_plan(get_db(), plan, source_format, building, replace)
     except dispatch.UsageError as error:
         raise click.UsageError(str(error)) from None

@@ -149,7 +149,8 @@ class _Graph:
         vertex_id = self.next_vertex
         self.next_vertex += 1
         self.ids[key] = vertex_id
-        lon, lat = lonlat or self.projection.lonlat(x, y)
+        lon, lat = (float(c) for c in (lonlat or self.projection.lonlat(x, y)))
+        x, y = float(x), float(y)
         self.vertices.append((vertex_id, level, lon, lat))
         self.position[vertex_id] = (x, y)
         self.level[vertex_id] = level
@@ -456,8 +457,8 @@ def _build_space(part: _SpacePart, graph: _Graph, line_levels: set, vertical_nod
     entered = bool(part.anchors)
     if not entered and space.kind == "room" and space.routable and part.level in line_levels:
         return  # reached from the nearest routing line (see the module docstring)
-    if not entered and not part.labels and not vertical and space.kind not in WALKABLE_SPACES:
-        return  # an unnamed room nobody enters: nothing to route to
+    if not entered and not part.labels and not vertical:
+        return  # a space nobody enters and nobody routes to
     area = _shrunk(part.polygon)
     covering = area.buffer(VISIBILITY_TOLERANCE_M, join_style="mitre")
     shapely.prepare(covering)

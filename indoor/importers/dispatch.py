@@ -87,21 +87,26 @@ def _is_osm_geojson(path: str, name: str) -> bool:
     return False
 
 
-def read_plan(path: str, source_format: str, mapping: Mapping) -> IndoorPlan:
-    """The source as an IndoorPlan. Raises UnreadableSource with one line naming the problem."""
+def read_plan(path: str, source_format: str, mapping: Mapping, routing_lines: bool = True) -> IndoorPlan:
+    """The source as an IndoorPlan (without its routing lines if not `routing_lines`). Raises
+    UnreadableSource with one line naming the problem."""
     name = os.path.basename(path.rstrip("/"))
     if source_format != GDAL and not mapping.is_default():
         raise UsageError(f"{name} is {source_format}: the mapping options apply to files GDAL reads")
     try:
         if source_format == GDAL:
-            return _read_gdal(path, mapping)
-        if source_format == IMDF:
+            plan = _read_gdal(path, mapping)
+        elif source_format == IMDF:
             from indoor.importers.imdf import read_imdf
 
-            return read_imdf(path)
-        from indoor.importers import osm
+            plan = read_imdf(path)
+        else:
+            from indoor.importers import osm
 
-        return osm.read_plan(path, source_format)
+            return osm.read_plan(path, routing_lines=routing_lines)
+        if not routing_lines:
+            plan.lines = []
+        return plan
     except (UnreadableSource, UsageError):
         raise
     except Exception as error:  # a reader's parser (XML, protobuf, JSON) failing on bad input

@@ -1,205 +1,433 @@
-"""Import an OpenStreetMap extract with Simple Indoor Tagging into the contract tables.
+"""OpenStreetMap indoor data (Simple Indoor Tagging) -> `IndoorPlan`, from any of its exports.
 
-- Routing: `highway=footway|corridor|path|pedestrian` ways on their `level` become corridor
-  edges, split at every node another way (or an elevator) shares on the same level; `oneway=yes`
-  closes the way backwards. `highway=steps` with `level=a;b` become one stairs edge from its
-  first to its last node; `conveying=*` makes it an escalator (`forward`/`backward`: one-way).
-  Which end is on which level comes from the footways that meet each end, else from `incline`.
-  `highway=elevator` nodes with `level=a;b;c` join the footway vertices of that node on
-  consecutive levels.
-- Rooms: `indoor=room` ways (and `shop=*` nodes) with a name or ref become labelled points.
-- Floor plan: `indoor=room|corridor|area|wall|yes` ways, one feature per level they are on.
+Three readers, one interpretation: OSM XML (`.osm`) and PBF (`.osm.pbf`, through pyosmium) are
+read into nodes, ways and relations and assembled into features (closed area ways and
+multipolygon relations become polygons); GeoJSON exported from OSM (osmtogeojson, Overpass turbo)
+already is features. `plan_from_features` reads the tags of those features:
 
-A vertex is (OSM node, level): the same node on two levels is two vertices.
+- Spaces: `indoor=room|corridor|area` polygons (`indoor=yes` ones count as areas, as rooms
+  when they carry `shop`, `amenity` or `room`). A space with
+  `stairs=yes` or `highway=steps` is a stairs space, `highway=elevator` an elevator,
+  `conveying=*` an escalator (`conveying=forward|backward` with `incline=up|down`: one-way).
+  Levels: `level` and `repeat_on`, lists (`0;2` is 0 and 2), ranges (`-1-2` is -1, 0, 1, 2) and
+  decimals (`0.5`). `access=private|no`: not routable; `wheelchair=no`: not for the accessible
+  profile. Category: `amenity`, then `shop` (as `shop`), then `room`, then `toilets=yes`.
+- Openings: `door=*` (not `door=no`), `entrance=*` and `indoor=door` nodes (or ways).
+- Routing lines (kept unless `routing_lines=False`): `highway=footway|corridor|path|pedestrian`
+  lines on one level (`oneway=yes`: first -> last only); `highway=steps` on two levels, one edge
+  from its first to its last node, which end is on which level from the footways that meet each
+  end, else from `incline`; `conveying=*` makes it an escalator (`forward`/`backward`: one-way).
+- Connectors: `highway=elevator` nodes with a level list.
+- Rooms (labelled points): rooms and vertical spaces named by `name`, else `ref`; `shop=*` and
+  `indoor=room` nodes with a name and a level.
+- Floor plan: `indoor=room|corridor|area|wall|yes` features on each of their levels, doors.
+- Level names: `level:ref` of a feature on one level (an `indoor=level` outline's wins).
+
+Every reader raises `UnreadableSource` naming the file and the element it could not read.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import xml.etree.ElementTree as ET
 from collections import defaultdict
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
-from indoor.queries.network import Network
+import shapely
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon, shape
+from shapely.ops import polygonize, unary_union
+
+from indoor.importers.plan import (
+    Connector,
+    IndoorPlan,
+    Line,
+    Opening,
+    PlanFeature,
+    Room,
+    Space,
+    UnreadableSource,
+)
 
 WALKABLE = {"footway", "corridor", "path", "pedestrian"}
 PLAN_LAYERS = {"room", "corridor", "area", "wall", "yes"}
-STAIRS_EXTRA_M = 5.0  # climbing costs more than walking the same horizontal distance
-ESCALATOR_EXTRA_M = 2.0
-ELEVATOR_COST_M = 10.0  # the wait, as metres of walking
+SPACE_INDOOR = {"room", "corridor", "area", "yes"}
+# Closed ways with these tags are areas even without area=yes.
+AREA_KEYS = ("building:part", "room", "shop", "amenity")
+NOT_ROUTABLE = {"private", "no"}
 
 
 def parse_levels(value: str | None) -> list[Decimal]:
-    """'0' -> [0]; '-2;-1' -> [-2, -1]; '0-2' (a range) -> [0, 1, 2]; junk -> []."""
+    """'0' -> [0]; '0;2' -> [0, 2]; '-2;-1' -> [-2, -1]; '-1-2' (a range) -> [-1, 0, 1, 2];
+    '0.5' -> [0.5]; junk -> []."""
     if not value:
         return []
     levels = []
     for part in value.replace(",", ";").split(";"):
         part = part.strip()
         try:
-            levels.append(Decimal(part))
+            level = Decimal(part)
+            if level.is_finite():
+                levels.append(level)
             continue
         except InvalidOperation:
             pass
-        lo, sep, hi = part.rpartition("-")
-        try:
-            if sep and lo:
-                start, end = int(lo), int(hi)
-                levels.extend(Decimal(v) for v in range(start, end + 1))
-        except ValueError:
-            pass
-    return levels
+        # A range: the separator is the first '-' that follows a digit ('-2--1', '-1-2', '0-3').
+        for i in range(1, len(part)):
+            if part[i] == "-" and part[i - 1].isdigit():
+                try:
+                    start, end = Decimal(part[:i]), Decimal(part[i + 1 :])
+                except InvalidOperation:
+                    break
+                if start.is_finite() and end.is_finite() and start <= end and end - start <= 200:
+                    levels.extend(Decimal(v) for v in range(math.ceil(start), math.floor(end) + 1))
+                    levels.extend(v for v in (start, end) if v != v.to_integral_value())
+                break
+    return sorted(dict.fromkeys(levels))
 
 
-def read_osm(path) -> tuple[dict, list]:
-    """-> nodes {id: (lon, lat, tags)}, ways [(id, [node ids], tags)]."""
-    nodes, ways = {}, []
-    for _, element in ET.iterparse(path, events=("end",)):
-        if element.tag == "node":
+# -- reading the formats ------------------------------------------------------------------
+
+
+@dataclass
+class OsmData:
+    """A file's elements: nodes {id: (lon, lat, tags)}, ways (id, [node ids], tags), relations
+    (id, [(member type 'node'|'way'|'relation', ref, role)], tags)."""
+
+    nodes: dict[int, tuple[float, float, dict]] = field(default_factory=dict)
+    ways: list[tuple[int, list[int], dict]] = field(default_factory=list)
+    relations: list[tuple[int, list[tuple[str, int, str]], dict]] = field(default_factory=list)
+
+
+@dataclass
+class OsmFeature:
+    source: str  # "way/123"
+    geometry: object  # shapely, lon/lat
+    tags: dict
+
+
+def read_osm_xml(path) -> OsmData:
+    data = OsmData()
+    element_name = "the file"
+    try:
+        for _, element in ET.iterparse(path, events=("end",)):
+            if element.tag not in ("node", "way", "relation"):
+                continue
+            element_name = f"{element.tag}/{element.get('id')}"
             tags = {t.get("k"): t.get("v") for t in element.iter("tag")}
-            nodes[int(element.get("id"))] = (float(element.get("lon")), float(element.get("lat")), tags)
+            element_id = int(element.get("id"))
+            if element.tag == "node":
+                lon, lat = float(element.get("lon")), float(element.get("lat"))
+                if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+                    raise ValueError("lon/lat out of range")
+                data.nodes[element_id] = (lon, lat, tags)
+            elif element.tag == "way":
+                data.ways.append((element_id, [int(nd.get("ref")) for nd in element.iter("nd")], tags))
+            else:
+                members = [(m.get("type"), int(m.get("ref")), m.get("role") or "") for m in element.iter("member")]
+                data.relations.append((element_id, members, tags))
             element.clear()
-        elif element.tag == "way":
-            tags = {t.get("k"): t.get("v") for t in element.iter("tag")}
-            refs = [int(nd.get("ref")) for nd in element.iter("nd")]
-            ways.append((int(element.get("id")), refs, tags))
-            element.clear()
-    return nodes, ways
+    except ET.ParseError as exc:
+        raise UnreadableSource(f"{path}: not readable OSM XML after {element_name}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise UnreadableSource(f"{path}: {element_name} cannot be read: {exc}") from None
+    return data
 
 
-def build_network(nodes: dict, ways: list, first_vertex: int, first_edge: int, building: str | None) -> Network:
-    net = Network()
-    vertex_ids: dict[tuple[int, Decimal], int] = {}
+def read_osm_pbf(path) -> OsmData:
+    import osmium
 
-    def vertex(node: int, level: Decimal) -> int:
-        key = (node, level)
-        if key not in vertex_ids:
-            vertex_ids[key] = first_vertex + len(vertex_ids)
-            lon, lat, _ = nodes[node]
-            net.vertices.append((vertex_ids[key], level, lon, lat))
-        return vertex_ids[key]
+    data = OsmData()
+    member_types = {"n": "node", "w": "way", "r": "relation"}
 
-    def edge(a: int, b: int, kind: str, extra_fwd: float, extra_rev: float, refs: list[int]):
-        wkt = "LINESTRING(" + ",".join(f"{nodes[r][0]!r} {nodes[r][1]!r}" for r in refs) + ")"
-        net.edges.append((first_edge + len(net.edges), a, b, kind, extra_fwd, extra_rev, wkt))
+    class Collector(osmium.SimpleHandler):
+        def node(self, node):
+            if node.location.valid():
+                data.nodes[node.id] = (node.location.lon, node.location.lat, dict(node.tags))
 
-    walkways, stairways = [], []
-    for _, refs, tags in ways:
-        refs = [r for r in refs if r in nodes]
-        if len(refs) < 2:
+        def way(self, way):
+            data.ways.append((way.id, [n.ref for n in way.nodes], dict(way.tags)))
+
+        def relation(self, relation):
+            members = [(member_types.get(m.type, m.type), m.ref, m.role) for m in relation.members]
+            data.relations.append((relation.id, members, dict(relation.tags)))
+
+    try:
+        Collector().apply_file(str(path))
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise UnreadableSource(f"{path}: not a readable OSM PBF file: {exc}") from None
+    return data
+
+
+def features_from_osm(data: OsmData) -> list[OsmFeature]:
+    """Tagged nodes as points, ways as lines or (closed areas) polygons, multipolygons."""
+    features = []
+    for node_id, (lon, lat, tags) in data.nodes.items():
+        if tags:
+            features.append(OsmFeature(f"node/{node_id}", Point(lon, lat), tags))
+    way_coords = {}
+    for way_id, refs, tags in data.ways:
+        coords = [data.nodes[r][:2] for r in refs if r in data.nodes]
+        if len(coords) < 2:
+            continue  # clipped out of the extract
+        way_coords[way_id] = coords
+        if not tags:
             continue
-        highway = tags.get("highway")
-        if highway in WALKABLE:
-            levels = parse_levels(tags.get("level")) or [Decimal(0)]
-            if len(levels) == 1:  # a walkway spanning levels says nothing of where it climbs
-                walkways.append((refs, levels[0], tags))
-        elif highway == "steps":
-            levels = parse_levels(tags.get("level"))
-            if len(levels) >= 2:
-                stairways.append((refs, min(levels), max(levels), tags))
+        closed = len(coords) >= 4 and refs[0] == refs[-1] and len(coords) == len(refs)
+        if closed and _is_area(tags):
+            features.append(OsmFeature(f"way/{way_id}", Polygon(coords), tags))
+        else:
+            features.append(OsmFeature(f"way/{way_id}", LineString(coords), tags))
+    for relation_id, members, tags in data.relations:
+        if tags.get("type") != "multipolygon":
+            continue
+        outer = [
+            LineString(way_coords[ref])
+            for kind, ref, role in members
+            if kind == "way" and ref in way_coords and role != "inner"
+        ]
+        inner = [
+            LineString(way_coords[ref])
+            for kind, ref, role in members
+            if kind == "way" and ref in way_coords and role == "inner"
+        ]
+        outers = unary_union(list(polygonize(outer)))
+        if outers.is_empty:
+            continue
+        area = outers.difference(unary_union(list(polygonize(inner)))) if inner else outers
+        if not area.is_empty:
+            features.append(OsmFeature(f"relation/{relation_id}", area, tags))
+    return features
 
-    # Where walkways meet: a node used more than once on a level, or by an elevator or stairs.
-    uses: dict[tuple[int, Decimal], int] = defaultdict(int)
-    levels_at: dict[int, set] = defaultdict(set)
-    for refs, level, _ in walkways:
-        for i, node in enumerate(refs):
-            uses[node, level] += 2 if i in (0, len(refs) - 1) else 1
-            levels_at[node].add(level)
-    elevators = {n: parse_levels(t.get("level")) for n, (_, _, t) in nodes.items() if t.get("highway") == "elevator"}
-    for refs, lo, hi, _ in stairways:
-        for node in (refs[0], refs[-1]):
-            for level in (lo, hi):
-                uses[node, level] += 2
 
-    for refs, level, tags in walkways:
-        closed_back = -1.0 if tags.get("oneway") in ("yes", "1", "true") else 0.0
-        start = 0
-        for i in range(1, len(refs)):
-            node = refs[i]
-            if i == len(refs) - 1 or uses[node, level] > 1 or node in elevators:
-                edge(vertex(refs[start], level), vertex(node, level), "corridor", 0.0, closed_back, refs[start : i + 1])
-                start = i
+def _is_area(tags: dict) -> bool:
+    if tags.get("area") == "no" or tags.get("indoor") == "wall":
+        return False
+    if tags.get("area") == "yes" or tags.get("indoor") in ("room", "corridor", "area", "level"):
+        return True
+    if tags.get("highway") in WALKABLE or tags.get("highway") == "steps":
+        return False
+    return tags.get("indoor") == "yes" or any(key in tags for key in AREA_KEYS)
 
-    for refs, lo, hi, tags in stairways:
-        first_level, last_level = _stair_levels(refs, lo, hi, tags, levels_at)
-        conveying = tags.get("conveying")
-        kind = "escalator" if conveying and conveying != "no" else "stairs"
-        extra = ESCALATOR_EXTRA_M if kind == "escalator" else STAIRS_EXTRA_M
-        forward = -1.0 if conveying == "backward" else extra
-        backward = -1.0 if conveying == "forward" else extra
-        edge(vertex(refs[0], first_level), vertex(refs[-1], last_level), kind, forward, backward, refs)
 
-    for node, levels in elevators.items():
-        served = [level for level in sorted(set(levels)) if (node, level) in vertex_ids]
-        for lower, upper in zip(served, served[1:], strict=False):
-            lon, lat, _ = nodes[node]
-            point = f"{lon!r} {lat!r}"
-            net.edges.append(
-                (
-                    first_edge + len(net.edges),
-                    vertex_ids[node, lower],
-                    vertex_ids[node, upper],
-                    "elevator",
-                    ELEVATOR_COST_M,
-                    ELEVATOR_COST_M,
-                    f"LINESTRING({point},{point})",
+def read_osm_geojson(path) -> list[OsmFeature]:
+    """GeoJSON from osmtogeojson or Overpass turbo: tags in `properties.tags` or flattened."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            document = json.load(file)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UnreadableSource(f"{path}: not readable GeoJSON: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("features"), list):
+        raise UnreadableSource(f"{path}: not a GeoJSON FeatureCollection")
+    features = []
+    for index, feature in enumerate(document["features"]):
+        if not isinstance(feature, dict):
+            raise UnreadableSource(f"{path}: feature {index} is not a GeoJSON feature")
+        properties = feature.get("properties") or {}
+        source = str(feature.get("id") or properties.get("@id") or properties.get("id") or f"feature {index}")
+        tags = properties.get("tags") if isinstance(properties.get("tags"), dict) else properties
+        tags = {str(k): str(v) for k, v in tags.items() if not str(k).startswith("@") and k != "id" and v is not None}
+        if feature.get("geometry") is None:
+            continue
+        try:
+            geometry = shape(feature["geometry"])
+        except (AttributeError, KeyError, TypeError, ValueError, shapely.errors.ShapelyError) as exc:
+            raise UnreadableSource(f"{path}: {source} has an unreadable geometry: {exc}") from None
+        if geometry.is_empty:
+            continue
+        # osmtogeojson keeps some closed area ways (indoor=*) as LineStrings.
+        if isinstance(geometry, LineString) and geometry.is_closed and len(geometry.coords) >= 4 and _is_area(tags):
+            geometry = Polygon(geometry.coords)
+        features.append(OsmFeature(source, geometry, tags))
+    return features
+
+
+def sniff(path) -> str:
+    """'pbf', 'xml' or 'geojson', from the file's first bytes."""
+    with open(path, "rb") as file:
+        head = file.read(64)
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"<"):
+        return "xml"
+    if stripped.startswith(b"{"):
+        return "geojson"
+    if b"OSMHeader" in head:
+        return "pbf"
+    raise UnreadableSource(f"{path}: neither OSM XML, OSM PBF nor GeoJSON")
+
+
+def read_plan(path, routing_lines: bool = True) -> IndoorPlan:
+    """Any OSM export (XML, PBF, GeoJSON) as an IndoorPlan; the format comes from the content."""
+    path = Path(path)
+    kind = sniff(path)
+    if kind == "xml":
+        features = features_from_osm(read_osm_xml(path))
+    elif kind == "pbf":
+        features = features_from_osm(read_osm_pbf(path))
+    else:
+        features = read_osm_geojson(path)
+    return plan_from_features(features, routing_lines=routing_lines)
+
+
+# -- what the tags mean -------------------------------------------------------------------
+
+
+def plan_from_features(features: list[OsmFeature], routing_lines: bool = True) -> IndoorPlan:
+    plan = IndoorPlan()
+    steps = []
+    for feature in features:
+        tags, geometry = feature.tags, feature.geometry
+        levels = tuple(parse_levels(tags.get("level")) + parse_levels(tags.get("repeat_on")))
+        levels = tuple(sorted(set(levels))) or (Decimal(0),)
+        polygonal = isinstance(geometry, (Polygon, MultiPolygon))
+        _level_name(plan, tags, levels, feature)
+        if polygonal and _space_kind(tags):
+            _add_space(plan, feature, levels)
+        elif isinstance(geometry, Point):
+            _add_point(plan, feature, levels)
+        elif isinstance(geometry, LineString) and routing_lines:
+            highway = tags.get("highway")
+            if highway in WALKABLE and len(levels) == 1:
+                oneway = 1 if tags.get("oneway") in ("yes", "1", "true") else (-1 if tags.get("oneway") == "-1" else 0)
+                plan.lines.append(
+                    Line(geometry, levels, "corridor", oneway, _routable(tags), _wheelchair(tags), feature.source)
                 )
-            )
+            elif highway == "steps" and len(levels) >= 2:
+                steps.append(feature)
+            if tags.get("indoor") in ("door",):
+                plan.openings.append(Opening(geometry, levels, _routable(tags), _wheelchair(tags), feature.source))
+        if tags.get("indoor") in PLAN_LAYERS:
+            for level in levels:
+                plan.features.append(PlanFeature(geometry, level, tags["indoor"], _label(tags)))
+    _add_steps(plan, steps)
+    return plan
 
-    _rooms_and_plan(net, nodes, ways, building)
-    return net
+
+def _level_name(plan: IndoorPlan, tags: dict, levels: tuple, feature: OsmFeature) -> None:
+    name = tags.get("level:ref")
+    if name and len(levels) == 1 and (tags.get("indoor") == "level" or levels[0] not in plan.level_names):
+        plan.level_names[levels[0]] = name
 
 
-def _stair_levels(refs, lo, hi, tags, levels_at) -> tuple[Decimal, Decimal]:
-    """Which level each end of a stairway is on: the walkways that meet it, else `incline`."""
-    at_first = levels_at.get(refs[0], set()) & {lo, hi}
-    at_last = levels_at.get(refs[-1], set()) & {lo, hi}
-    if len(at_first) == 1:
-        first = next(iter(at_first))
-        return first, hi if first == lo else lo
-    if len(at_last) == 1:
-        last = next(iter(at_last))
-        return (hi if last == lo else lo), last
-    if tags.get("incline") == "down":
-        return hi, lo
-    return lo, hi
+def _space_kind(tags: dict) -> str | None:
+    indoor = tags.get("indoor")
+    conveying = tags.get("conveying")
+    vertical = (
+        "escalator"
+        if conveying and conveying != "no"
+        else "elevator"
+        if tags.get("highway") == "elevator" or tags.get("elevator") == "yes"
+        else "stairs"
+        if tags.get("stairs") == "yes" or tags.get("highway") == "steps"
+        else None
+    )
+    if indoor == "yes":  # not Simple Indoor Tagging, but common: a shop's outline, else an area
+        return vertical or ("room" if any(tags.get(key) for key in ("shop", "amenity", "room")) else "area")
+    if indoor in SPACE_INDOOR:
+        return vertical or indoor
+    return vertical if indoor not in ("wall", "level", "no", None) or vertical == "elevator" else None
+
+
+def _routable(tags: dict) -> bool:
+    return tags.get("access") not in NOT_ROUTABLE
+
+
+def _wheelchair(tags: dict) -> bool | None:
+    value = tags.get("wheelchair")
+    return False if value == "no" else (True if value == "yes" else None)
 
 
 def _label(tags: dict) -> str | None:
     return tags.get("name") or tags.get("ref") or None
 
 
-def _rooms_and_plan(net: Network, nodes: dict, ways: list, building: str | None) -> None:
-    for _, refs, tags in ways:
-        indoor = tags.get("indoor")
-        if indoor not in PLAN_LAYERS:
-            continue
-        refs = [r for r in refs if r in nodes]
-        if len(refs) < 2:
-            continue
-        levels = parse_levels(tags.get("level") or tags.get("repeat_on")) or [Decimal(0)]
-        coords = [(nodes[r][0], nodes[r][1]) for r in refs]
-        closed = len(coords) >= 4 and refs[0] == refs[-1]
-        if closed and indoor != "wall":
-            if _signed_area(coords) < 0:
-                coords.reverse()  # counter-clockwise exterior ring (RFC 7946)
-            wkt = "POLYGON((" + ",".join(f"{x!r} {y!r}" for x, y in coords) + "))"
-        else:
-            wkt = "LINESTRING(" + ",".join(f"{x!r} {y!r}" for x, y in coords) + ")"
+def _category(tags: dict, kind: str | None = None) -> str | None:
+    if tags.get("amenity"):
+        return tags["amenity"]
+    if tags.get("shop"):
+        return "shop"
+    if tags.get("room") and tags["room"] != "yes":
+        return tags["room"]
+    if tags.get("toilets") == "yes":
+        return "toilets"
+    return kind if kind in ("stairs", "escalator", "elevator") else None
+
+
+def _label_point(geometry) -> Point:
+    centroid = geometry.centroid
+    return centroid if geometry.contains(centroid) else geometry.representative_point()
+
+
+def _add_space(plan: IndoorPlan, feature: OsmFeature, levels: tuple) -> None:
+    tags = feature.tags
+    kind = _space_kind(tags)
+    oneway = 0
+    if kind == "escalator" and tags.get("conveying") in ("forward", "backward"):
+        up = (tags.get("incline") == "up") == (tags.get("conveying") == "forward")
+        oneway = (1 if up else -1) if tags.get("incline") in ("up", "down") else 0
+    label = _label(tags)
+    category = _category(tags, kind)
+    plan.spaces.append(
+        Space(
+            feature.geometry,
+            levels,
+            kind,
+            label,
+            category,
+            _routable(tags),
+            _wheelchair(tags),
+            feature.source,
+            oneway,
+        )
+    )
+    if label and kind not in ("corridor", "area"):
+        plan.rooms.append(Room(_label_point(feature.geometry), levels[0], label, category, feature.source))
+
+
+def _add_point(plan: IndoorPlan, feature: OsmFeature, levels: tuple) -> None:
+    tags = feature.tags
+    explicit_levels = bool(tags.get("level") or tags.get("repeat_on"))
+    if tags.get("highway") == "elevator" and len(levels) >= 2:
+        plan.connectors.append(
+            Connector(feature.geometry, levels, "elevator", _routable(tags), _wheelchair(tags), feature.source)
+        )
+    is_door = (tags.get("door") and tags["door"] != "no") or tags.get("entrance") or tags.get("indoor") == "door"
+    if is_door:
+        routable = _routable(tags) and tags.get("door") != "no"
+        plan.openings.append(Opening(feature.geometry, levels, routable, _wheelchair(tags), feature.source))
         for level in levels:
-            net.plan.append((indoor, _label(tags), level, building, wkt))
-        label = _label(tags)
-        if indoor == "room" and label:
-            ring = coords[:-1] if closed else coords
-            lon = sum(x for x, _ in ring) / len(ring)
-            lat = sum(y for _, y in ring) / len(ring)
-            net.rooms.append((label, levels[0], building, lon, lat, None))
-    for lon, lat, tags in nodes.values():
-        label = _label(tags)
-        if "shop" in tags and label and tags.get("level"):
-            levels = parse_levels(tags.get("level"))
-            if levels:
-                net.rooms.append((label, levels[0], building, lon, lat, None))
+            plan.features.append(PlanFeature(feature.geometry, level, "door", _label(tags)))
+    label = _label(tags)
+    if label and explicit_levels and ("shop" in tags or tags.get("indoor") == "room"):
+        plan.rooms.append(Room(feature.geometry, levels[0], label, _category(tags), feature.source))
 
 
-def _signed_area(coords) -> float:
-    return sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(coords, coords[1:], strict=False)) / 2
+def _add_steps(plan: IndoorPlan, steps: list[OsmFeature]) -> None:
+    """Stairways between two levels: which end is on which level, from the footways at each end."""
+    levels_at: dict[tuple, set] = defaultdict(set)
+    for line in plan.lines:
+        for point in line.geometry.coords:
+            levels_at[point[:2]].add(line.levels[0])
+    for feature in steps:
+        tags = feature.tags
+        levels = parse_levels(tags.get("level"))
+        low, high = min(levels), max(levels)
+        coords = list(feature.geometry.coords)
+        at_first = levels_at.get(coords[0][:2], set()) & {low, high}
+        at_last = levels_at.get(coords[-1][:2], set()) & {low, high}
+        if len(at_first) == 1:
+            first = next(iter(at_first))
+            ends = (first, high if first == low else low)
+        elif len(at_last) == 1:
+            last = next(iter(at_last))
+            ends = (high if last == low else low, last)
+        else:
+            ends = (high, low) if tags.get("incline") == "down" else (low, high)
+        conveying = tags.get("conveying")
+        kind = "escalator" if conveying and conveying != "no" else "stairs"
+        oneway = 1 if conveying == "forward" else (-1 if conveying == "backward" else 0)
+        plan.lines.append(
+            Line(feature.geometry, ends, kind, oneway, _routable(tags), _wheelchair(tags), feature.source)
+        )
