@@ -125,7 +125,7 @@ def _read_gdal(path: str, mapping: Mapping) -> IndoorPlan:
 
 def import_plan(db, plan: IndoorPlan, source_format: str, building: str | None, replace: bool) -> ImportResult:
     """Write the plan as `building` (after deleting the building's rows, with `replace`) in one
-    transaction, then join open stairs ends to the floors already there."""
+    transaction; a GDAL file's open stairs ends are joined to the floors already there."""
     from indoor.importers.derive import derive_network
     from indoor.queries import buildings, network
 
@@ -138,5 +138,6 @@ def import_plan(db, plan: IndoorPlan, source_format: str, building: str | None, 
         rows = derive_network(plan, first_vertex, first_edge, building)
         result.counts = network.write_network(cur, rows)
         buildings.record(cur, building, [v[0] for v in rows.vertices], [e[0] for e in rows.edges])
-        result.stairs_joined, result.stairs_open = buildings.join_open_ends(cur, building, NODE_TOLERANCE_M)
+        if source_format == GDAL:  # CAD floors come one file at a time
+            result.stairs_joined, result.stairs_open = buildings.join_open_ends(cur, building, NODE_TOLERANCE_M)
     return result
