@@ -56,3 +56,16 @@ def straight_line_m(url: str, a: int, b: int) -> float:
         distance = cur.fetchone()[0]
     conn.close()
     return distance
+
+
+def straight_lines_m(url: str, rooms: list[int]) -> dict[tuple[int, int], float]:
+    """The geodesic distance between every two of `rooms` (one query)."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            """SELECT a.ogc_fid, b.ogc_fid, ST_Distance(a.wkb_geometry::geography, b.wkb_geometry::geography)
+                 FROM room_points a, room_points b WHERE a.ogc_fid = ANY(%(ids)s) AND b.ogc_fid = ANY(%(ids)s)""",
+            {"ids": rooms},
+        )
+        distances = {(a, b): d for a, b, d in cur.fetchall()}
+    conn.close()
+    return distances
