@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.feature_data import query
-from tests.imdf_building import LEVELS, OCCUPANT, SEALED_ROOM, write_imdf
+from tests.imdf_building import LEVELS, OCCUPANT, SEALED_ROOM, lonlat, write_imdf
 from tests.importing import counts, route_client, snapshot, straight_lines_m
 
 BUILDING = "IMDF Campus"
@@ -106,8 +106,20 @@ def test_routes_across_levels_and_the_accessible_profile_takes_the_elevator(imdf
 
 
 def test_the_escalator_runs_up_only(imdf_url, routes):
-    first, second = rooms_on(imdf_url, 1), rooms_on(imdf_url, 2)
-    near_the_hall = list(itertools.product(list(first)[-8:], list(second)[-8:]))
+    lon, lat = lonlat(82, 40)  # the escalator, at the hall's east wall
+
+    def nearest_rooms(level):
+        return [
+            row[0]
+            for row in query(
+                imdf_url,
+                """SELECT ogc_fid FROM room_points WHERE level = %s
+                    ORDER BY wkb_geometry <-> ST_SetSRID(ST_MakePoint(%s, %s), 4326) LIMIT 6""",
+                (level, lon, lat),
+            )
+        ]
+
+    near_the_hall = list(itertools.product(nearest_rooms(1), nearest_rooms(2)))
     up = [routes(a, b) for a, b in near_the_hall]
     down = [routes(b, a) for a, b in near_the_hall]
     assert any("escalator" in {leg["properties"]["kind"] for leg in body["features"]} for body in up)
