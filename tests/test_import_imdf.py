@@ -147,6 +147,20 @@ def test_a_folder_archive_imports_like_the_zip_and_replace_keeps_the_counts(imdf
     result = run_cli(url, "import", str(folder), "--building", BUILDING, "--replace")
     assert result.returncode == 0, result.stderr
     assert counts(url) == counts(imdf_url)
+    assert query(url, "SELECT count(*) FROM indoor_level_names") == [(len(LEVELS),)]
+
+
+def test_levels_carry_their_display_names_and_rooms_their_category(imdf_url, redis_url, fresh_database):
+    app, client = route_client(imdf_url, redis_url)
+    for url in ("/api/levels/", "/api/levels/?building=" + BUILDING):
+        levels = client.get(url).get_json()["levels"]
+        assert [(entry["level"], entry["name"]) for entry in levels] == sorted(LEVELS.items())
+    assert client.get("/api/levels/?building=elsewhere").get_json() == {"levels": []}
+    cafe = query(imdf_url, "SELECT ogc_fid FROM room_points WHERE text = %s", (OCCUPANT,))[0][0]
+    assert client.get(f"/api/rooms/{cafe}").get_json()["properties"]["category"] == "restaurant"
+    page = client.get("/api/rooms/", query_string={"q": "Room 1.06"}).get_json()
+    assert [f["properties"]["category"] for f in page["features"]] == ["restroom"]
+    app.extensions["indoor.db"].close()
 
 
 def test_a_broken_archive_fails_with_one_line_and_changes_nothing(imdf_url, tmp_path):
@@ -166,3 +180,19 @@ def test_a_broken_archive_fails_with_one_line_and_changes_nothing(imdf_url, tmp_
     result = run_cli(imdf_url, "import", str(folder))
     assert result.returncode == 1 and "names no level" in result.stderr and "unit " in result.stderr
     assert snapshot(imdf_url) == before
+
+
+def test_a_level_two_buildings_name_differently_is_named_only_per_building(redis_url, fresh_database, tmp_path):
+    url = fresh_database("imdf_two")
+    assert run_cli(url, "init-db").returncode == 0
+    assert run_cli(url, "import", str(write_imdf(tmp_path / "a.zip")), "--building", BUILDING).returncode == 0
+    folder = write_imdf(tmp_path / "other", as_zip=False)
+    levels = folder / "level.geojson"
+    levels.write_text(levels.read_text().replace('"EG"', '"Ground"'))
+    assert run_cli(url, "import", str(folder), "--building", "Other").returncode == 0
+    app, client = route_client(url, redis_url)
+    named = {entry["level"]: entry["name"] for entry in client.get("/api/levels/").get_json()["levels"]}
+    assert named == {0: None, 1: "1.OG", 2: "2.OG"}  # the buildings disagree on level 0
+    other = client.get("/api/levels/", query_string={"building": "Other"}).get_json()["levels"]
+    assert other[0]["name"] == "Ground"
+    app.extensions["indoor.db"].close()

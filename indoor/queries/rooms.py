@@ -1,7 +1,7 @@
 """Rooms (`room_points`) and levels: GeoJSON built by PostGIS, one statement per page.
 
 A room Feature: {"type":"Feature","id":17,"geometry":{"type":"Point",...},
-"properties":{"name":"E01.14","level":0,"building":null}}. Coordinates have at most 7 decimals;
+"properties":{"name":"E01.14","level":0,"building":null,"category":"office"}}. Coordinates have at most 7 decimals;
 `trim_scale` renders a numeric level 0.0 as 0 and 0.50 as 0.5.
 """
 
@@ -34,7 +34,8 @@ SELECT ogc_fid,
        || ',"geometry":' || ST_AsGeoJSON(wkb_geometry, 7)
        || ',"properties":{"name":' || to_json(text)
        || ',"level":' || to_json(trim_scale(level))
-       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}'
+       || ',"building":' || coalesce(to_json(building)::text, 'null')
+       || ',"category":' || coalesce(to_json(category)::text, 'null') || '}}'
   FROM room_points
  WHERE ogc_fid > %(after)s
    AND (%(level)s::numeric IS NULL OR level = %(level)s::numeric)
@@ -51,12 +52,13 @@ SELECT '{"type":"Feature","id":' || ogc_fid
        || ',"geometry":' || ST_AsGeoJSON(wkb_geometry, 7)
        || ',"properties":{"name":' || to_json(text)
        || ',"level":' || to_json(trim_scale(level))
-       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}'
+       || ',"building":' || coalesce(to_json(building)::text, 'null')
+       || ',"category":' || coalesce(to_json(category)::text, 'null') || '}}'
   FROM room_points
  WHERE ogc_fid = %(id)s
 """
 
-# Levels known from the rooms and the floor plan: how many rooms, and the extent of both.
+# Levels known from the rooms and the floor plan: how many rooms, the extent of both, the name.
 LEVELS = """
 WITH things AS (
     SELECT level, 1 AS is_room, wkb_geometry
@@ -70,16 +72,25 @@ WITH things AS (
     SELECT level, sum(is_room) AS rooms, ST_Extent(wkb_geometry) AS extent
       FROM things
      GROUP BY level
+), named AS (
+    -- The display name (indoor_level_names): the building's; without one, the name every
+    -- building that names this level agrees on, else null.
+    SELECT p.*, (SELECT CASE WHEN count(DISTINCT n.name) = 1 THEN min(n.name) END
+                   FROM indoor_level_names n
+                  WHERE n.level = p.level
+                    AND (%(building)s::text IS NULL OR n.building = %(building)s::text)) AS name
+      FROM per_level p
 )
 SELECT coalesce(json_agg(json_build_object(
            'level', trim_scale(level),
+           'name', name,
            'rooms', rooms,
            'bbox', CASE WHEN extent IS NULL THEN NULL ELSE json_build_array(
                        trim_scale(round(ST_XMin(extent)::numeric, 7)), trim_scale(round(ST_YMin(extent)::numeric, 7)),
                        trim_scale(round(ST_XMax(extent)::numeric, 7)), trim_scale(round(ST_YMax(extent)::numeric, 7)))
                    END)
            ORDER BY level), '[]')::text
-  FROM per_level
+  FROM named
 """
 
 
