@@ -163,6 +163,9 @@ def _import(path, building, replace, mapping, routing_lines, command):
             f" {result.stairs_open} still open (waiting for the next floor's file)"
         )
     _build_overlay()
+    from indoor.graph_report import print_report
+
+    print_report(building)
 
 
 @indoor.command("build-overlay")
@@ -189,20 +192,15 @@ def _build_overlay(force=False):
 
 
 @indoor.command("check-graph")
+@click.option("--building", default=None, help="Report on this building's rooms only.")
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+@click.option("--room-distance", default=None, type=float, help="Metres beyond which a room is far from the graph.")
 @with_appcontext
-def check_graph_command():
-    """Report breaches of the routing invariants (DATA.md); exit 1 if there is one."""
-    from indoor.queries import graph
+def check_graph_command(building, as_json, room_distance):
+    """Report breaches of the routing invariants (DATA.md) and whether rooms connect; exit 1 on an error."""
+    from indoor.graph_report import print_report
 
-    with get_db().transaction(timeout_ms=600_000) as cur:
-        results = graph.check_graph(cur)
-    breaches = 0
-    for result in results:
-        kind = "BREACH" if result["breach"] and result["count"] else ("note" if result["count"] else "ok")
-        sample = f" e.g. {', '.join(map(str, result['sample']))}" if result["count"] else ""
-        click.echo(f"{kind:6} {result['check']}: {result['count']}{sample}")
-        breaches += result["count"] if result["breach"] else 0
-    if breaches:
+    if print_report(building, as_json, room_distance):
         raise SystemExit(1)
 
 

@@ -19,8 +19,9 @@ the DATA.md invariant (cost >= geodesic length between the vertices) holds by co
   `JOIN_SPACING_M` along the shared edge.
 - A room without a door is left as an island (its label snaps to it, so a route to it fails
   honestly instead of passing through a wall), except on a level whose source maps routing
-  lines: there the room is left empty and its label snaps to the nearest line, as such sources
-  intend (a station's shops are open to the concourse, their shopfronts are not mapped as doors).
+  lines: there its label joins the nearest line vertex within `ROOM_LINK_M`, as such sources
+  intend (a station's shops are open to the concourse, their shopfronts are not mapped as doors),
+  and a door with a space on one side only joins the nearest line vertex within `DOOR_LINK_M`.
 - `routable=False` (access=private|no): the space is an island, the opening or line is left out.
   `wheelchair=False`: the edges that enter the space or cross the opening are of kind `stairs`,
   which the accessible profile never uses (vertical ones too: an elevator nobody in a wheelchair
@@ -28,7 +29,8 @@ the DATA.md invariant (cost >= geodesic length between the vertices) holds by co
 - Levels join through routing lines that climb (stairs, escalators), connectors (elevator nodes
   with a level list) and vertical spaces (stairs, escalator, elevator, ramp rooms with a level
   list or repeat_on): the space's graph on each level joins the next level it serves at its
-  label point.
+  centre. Vertical spaces drawn once per level join the overlapping one of the same kind on the
+  next level.
 """
 
 from __future__ import annotations
@@ -62,7 +64,12 @@ DOOR_ON_WALKABLE_M = 1.0  # ...to a corridor or area (across a wall's thickness)
 LINE_IN_SPACE_M = 0.5  # a routing-line vertex this close to a walkable space joins it
 JOIN_SPACING_M = 4.0  # between join points along an edge two walkable spaces share
 MIN_SHARED_EDGE_M = 0.6  # a shared edge shorter than this is no passage
-CONNECTOR_REACH_M = 5.0  # an elevator node outside every space joins the nearest vertex this close
+CONNECTOR_REACH_M = 5.0
+# On a level with routing lines: a room without a door joins the nearest line vertex this close
+# (as a snapped room always did), a door on one space only the nearest within DOOR_LINK_M.
+ROOM_LINK_M = 30.0
+DOOR_LINK_M = 15.0  # an elevator node outside every space joins the nearest vertex this close
+STACKED_OVERLAP = 0.3  # share of the smaller outline two stacked vertical spaces must overlap
 REFLEX_MIN_TURN = math.sin(math.radians(10))
 NODE_GRID_M = 0.05  # nodes closer than this are one
 VERTEX_GRID_M = 0.01  # vertices at the same level within a centimetre are one
@@ -176,21 +183,24 @@ def derive_network(plan: IndoorPlan, first_vertex: int, first_edge: int, buildin
         [s.geometry for s in plan.spaces] + [line.geometry for line in plan.lines] + [r.geometry for r in plan.rooms]
     )
     graph = _Graph(projection, first_vertex, first_edge)
-    line_levels = _add_lines(plan, graph, projection)
+    _add_lines(plan, graph, projection)
+    line_vertices = _LineVertices(graph)
     parts = _space_parts(plan, projection)
-    _add_line_anchors(parts, graph, line_levels)
+    _add_line_anchors(parts, graph)
     _add_walkable_joins(parts, graph)
-    _add_doors(plan, parts, graph, projection)
+    dead_end_doors = _add_doors(plan, parts, graph, projection)
     _add_labels(plan, parts, projection)
     connector_vertices = _add_connector_anchors(plan, parts, graph, projection)
-    vertical_nodes: dict[int, dict[Decimal, int]] = defaultdict(dict)  # id(space) -> level -> vertex
+    vertical_nodes: list[tuple[_SpacePart, int]] = []  # each vertical space's centre on each level
     for part in parts:
-        _build_space(part, graph, line_levels, vertical_nodes)
-    _add_vertical_spaces(plan, graph, vertical_nodes)
+        _build_space(part, graph, line_vertices, vertical_nodes)
+    for vertex_id in dead_end_doors:
+        line_vertices.link(vertex_id, DOOR_LINK_M)
+    _add_vertical_spaces(graph, vertical_nodes)
     _add_connectors(plan, graph, connector_vertices)
 
     network = Network()
-    network.vertices = graph.vertices
+    network.vertices = [v for v in graph.vertices if graph.degree.get(v[0])]
     network.edges = graph.edges
     network.rooms = [
         (room.name, room.level, building, room.geometry.x, room.geometry.y, room.category)
@@ -213,8 +223,8 @@ def _wkt(geometry) -> str:
 # -- routing lines ------------------------------------------------------------------------
 
 
-def _add_lines(plan: IndoorPlan, graph: _Graph, projection: LocalProjection) -> set[Decimal]:
-    """The plan's routing lines as edges, split wherever lines meet; -> the levels that have lines.
+def _add_lines(plan: IndoorPlan, graph: _Graph, projection: LocalProjection) -> None:
+    """The plan's routing lines as edges, split wherever lines meet.
 
     A flat line is split at every point another line (or a climbing line's end, or a connector)
     shares on its level; a climbing line is one edge from its first point (first level) to its
@@ -268,7 +278,32 @@ def _add_lines(plan: IndoorPlan, graph: _Graph, projection: LocalProjection) -> 
             (extra, -1.0) if line.oneway == 1 else ((-1.0, extra) if line.oneway == -1 else (extra, extra))
         )
         graph.edge(vertex(first_level, coords[0]), vertex(last_level, coords[-1]), kind, forward, backward, wkt(coords))
-    return {level for _, level, _ in flat} | {lv for _, a, b, _ in climbing for lv in (a, b)}
+
+
+class _LineVertices:
+    """The routing lines' vertices per level (taken right after the lines are added): where a
+    room without a door, or a door that leads nowhere mapped, joins on a level that has lines."""
+
+    def __init__(self, graph: _Graph):
+        self.graph = graph
+        grouped = defaultdict(list)
+        for vertex_id, level in graph.level.items():
+            if graph.degree.get(vertex_id):
+                grouped[level].append(vertex_id)
+        self.by_level = {level: (ids, np.array([graph.position[v] for v in ids])) for level, ids in grouped.items()}
+
+    def __contains__(self, level) -> bool:
+        return level in self.by_level
+
+    def link(self, vertex_id: int, reach_m: float) -> None:
+        found = self.by_level.get(self.graph.level[vertex_id])
+        if not found:
+            return
+        ids, points = found
+        distances = np.hypot(*(points - np.array(self.graph.position[vertex_id])).T)
+        nearest = int(np.argmin(distances))
+        if distances[nearest] <= reach_m:
+            self.graph.edge(vertex_id, ids[nearest], "corridor", 0.0, 0.0)
 
 
 def _line_extra(kind: str) -> float:
@@ -310,7 +345,7 @@ def _joins_others(part: _SpacePart) -> bool:
     return part.space.routable and (part.walkable or part.space.kind in VERTICAL_SPACES)
 
 
-def _add_line_anchors(parts, graph: _Graph, line_levels: set) -> None:
+def _add_line_anchors(parts, graph: _Graph) -> None:
     """Routing-line vertices inside a corridor, area or vertical space join its graph."""
     by_level = _parts_by_level(parts)
     for vertex_id, level in list(graph.level.items()):
@@ -356,7 +391,8 @@ def _join_points(a: Polygon, b: Polygon) -> list[tuple[float, float]]:
     for interior in a.interiors:
         edge = edge.union(interior.intersection(shared))
     points = []
-    for piece in getattr(shapely.line_merge(edge) if edge.geom_type == "MultiLineString" else edge, "geoms", [edge]):
+    merged = shapely.line_merge(edge) if edge.geom_type == "MultiLineString" else edge
+    for piece in getattr(merged, "geoms", [merged]):
         if not isinstance(piece, LineString) or piece.length < MIN_SHARED_EDGE_M:
             continue
         count = max(1, math.ceil(piece.length / JOIN_SPACING_M))
@@ -366,8 +402,10 @@ def _join_points(a: Polygon, b: Polygon) -> list[tuple[float, float]]:
     return points
 
 
-def _add_doors(plan: IndoorPlan, parts, graph: _Graph, projection: LocalProjection) -> None:
+def _add_doors(plan: IndoorPlan, parts, graph: _Graph, projection: LocalProjection) -> list[int]:
+    """Doors join the spaces they are on; -> the vertices of doors on one space only."""
     by_level = _parts_by_level(parts)
+    dead_ends = []
     for opening in plan.openings:
         if not opening.routable or opening.geometry is None or opening.geometry.is_empty:
             continue
@@ -378,7 +416,7 @@ def _add_doors(plan: IndoorPlan, parts, graph: _Graph, projection: LocalProjecti
             if level not in by_level:
                 continue
             group, tree = by_level[level]
-            vertex_id = None
+            vertex_id, joined = None, 0
             for index in tree.query(geometry, predicate="dwithin", distance=DOOR_ON_WALKABLE_M):
                 part = group[index]
                 reach = DOOR_ON_WALKABLE_M if part.walkable else DOOR_ON_ROOM_M
@@ -387,6 +425,10 @@ def _add_doors(plan: IndoorPlan, parts, graph: _Graph, projection: LocalProjecti
                 if vertex_id is None:
                     vertex_id = graph.vertex(level, door.x, door.y)
                 part.anchors.append(_Anchor(door.x, door.y, vertex_id, kind))
+                joined += 1
+            if joined == 1:
+                dead_ends.append(vertex_id)
+    return dead_ends
 
 
 def _add_labels(plan: IndoorPlan, parts, projection: LocalProjection) -> None:
@@ -451,12 +493,14 @@ def _reflex_corners(area) -> list[tuple[float, float]]:
     return corners
 
 
-def _build_space(part: _SpacePart, graph: _Graph, line_levels: set, vertical_nodes: dict) -> None:
+def _build_space(part: _SpacePart, graph: _Graph, line_vertices: _LineVertices, vertical_nodes: list) -> None:
     space = part.space
-    vertical = space.kind in VERTICAL_SPACES and len(space.levels) > 1
+    vertical = space.kind in VERTICAL_SPACES
     entered = bool(part.anchors)
-    if not entered and space.kind == "room" and space.routable and part.level in line_levels:
-        return  # reached from the nearest routing line (see the module docstring)
+    if not entered and space.kind == "room" and space.routable and part.level in line_vertices:
+        for x, y in part.labels:  # reached from the nearest routing line (module docstring)
+            line_vertices.link(graph.vertex(part.level, x, y), ROOM_LINK_M)
+        return
     if not entered and not part.labels and not vertical:
         return  # a space nobody enters and nobody routes to
     area = _shrunk(part.polygon)
@@ -488,7 +532,7 @@ def _build_space(part: _SpacePart, graph: _Graph, line_levels: set, vertical_nod
         add_node(point.x, point.y)
     if vertical:
         centre = area.centroid if covering.covers(area.centroid) else area.representative_point()
-        vertical_nodes[id(space)][part.level] = node_vertex[add_node(centre.x, centre.y)]
+        vertical_nodes.append((part, node_vertex[add_node(centre.x, centre.y)]))
     for x, y in _reflex_corners(area):
         add_node(x, y)
     if len(set(node_vertex.values())) < 2:
@@ -553,21 +597,43 @@ def _visibility_pairs(points: np.ndarray, covering) -> set[tuple[int, int]]:
 # -- between levels -----------------------------------------------------------------------
 
 
-def _add_vertical_spaces(plan: IndoorPlan, graph: _Graph, vertical_nodes: dict) -> None:
-    """A stairs, escalator, elevator or ramp space joins each level it serves to the next one."""
-    for space in plan.spaces:
-        served = vertical_nodes.get(id(space))
-        if not served or not space.routable:
+def _add_vertical_spaces(graph: _Graph, vertical_nodes: list[tuple[_SpacePart, int]]) -> None:
+    """A stairs, escalator, elevator or ramp space joins each level it serves to the next one.
+
+    A space on several levels (a level list, repeat_on) joins its own centres. Spaces drawn once
+    per level (IMDF units, OSM stair rooms mapped floor by floor) join the space of the same kind
+    on the next level of the building that overlaps them by at least `STACKED_OVERLAP`.
+    """
+    own: dict[int, tuple[Space, dict[Decimal, int]]] = {}
+    single: dict[tuple[str, Decimal], list[tuple[_SpacePart, int]]] = defaultdict(list)
+    for part, vertex_id in vertical_nodes:
+        if not part.space.routable:
             continue
-        kind = space.kind if space.kind in VERTICAL_EXTRA_M or space.kind == "ramp" else "stairs"
-        if space.wheelchair is False and kind not in ("stairs", "escalator"):
-            kind = "stairs"
-        extra = VERTICAL_EXTRA_M.get(space.kind, RAMP_EXTRA_M)
+        if len(set(part.space.levels)) > 1:
+            own.setdefault(id(part.space), (part.space, {}))[1].setdefault(part.level, vertex_id)
+        else:
+            single[part.space.kind, part.level].append((part, vertex_id))
+    for space, served in own.values():
         levels = sorted(served)
         for lower, upper in zip(levels, levels[1:], strict=False):
-            a, b = served[lower], served[upper]
-            up, down = (extra, -1.0) if space.oneway == 1 else ((-1.0, extra) if space.oneway == -1 else (extra, extra))
-            graph.edge(a, b, kind, up, down, _point_line(graph, a, b))
+            _climb(graph, space, served[lower], served[upper])
+    levels = sorted({level for _, level in single})
+    for lower, upper in zip(levels, levels[1:], strict=False):
+        for kind in VERTICAL_SPACES:
+            for below, a in single.get((kind, lower), []):
+                for above, b in single.get((kind, upper), []):
+                    shared = below.polygon.intersection(above.polygon).area
+                    if shared >= STACKED_OVERLAP * min(below.polygon.area, above.polygon.area):
+                        _climb(graph, below.space, a, b)
+
+
+def _climb(graph: _Graph, space: Space, lower: int, upper: int) -> None:
+    kind = space.kind if space.kind in VERTICAL_EXTRA_M or space.kind == "ramp" else "stairs"
+    if space.wheelchair is False and kind not in ("stairs", "escalator"):
+        kind = "stairs"
+    extra = VERTICAL_EXTRA_M.get(space.kind, RAMP_EXTRA_M)
+    up, down = (extra, -1.0) if space.oneway == 1 else ((-1.0, extra) if space.oneway == -1 else (extra, extra))
+    graph.edge(lower, upper, kind, up, down, _point_line(graph, lower, upper))
 
 
 def _point_line(graph: _Graph, a: int, b: int) -> str:

@@ -18,7 +18,8 @@ already is features. `plan_from_features` reads the tags of those features:
   from its first to its last node, which end is on which level from the footways that meet each
   end, else from `incline`; `conveying=*` makes it an escalator (`forward`/`backward`: one-way).
 - Connectors: `highway=elevator` nodes with a level list.
-- Rooms (labelled points): rooms and vertical spaces named by `name`, else `ref`; `shop=*` and
+- Rooms (labelled points): `indoor=room` spaces (stair and elevator rooms too) named by `name`,
+  else `ref`; `shop=*` and
   `indoor=room` nodes with a name and a level.
 - Floor plan: `indoor=room|corridor|area|wall|yes` features on each of their levels, doors.
 - Level names: `level:ref` of a feature on one level (an `indoor=level` outline's wins).
@@ -382,7 +383,7 @@ def _add_space(plan: IndoorPlan, feature: OsmFeature, levels: tuple) -> None:
             oneway,
         )
     )
-    if label and kind not in ("corridor", "area"):
+    if label and (tags.get("indoor") == "room" or kind == "room"):
         plan.rooms.append(Room(_label_point(feature.geometry), levels[0], label, category, feature.source))
 
 
