@@ -7,6 +7,7 @@ escalators, and no route is shorter than the straight line between its rooms.
 """
 
 import itertools
+import json
 
 import pytest
 
@@ -135,7 +136,17 @@ def test_no_route_walks_through_the_hall_column(imdf_url):
               AND ST_Intersects(e.wkb_geometry, ST_Buffer(c.wkb_geometry::geography, -0.05)::geometry)""",
     )
     assert crossing == [(0,)]
-    assert run_cli(imdf_url, "check-graph").returncode == 0
+
+
+def test_check_graph_names_exactly_the_room_left_without_an_opening(imdf_url):
+    result = run_cli(imdf_url, "check-graph", "--json")
+    assert result.returncode == 1  # an unreachable room is an error
+    report = json.loads(result.stdout)
+    assert not [check for check in report["checks"] if check["breach"] and check["count"]]
+    (building,) = report["buildings"]
+    for profile in ("walking", "accessible"):
+        assert [room["name"] for room in building["unreachable"][profile]] == [SEALED_ROOM]
+    assert building["levels_without_vertical"] == [] and report["one_way_traps"] == []
 
 
 def test_a_folder_archive_imports_like_the_zip_and_replace_keeps_the_counts(imdf_url, fresh_database, tmp_path):

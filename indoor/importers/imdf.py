@@ -11,9 +11,10 @@ graph. What each becomes:
   `opentobelow`, walls of `brick`/`concrete`/`drywall`/`glass`/`wood`) and fixtures are cut out
   of the spaces around them; `nonpublic` units and units with a `restriction` are closed;
   every other unit is a room, entered only through its openings;
-- vertical units of one category whose outlines overlap on consecutive levels join those levels
-  (a connector inside the overlap); relationships (`elevator`, `escalator`, `stairs`, `ramp`)
-  join the units they name, one way when `direction` is `directed`;
+- vertical units of one kind whose outlines overlap on consecutive levels join those levels
+  (`derive_network` stacks them); relationships (`elevator`, `escalator`, `stairs`, `ramp`)
+  join the units they name with a climbing line, one way when `direction` is `directed` (those
+  units are then landings, not stacked);
 - openings of a pedestrian category are doors; others (service, automobile, emergency exits)
   are left out of routing;
 - room labels: the occupant anchored in the unit (its name and category), else the unit's name
@@ -24,7 +25,6 @@ graph. What each becomes:
 from __future__ import annotations
 
 import json
-import math
 import os
 import zipfile
 from dataclasses import dataclass
@@ -34,7 +34,6 @@ import shapely
 from shapely.geometry import LineString, Point, shape
 
 from indoor.importers.plan import (
-    Connector,
     IndoorPlan,
     Line,
     Opening,
@@ -58,8 +57,6 @@ OBSTRUCTION_UNITS = frozenset(
 )
 CLOSED_UNITS = frozenset({"nonpublic"})
 VERTICAL_RELATIONSHIPS = {"elevator": "elevator", "escalator": "escalator", "stairs": "stairs", "ramp": "ramp"}
-MIN_OVERLAP_M2 = 0.5  # vertical units overlapping less than this on consecutive levels are not one shaft
-M2_PER_DEG2_AT_EQUATOR = 111_320.0**2
 LANGUAGES = ("en", "en-US")
 
 
@@ -154,8 +151,7 @@ def read_imdf(path: str) -> IndoorPlan:
     obstructions = _obstructions(units.values(), archive, levels)
     related = _add_relationships(plan, archive, units)
     for unit in units.values():
-        _add_unit(plan, unit, obstructions.get(unit.level), language)
-    _add_overlapping_verticals(plan, [u for u in units.values() if u.id not in related])
+        _add_unit(plan, unit, obstructions.get(unit.level), language, unit.id in related)
     _add_openings(plan, archive, levels, language)
     _add_labels(plan, archive, units, language)
     return plan
@@ -221,7 +217,7 @@ def _obstructions(units, archive: _Archive, levels: dict) -> dict[Decimal, objec
     return {level: shapely.union_all(parts) for level, parts in pieces.items()}
 
 
-def _add_unit(plan: IndoorPlan, unit: _Unit, obstruction, language: str | None) -> None:
+def _add_unit(plan: IndoorPlan, unit: _Unit, obstruction, language: str | None, related: bool) -> None:
     name = _text(unit.properties.get("name"), language)
     category = unit.category
     if category in OBSTRUCTION_UNITS:
@@ -234,6 +230,10 @@ def _add_unit(plan: IndoorPlan, unit: _Unit, obstruction, language: str | None) 
     else:
         kind = VERTICAL_UNITS.get(category, "room")
     plan.features.append(PlanFeature(unit.geometry, unit.level, kind, name))
+    if related and kind in VERTICAL_UNITS.values():
+        # Its relationship's line climbs (one way if directed); as a landing it is walkable
+        # ground, so it is not also joined to an overlapping unit above both ways.
+        kind = "area"
     geometry = unit.geometry
     if obstruction is not None and geometry.intersects(obstruction):
         geometry = geometry.difference(obstruction)  # a hall around a column
@@ -258,33 +258,6 @@ def _room_category(category: str) -> str | None:
     if category in ("unspecified", ""):
         return None
     return category.split(".")[0]
-
-
-def _add_overlapping_verticals(plan: IndoorPlan, units: list[_Unit]) -> None:
-    """Stairs (escalator, elevator, ramp) units of one category that overlap on consecutive levels
-    are one shaft: a connector inside the overlap joins the two levels."""
-    ordered = sorted({u.level for u in units})
-    next_level = dict(zip(ordered, ordered[1:], strict=False))
-    vertical = [u for u in units if u.category in VERTICAL_UNITS and not u.properties.get("restriction")]
-    by_level: dict[Decimal, list[_Unit]] = {}
-    for unit in vertical:
-        by_level.setdefault(unit.level, []).append(unit)
-    for unit in vertical:
-        upper_level = next_level.get(unit.level)
-        for upper in by_level.get(upper_level, []):
-            if VERTICAL_UNITS[upper.category] != VERTICAL_UNITS[unit.category]:
-                continue
-            overlap = unit.geometry.intersection(upper.geometry)
-            if overlap.is_empty or _area_m2(overlap) < MIN_OVERLAP_M2:
-                continue
-            plan.connectors.append(
-                Connector(
-                    _inside_point(overlap),
-                    (unit.level, upper.level),
-                    kind=VERTICAL_UNITS[unit.category],
-                    source=f"{unit.source} + {upper.source}",
-                )
-            )
 
 
 def _add_relationships(plan: IndoorPlan, archive: _Archive, units: dict[str, _Unit]) -> set[str]:
@@ -371,8 +344,3 @@ def _inside_point(geometry) -> Point:
     """The polygon's centroid when inside it (a label looks centred), else a point surely inside."""
     centroid = geometry.centroid
     return centroid if geometry.contains(centroid) else geometry.representative_point()
-
-
-def _area_m2(geometry) -> float:
-    """Approximate area in square metres of a lon/lat geometry (small: one building)."""
-    return geometry.area * M2_PER_DEG2_AT_EQUATOR * math.cos(math.radians(geometry.centroid.y))
