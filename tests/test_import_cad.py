@@ -21,6 +21,7 @@ ROOM_OPTIONS = ("--level-field", "floor", "--name-field", "room_num", "--categor
 
 
 def import_cookbook(url, floor_order=(1, 2)):
+    """Import the four files into `url` (the import reaches the database as `url` says)."""
     outputs = []
     for level in floor_order:
         result = run_cli(
@@ -36,10 +37,10 @@ def import_cookbook(url, floor_order=(1, 2)):
 
 
 @pytest.fixture(scope="module")
-def cookbook_url(pg_cluster):
+def cookbook_url(pg_cluster, served_url):
     url = pg_cluster.create_database("cookbook_cad")
     assert run_cli(url, "init-db").returncode == 0
-    import_cookbook(url)
+    import_cookbook(served_url(url))
     return url
 
 
@@ -75,8 +76,10 @@ def test_rooms_keep_their_number_floor_and_category(cookbook_url):
     assert outside == [(0,)]
 
 
-def test_routes_from_every_first_floor_room_to_every_second_floor_room_take_the_stairs(cookbook_url, redis_url):
-    app, client = route_client(cookbook_url, redis_url)
+def test_routes_from_every_first_floor_room_to_every_second_floor_room_take_the_stairs(
+    cookbook_url, redis_url, served_url
+):
+    app, client = route_client(served_url(cookbook_url), redis_url)
     first = [row[0] for row in query(cookbook_url, "SELECT ogc_fid FROM room_points WHERE level = 1")]
     second = [row[0] for row in query(cookbook_url, "SELECT ogc_fid FROM room_points WHERE level = 2")]
     for origin in first:

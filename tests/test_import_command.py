@@ -18,17 +18,17 @@ BUILDING = "Berlin Hbf"
 
 
 @pytest.fixture(scope="module")
-def station_url(pg_cluster):
+def station_url(pg_cluster, served_url):
     url = pg_cluster.create_database("berlin_import")
     assert run_cli(url, "init-db").returncode == 0
-    result = run_cli(url, "import", str(OSM), "--building", BUILDING)
+    result = run_cli(served_url(url), "import", str(OSM), "--building", BUILDING)
     assert result.returncode == 0, result.stderr
     assert "OSM XML" in result.stdout
     return url
 
 
-def test_the_station_routes_across_its_levels(station_url, redis_url):
-    app, client = route_client(station_url, redis_url)
+def test_the_station_routes_across_its_levels(station_url, redis_url, served_url):
+    app, client = route_client(served_url(station_url), redis_url)
     # Rooms open to the public on the lowest and the highest level (private ones are closed to routes).
     open_rooms = "SELECT ogc_fid FROM room_points WHERE text <> ALL(%s) ORDER BY level {}, ogc_fid LIMIT 4"
     low = query(station_url, open_rooms.format(""), (private_rooms(),))

@@ -20,19 +20,19 @@ BUILDING = "IMDF Campus"
 
 
 @pytest.fixture(scope="module")
-def imdf_url(pg_cluster, tmp_path_factory):
+def imdf_url(pg_cluster, tmp_path_factory, served_url):
     url = pg_cluster.create_database("imdf_campus")
     assert run_cli(url, "init-db").returncode == 0
     archive = write_imdf(tmp_path_factory.mktemp("imdf") / "campus.zip")
-    result = run_cli(url, "import", str(archive), "--building", BUILDING)
+    result = run_cli(served_url(url), "import", str(archive), "--building", BUILDING)
     assert result.returncode == 0, result.stderr
     assert "IMDF" in result.stdout
     return url
 
 
 @pytest.fixture(scope="module")
-def routes(imdf_url, redis_url):
-    app, client = route_client(imdf_url, redis_url)
+def routes(imdf_url, redis_url, served_url):
+    app, client = route_client(served_url(imdf_url), redis_url)
 
     def route(origin, destination, profile="walking"):
         response = client.get("/api/route/", query_string={"from": origin, "to": destination, "profile": profile})
