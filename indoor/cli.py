@@ -127,6 +127,8 @@ def import_osm_command(path, building, replace, ignore_routing_lines):
 
 def _import(path, building, replace, mapping, routing_lines, command):
     """Read, derive, write in one transaction; a failure prints one line and exits 1."""
+    if replace and not building:  # rows without a building may be anyone's (ogr2ogr, psql)
+        raise click.UsageError("--replace needs --building: the building whose rows are swapped")
     import psycopg2
 
     from indoor.db import DatabaseUnavailable

@@ -209,6 +209,8 @@ def test_bad_mapping_options_are_usage_errors(cookbook_url):
     assert bad_map.returncode == 2 and "teleport" in bad_map.stderr
     both = run_cli(cookbook_url, "import", str(FLOORS[1]), "--level", "1", "--level-field", "floor")
     assert both.returncode == 2
+    nameless_replace = run_cli(cookbook_url, "import", str(ROOMS[0]), "--replace", *ROOM_OPTIONS)
+    assert nameless_replace.returncode == 2 and "--building" in nameless_replace.stderr
     osm_with_mapping = run_cli(
         cookbook_url, "import", str(SHARED_DATA / "osm" / "berlin_hbf.osm"), "--level-field", "floor"
     )
