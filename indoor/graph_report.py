@@ -35,6 +35,8 @@ def print_report(building: str | None = None, as_json: bool = False, room_distan
         rest = f"; next largest {', '.join(map(str, others))}" if others else ""
         largest = found["largest"][0] if found["largest"] else 0
         click.echo(f"{'info':6} components ({profile}): {found['count']} (largest {largest} vertices{rest})")
+    if report["missing_building"]:
+        click.echo(f"{'ERROR':6} no rooms of building {report['missing_building']!r}")
     fine = 0
     for entry in report["buildings"]:
         if not (

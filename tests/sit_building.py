@@ -7,7 +7,8 @@ corridor, sharing an edge with it, with rooms along its far side. Between levels
 (`level=0`, `repeat_on=1;2`) with one door node on all three levels, an elevator shaft
 (`highway=elevator`, `level=0-2`, a range), a second stair room drawn once per level and open
 to the hall, an elevator node in the hall (`level=0;1;2`) and a
-one-way escalator area in the hall (`conveying=forward`, `incline=up`, levels 0 and 1).
+one-way escalator area in the hall (`conveying=forward`, `incline=up`, levels 0 and 1). The
+hall's doors carry no `level` (their ways' levels apply).
 
 Left out on purpose: `1.N04` has no door (unreachable); `0.S05` is `access=private`; the door of
 `Lab 2.E01` is `wheelchair=no` (unreachable for the accessible profile only).
@@ -145,7 +146,7 @@ class SitBuilding:
                 tags = {"indoor": "room", "level": lv, "ref": ref}
                 tags.update({"shop": "kiosk", "name": f"Kiosk {level}"} if k == 0 else {"room": "storage"})
                 b.way(level, [(60 + 6 * k, -26), (66 + 6 * k, -26), (66 + 6 * k, -20), (60 + 6 * k, -20)], tags, [door])
-                b.node(level, *door, {"door": "yes", "level": lv})
+                b.node(level, *door, {"door": "yes"})  # no level: the outlines it is on tell
             b.line(level, [(-8, -30), (96, -30)], {"indoor": "wall", "level": lv})
             # A second stair core drawn once per level (as IMDF units and many OSM mappers do),
             # open to the hall along the edge they share.

@@ -131,6 +131,10 @@ def test_rooms_route_to_each_other_on_a_level_and_across_levels(sit_url, sit_cli
             if label == "across levels":
                 assert len(body["route"]["levels"]) >= 2
         results[label] = routed / len(pairs)
+    # The hall's rooms, whose doors carry no level of their own, route to the corridor's.
+    by_name = {name: room_id for room_id, (name, _) in rooms.items()}
+    for hall_room in ["Kiosk 1"] + [f"1.H{k:02d}" for k in range(1, 5)]:
+        assert _route(sit_client, by_name["1.S01"], by_name[hall_room]) is not None
     print(f"SIT building: routable room pairs {results}")
     assert results["same level"] >= 0.95
     assert results["across levels"] >= 0.90
@@ -245,6 +249,17 @@ def test_an_unreadable_geojson_feature_is_named(tmp_path):
         osm.read_plan(path)
 
 
+def test_a_geojson_coordinate_that_is_no_number_is_named(tmp_path):
+    path = tmp_path / "nan.geojson"
+    point = {"type": "Point", "coordinates": [float("nan"), 52.5]}
+    feature = {"type": "Feature", "id": "node/9", "properties": {"door": "yes"}, "geometry": point}
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))  # writes NaN, as some tools do
+    with pytest.raises(
+        osm.UnreadableSource, match=r"nan\.geojson: node/9 has a coordinate that is not a finite number"
+    ):
+        osm.read_plan(path)
+
+
 def test_a_truncated_pbf_is_named(sit_files, tmp_path):
     path = tmp_path / "cut.osm.pbf"
     data = sit_files["pbf"].read_bytes()
@@ -290,3 +305,16 @@ def test_check_graph_names_levels_without_a_way_between_them_one_way_traps_and_f
     text = run_cli(url, "check-graph", "--building", "Broken", "--room-distance", "40").stdout
     assert "ERROR  'Broken': levels without stairs, escalator, elevator or ramp to another level: 2" in text
     assert "ERROR  one-way traps: 1" in text
+
+
+def test_check_graph_on_an_empty_database_finds_nothing_wrong(fresh_database):
+    url = fresh_database("empty_check")
+    assert run_cli(url, "init-db").returncode == 0
+    result = run_cli(url, "check-graph", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["buildings"] == [] and report["one_way_traps"] == [] and report["errors"] == 0
+    assert report["components"]["walking"] == {"count": 0, "largest": []}
+    misspelt = run_cli(url, "check-graph", "--building", "Nowhere")
+    assert misspelt.returncode == 1
+    assert "ERROR  no rooms of building 'Nowhere'" in misspelt.stdout

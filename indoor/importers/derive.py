@@ -10,16 +10,18 @@ the DATA.md invariant (cost >= geodesic length between the vertices) holds by co
   shrunk by `CLEARANCES_M` (people keep off walls); its nodes are the points where people enter
   (doors, the joins with neighbouring walkable spaces, routing-line vertices, elevator nodes),
   the reflex corners of the shrunk space (where shortest paths bend) and, in a room, its label
-  point. Two nodes are joined wherever the shrunk space covers the segment between them, at most
-  `LINKS_PER_NODE` per node (nearest first), so big halls stay small graphs.
+  point. Two nodes are joined wherever the shrunk space covers the segment between them: every
+  such pair in a small space, in a big hall only each node's nearest few and its nearest in each
+  of `SECTORS` directions (see `_visibility_pairs`), so big halls stay small graphs.
 - A point of entry on the outline joins the space by a short edge to the nearest point of the
   shrunk space; two spaces meet where they share that point.
 - Rooms are entered only through their doors. Corridors, areas (and vertical spaces without
   doors) that share an edge or overlap are walkable across it: join points every
-  `JOIN_SPACING_M` along the shared edge.
+  `JOIN_SPACING_M` along the shared edge. Rooms drawn on top of a hall are cut out of it.
 - A room without a door is left as an island (its label snaps to it, so a route to it fails
   honestly instead of passing through a wall), except on a level whose source maps routing
-  lines: there its label joins the nearest line vertex within `ROOM_LINK_M`, as such sources
+  lines: there its label (also that of a room whose doors all lead to no mapped space, e.g. to
+  the street) joins the nearest line vertex within `ROOM_LINK_M`, as such sources
   intend (a station's shops are open to the concourse, their shopfronts are not mapped as doors),
   and a door with a space on one side only joins the nearest line vertex within `DOOR_LINK_M`.
 - `routable=False` (access=private|no): the space is an island, the opening or line is left out.
@@ -57,21 +59,22 @@ VERTICAL_EXTRA_M = {"stairs": STAIRS_EXTRA_M, "escalator": ESCALATOR_EXTRA_M, "e
 
 CLEARANCES_M = (0.4, 0.15)  # tried in turn: the first that keeps the space in one piece
 VISIBILITY_TOLERANCE_M = 0.02  # numerical slack when a segment runs along the shrunk outline
-LINKS_PER_NODE = 10
-CANDIDATES_PER_NODE = 40
+FULL_VISIBILITY_NODES = 60  # up to this many nodes in a space: every visible pair is an edge
+LINKS_PER_NODE = 6  # more: the nearest few it sees...
+SECTORS = 16  # ...and the nearest it sees in each of these directions
+CANDIDATES_PER_NODE = 96
 DOOR_ON_ROOM_M = 0.3  # a door belongs to a room when this close to its outline
 DOOR_ON_WALKABLE_M = 1.0  # ...to a corridor or area (across a wall's thickness)
 LINE_IN_SPACE_M = 0.5  # a routing-line vertex this close to a walkable space joins it
 JOIN_SPACING_M = 4.0  # between join points along an edge two walkable spaces share
 MIN_SHARED_EDGE_M = 0.6  # a shared edge shorter than this is no passage
-CONNECTOR_REACH_M = 5.0
+CONNECTOR_REACH_M = 5.0  # an elevator node outside every space joins the nearest vertex this close
 # On a level with routing lines: a room without a door joins the nearest line vertex this close
 # (as a snapped room always did), a door on one space only the nearest within DOOR_LINK_M.
 ROOM_LINK_M = 30.0
-DOOR_LINK_M = 15.0  # an elevator node outside every space joins the nearest vertex this close
+DOOR_LINK_M = 15.0
 STACKED_OVERLAP = 0.3  # share of the smaller outline two stacked vertical spaces must overlap
 REFLEX_MIN_TURN = math.sin(math.radians(10))
-NODE_GRID_M = 0.05  # nodes closer than this are one
 VERTEX_GRID_M = 0.01  # vertices at the same level within a centimetre are one
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -114,6 +117,7 @@ class _Anchor:
     y: float
     vertex: int
     kind: str = "corridor"
+    leads_on: bool = True  # False: a door with no mapped space on its other side
 
 
 @dataclass
@@ -259,9 +263,7 @@ def _add_lines(plan: IndoorPlan, graph: _Graph, projection: LocalProjection) -> 
     for line, level, coords in flat:
         kind = "stairs" if line.wheelchair is False else line.kind
         extra = _line_extra(kind)
-        forward, backward = (
-            (extra, -1.0) if line.oneway == 1 else ((-1.0, extra) if line.oneway == -1 else (extra, extra))
-        )
+        forward, backward = _directed(extra, line.oneway)
         start = 0
         for i in range(1, len(coords)):
             if i == len(coords) - 1 or uses[level, coords[i][:2]] > 1:
@@ -270,13 +272,9 @@ def _add_lines(plan: IndoorPlan, graph: _Graph, projection: LocalProjection) -> 
                     graph.edge(a, b, kind, forward, backward, wkt(coords[start : i + 1]))
                 start = i
     for line, first_level, last_level, coords in climbing:
-        kind = line.kind if line.kind in VERTICAL_EXTRA_M or line.kind == "ramp" else "stairs"
-        if line.wheelchair is False and kind not in ("stairs", "escalator"):
-            kind = "stairs"
+        kind = _vertical_kind(line.kind, line.wheelchair)
         extra = _line_extra(kind)
-        forward, backward = (
-            (extra, -1.0) if line.oneway == 1 else ((-1.0, extra) if line.oneway == -1 else (extra, extra))
-        )
+        forward, backward = _directed(extra, line.oneway)
         graph.edge(vertex(first_level, coords[0]), vertex(last_level, coords[-1]), kind, forward, backward, wkt(coords))
 
 
@@ -310,6 +308,17 @@ def _line_extra(kind: str) -> float:
     return {"stairs": STAIRS_EXTRA_M, "escalator": ESCALATOR_EXTRA_M, "ramp": RAMP_EXTRA_M}.get(kind, 0.0)
 
 
+def _directed(extra: float, oneway: int) -> tuple[float, float]:
+    """(forward, backward) extras; -1 closes a one-way edge's other direction."""
+    return (extra, -1.0) if oneway == 1 else ((-1.0, extra) if oneway == -1 else (extra, extra))
+
+
+def _vertical_kind(kind: str, wheelchair: bool | None) -> str:
+    """The edge kind of a climb: one the accessible profile avoids when nobody in a wheelchair can use it."""
+    kind = kind if kind in VERTICAL_EXTRA_M or kind == "ramp" else "stairs"
+    return "stairs" if wheelchair is False and kind not in ("stairs", "escalator") else kind
+
+
 # -- spaces and what enters them ----------------------------------------------------------
 
 
@@ -324,7 +333,32 @@ def _space_parts(plan: IndoorPlan, projection: LocalProjection) -> list[_SpacePa
         polygons = [p for p in _polygons(geometry) if p.area > 0.05]
         for level in dict.fromkeys(space.levels):
             parts.extend(_SpacePart(space, level, polygon) for polygon in polygons)
-    return parts
+    return _cut_out_rooms(parts)
+
+
+def _cut_out_rooms(parts: list[_SpacePart]) -> list[_SpacePart]:
+    """Rooms drawn on top of a hall or corridor (no hole left for them) are not walked through:
+    the walkable part is the space minus the rooms over it, a piece per part that is left."""
+    rooms = [p for p in parts if p.space.kind == "room"]
+    if not rooms:
+        return parts
+    tree = shapely.STRtree([p.polygon for p in rooms])
+    result = []
+    for part in parts:
+        if not part.walkable:
+            result.append(part)
+            continue
+        over = [
+            rooms[i].polygon
+            for i in tree.query(part.polygon, predicate="intersects")
+            if rooms[i].level == part.level and part.polygon.intersection(rooms[i].polygon).area > 0.5
+        ]
+        if not over:
+            result.append(part)
+            continue
+        left = part.polygon.difference(shapely.union_all(over))
+        result.extend(_SpacePart(part.space, part.level, p) for p in _polygons(left) if p.area > 0.05)
+    return result
 
 
 def _polygons(geometry) -> list[Polygon]:
@@ -416,17 +450,20 @@ def _add_doors(plan: IndoorPlan, parts, graph: _Graph, projection: LocalProjecti
             if level not in by_level:
                 continue
             group, tree = by_level[level]
-            vertex_id, joined = None, 0
+            vertex_id, joined = None, []
             for index in tree.query(geometry, predicate="dwithin", distance=DOOR_ON_WALKABLE_M):
                 part = group[index]
+                # On a room's outline; in a corridor or area, or across a wall from it.
+                near = part.polygon.distance(geometry) if part.walkable else part.polygon.boundary.distance(geometry)
                 reach = DOOR_ON_WALKABLE_M if part.walkable else DOOR_ON_ROOM_M
-                if not part.space.routable or part.polygon.boundary.distance(geometry) > reach:
+                if not part.space.routable or near > reach:
                     continue
                 if vertex_id is None:
                     vertex_id = graph.vertex(level, door.x, door.y)
-                part.anchors.append(_Anchor(door.x, door.y, vertex_id, kind))
-                joined += 1
-            if joined == 1:
+                joined.append(_Anchor(door.x, door.y, vertex_id, kind))
+                part.anchors.append(joined[-1])
+            if len(joined) == 1:
+                joined[0].leads_on = False
                 dead_ends.append(vertex_id)
     return dead_ends
 
@@ -497,10 +534,12 @@ def _build_space(part: _SpacePart, graph: _Graph, line_vertices: _LineVertices, 
     space = part.space
     vertical = space.kind in VERTICAL_SPACES
     entered = bool(part.anchors)
-    if not entered and space.kind == "room" and space.routable and part.level in line_vertices:
+    leads_on = any(anchor.leads_on for anchor in part.anchors)
+    if not leads_on and space.kind == "room" and space.routable and part.level in line_vertices:
         for x, y in part.labels:  # reached from the nearest routing line (module docstring)
             line_vertices.link(graph.vertex(part.level, x, y), ROOM_LINK_M)
-        return
+        if not entered:
+            return
     if not entered and not part.labels and not vertical:
         return  # a space nobody enters and nobody routes to
     area = _shrunk(part.polygon)
@@ -547,8 +586,13 @@ def _build_space(part: _SpacePart, graph: _Graph, line_vertices: _LineVertices, 
 
 
 def _visibility_pairs(points: np.ndarray, covering) -> set[tuple[int, int]]:
-    """Pairs of nodes the shrunk space sees between: the nearest `LINKS_PER_NODE` per node,
-    then links between whatever pieces that left apart."""
+    """Pairs of nodes the shrunk space sees between.
+
+    Up to `FULL_VISIBILITY_NODES` nodes: every visible pair (shortest paths are exact). More (a
+    big hall): among each node's `CANDIDATES_PER_NODE` nearest, the `LINKS_PER_NODE` nearest it
+    sees plus the nearest it sees in each of `SECTORS` directions (a Yao graph: routes across
+    the hall stay nearly straight instead of hopping along its walls); then links between
+    whatever pieces that left apart."""
     count = len(points)
     pairs: set[tuple[int, int]] = set()
     if count < 2:
@@ -561,36 +605,46 @@ def _visibility_pairs(points: np.ndarray, covering) -> set[tuple[int, int]]:
             i = parent[i]
         return i
 
-    def link(i, candidates, limit) -> None:
-        if len(candidates) == 0:
-            return
+    def visible(i, candidates) -> np.ndarray:
         segments = shapely.linestrings(
             np.stack([np.repeat(points[i : i + 1], len(candidates), 0), points[candidates]], 1)
         )
-        seen = shapely.covers(covering, segments)
-        found = 0
-        for j, visible in zip(candidates, seen, strict=True):
-            if visible:
-                pairs.add((min(i, int(j)), max(i, int(j))))
-                parent[find(i)] = find(int(j))
-                found += 1
-                if found >= limit:
-                    return
+        return candidates[shapely.covers(covering, segments)]
 
+    def add(i, j) -> None:
+        pairs.add((min(i, j), max(i, j)))
+        parent[find(i)] = find(j)
+
+    full = count <= FULL_VISIBILITY_NODES
     for i in range(count):
-        distances = np.hypot(*(points - points[i]).T)
+        offsets = points - points[i]
+        distances = np.hypot(*offsets.T)
         distances[i] = np.inf
+        if full:
+            for j in visible(i, np.arange(i + 1, count)):
+                add(i, int(j))
+            continue
         order = np.argsort(distances)[:CANDIDATES_PER_NODE]
-        link(i, order[np.isfinite(distances[order])], LINKS_PER_NODE)
+        seen = visible(i, order[np.isfinite(distances[order])])  # nearest first
+        sectors = ((np.arctan2(offsets[seen, 1], offsets[seen, 0]) + math.pi) / (2 * math.pi) * SECTORS).astype(int)
+        taken = set()
+        for rank, (j, sector) in enumerate(zip(seen, sectors, strict=True)):
+            if rank < LINKS_PER_NODE or sector not in taken:
+                add(i, int(j))
+                taken.add(sector)
     # Pieces left apart by the cap: join each to the nearest node of another piece it sees.
     for _ in range(3):
-        roots = {find(i) for i in range(count)}
-        if len(roots) == 1:
+        roots = np.array([find(i) for i in range(count)])
+        values, sizes = np.unique(roots, return_counts=True)
+        if len(values) == 1:
             break
-        for i in range(count):
+        for i in np.flatnonzero(roots != values[np.argmax(sizes)]):
             distances = np.hypot(*(points - points[i]).T)
-            others = np.array([j for j in np.argsort(distances) if find(int(j)) != find(i)][:200], dtype=int)
-            link(i, others, 1)
+            others = np.flatnonzero(roots != roots[i])
+            others = others[np.argsort(distances[others])][:200]
+            seen = visible(int(i), others)
+            if len(seen):
+                add(int(i), int(seen[0]))
     return pairs
 
 
@@ -628,12 +682,9 @@ def _add_vertical_spaces(graph: _Graph, vertical_nodes: list[tuple[_SpacePart, i
 
 
 def _climb(graph: _Graph, space: Space, lower: int, upper: int) -> None:
-    kind = space.kind if space.kind in VERTICAL_EXTRA_M or space.kind == "ramp" else "stairs"
-    if space.wheelchair is False and kind not in ("stairs", "escalator"):
-        kind = "stairs"
     extra = VERTICAL_EXTRA_M.get(space.kind, RAMP_EXTRA_M)
-    up, down = (extra, -1.0) if space.oneway == 1 else ((-1.0, extra) if space.oneway == -1 else (extra, extra))
-    graph.edge(lower, upper, kind, up, down, _point_line(graph, lower, upper))
+    up, down = _directed(extra, space.oneway)
+    graph.edge(lower, upper, _vertical_kind(space.kind, space.wheelchair), up, down, _point_line(graph, lower, upper))
 
 
 def _point_line(graph: _Graph, a: int, b: int) -> str:
@@ -664,9 +715,8 @@ def _add_connectors(plan: IndoorPlan, graph: _Graph, connector_vertices: dict) -
                 graph.edge(vertex_id, nearest, "corridor", 0.0, 0.0)
             served[level] = vertex_id
         kind = connector.kind if connector.kind in VERTICAL_EXTRA_M else "elevator"
-        if connector.wheelchair is False:
-            kind = "stairs"
-        extra = VERTICAL_EXTRA_M.get(kind, ELEVATOR_COST_M)
+        extra = VERTICAL_EXTRA_M[kind]
+        kind = _vertical_kind(kind, connector.wheelchair)
         levels = sorted(served)
         for lower, upper in zip(levels, levels[1:], strict=False):
             graph.edge(

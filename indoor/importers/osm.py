@@ -12,7 +12,8 @@ already is features. `plan_from_features` reads the tags of those features:
   Levels: `level` and `repeat_on`, lists (`0;2` is 0 and 2), ranges (`-1-2` is -1, 0, 1, 2) and
   decimals (`0.5`). `access=private|no`: not routable; `wheelchair=no`: not for the accessible
   profile. Category: `amenity`, then `shop` (as `shop`), then `room`, then `toilets=yes`.
-- Openings: `door=*` (not `door=no`), `entrance=*` and `indoor=door` nodes (or ways).
+- Openings: `door=*` (not `door=no`), `entrance=*` and `indoor=door` nodes (or ways); a door
+  without `level` is on the levels of the spaces whose outline it lies on.
 - Routing lines (kept unless `routing_lines=False`): `highway=footway|corridor|path|pedestrian`
   lines on one level (`oneway=yes`: first -> last only); `highway=steps` on two levels, one edge
   from its first to its last node, which end is on which level from the footways that meet each
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+import numpy as np
 import shapely
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, shape
 from shapely.ops import polygonize, unary_union
@@ -238,6 +240,8 @@ def read_osm_geojson(path) -> list[OsmFeature]:
             raise UnreadableSource(f"{path}: {source} has an unreadable geometry: {exc}") from None
         if geometry.is_empty:
             continue
+        if not np.isfinite(shapely.get_coordinates(geometry)).all():
+            raise UnreadableSource(f"{path}: {source} has a coordinate that is not a finite number")
         # osmtogeojson keeps some closed area ways (indoor=*) as LineStrings.
         if isinstance(geometry, LineString) and geometry.is_closed and len(geometry.coords) >= 4 and _is_area(tags):
             geometry = Polygon(geometry.coords)
@@ -303,7 +307,31 @@ def plan_from_features(features: list[OsmFeature], routing_lines: bool = True) -
             for level in levels:
                 plan.features.append(PlanFeature(geometry, level, tags["indoor"], _label(tags)))
     _add_steps(plan, steps)
+    _door_levels(plan)
     return plan
+
+
+DOOR_ON_OUTLINE_DEG = 5e-6  # about half a metre
+
+
+def _door_levels(plan: IndoorPlan) -> None:
+    """Doors mapped without `level` take the levels of the spaces on whose outline they lie (as
+    a node of those ways, in OSM's own terms), else level 0; then join the floor plan."""
+    spaces = [s for s in plan.spaces if not s.geometry.is_empty]
+    tree = shapely.STRtree([s.geometry for s in spaces]) if spaces else None
+    for opening in plan.openings:
+        if not opening.levels:
+            near = tree.query(opening.geometry, predicate="dwithin", distance=DOOR_ON_OUTLINE_DEG) if tree else []
+            levels = {
+                level
+                for i in near
+                if spaces[i].geometry.boundary.distance(opening.geometry) <= DOOR_ON_OUTLINE_DEG
+                for level in spaces[i].levels
+            }
+            opening.levels = tuple(sorted(levels)) or (Decimal(0),)
+        if isinstance(opening.geometry, Point):
+            for level in opening.levels:
+                plan.features.append(PlanFeature(opening.geometry, level, "door"))
 
 
 def _level_name(plan: IndoorPlan, tags: dict, levels: tuple, feature: OsmFeature) -> None:
@@ -397,9 +425,9 @@ def _add_point(plan: IndoorPlan, feature: OsmFeature, levels: tuple) -> None:
     is_door = (tags.get("door") and tags["door"] != "no") or tags.get("entrance") or tags.get("indoor") == "door"
     if is_door:
         routable = _routable(tags) and tags.get("door") != "no"
-        plan.openings.append(Opening(feature.geometry, levels, routable, _wheelchair(tags), feature.source))
-        for level in levels:
-            plan.features.append(PlanFeature(feature.geometry, level, "door", _label(tags)))
+        # Without a level of its own, a door is on the levels of the outlines it lies on (below).
+        door_levels = levels if explicit_levels else ()
+        plan.openings.append(Opening(feature.geometry, door_levels, routable, _wheelchair(tags), feature.source))
     label = _label(tags)
     if label and explicit_levels and ("shop" in tags or tags.get("indoor") == "room"):
         plan.rooms.append(Room(feature.geometry, levels[0], label, _category(tags), feature.source))

@@ -227,12 +227,14 @@ def connectivity_report(cur, building: str | None = None, room_distance_m: float
     errors = len(traps) + sum(
         len(b["unreachable"]["walking"]) + len(b["levels_without_vertical"]) for b in buildings.values()
     )
+    missing = building is not None and not buildings  # a misspelt --building must not pass quietly
     return {
+        "missing_building": building if missing else None,
         "components": components,
         "buildings": list(buildings.values()),
         "one_way_traps": traps,
         "room_distance_m": room_distance_m,
-        "errors": errors,
+        "errors": errors + missing,
     }
 
 
