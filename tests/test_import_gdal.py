@@ -153,3 +153,21 @@ def test_a_geopackage_of_spaces_and_doors_is_derived_into_a_network(fresh_databa
     assert kinds.count("door") == 2 and "corridor" in kinds  # out of R1's door, along, in at R3's
     assert 20 <= body["route"]["distance_m"] <= 26
     app.extensions["indoor.db"].close()
+
+
+def test_a_zipped_shapefile_is_read_through_gdal(fresh_database, tmp_path):
+    import zipfile
+
+    from tests.conftest import SHARED_DATA
+
+    rooms = SHARED_DATA / "cookbook" / "ch11" / "e01_room_data.shp"
+    archive = tmp_path / "rooms.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for part in rooms.parent.glob(rooms.stem + ".*"):
+            zipped.write(part, f"export/{part.name}")
+    url = fresh_database("zipped_shapefile")
+    assert run_cli(url, "init-db").returncode == 0
+    result = run_cli(url, "import", str(archive), "--level-field", "floor", "--name-field", "room_num")
+    assert result.returncode == 0, result.stderr
+    assert "GDAL" in result.stdout
+    assert query(url, "SELECT count(*), min(level), max(level) FROM room_points") == [(9, 1, 1)]

@@ -116,11 +116,22 @@ def read_plan(path: str, source_format: str, mapping: Mapping, routing_lines: bo
 def _read_gdal(path: str, mapping: Mapping) -> IndoorPlan:
     from indoor.importers.lines import node_lines
 
+    name = os.path.basename(path.rstrip("/"))
     if zipfile.is_zipfile(path):
-        path = "/vsizip/" + os.path.abspath(path)
-    plan = read_gdal(path, mapping)
+        path = _inside_zip(path)
+    plan = read_gdal(path, mapping, name)
     plan.lines = node_lines(plan.lines, NODE_TOLERANCE_M)
     return plan
+
+
+def _inside_zip(path: str) -> str:
+    """GDAL's path into a zip: the folder holding every file when there is one (an export whose
+    files sit in a subfolder), else the archive's root."""
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if not n.endswith("/")]
+    folders = {os.path.dirname(n) for n in names}
+    inner = folders.pop() if len(folders) == 1 else ""
+    return "/vsizip/" + os.path.abspath(path) + (f"/{inner}" if inner else "")
 
 
 def import_plan(db, plan: IndoorPlan, source_format: str, building: str | None, replace: bool) -> ImportResult:

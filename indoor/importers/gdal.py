@@ -81,8 +81,9 @@ def parse_kind_map(text: str | None) -> dict[str, str]:
     return mapping
 
 
-def read_gdal(path: str, mapping: Mapping) -> IndoorPlan:
-    name = os.path.basename(path.rstrip("/"))
+def read_gdal(path: str, mapping: Mapping, name: str | None = None) -> IndoorPlan:
+    """`name`: how messages name the source (the archive for a path inside a zip)."""
+    name = name or os.path.basename(path.rstrip("/"))
     if path.lower().endswith(".shp"):
         _check_shapefile(path, name)
     try:
