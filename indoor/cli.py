@@ -1,4 +1,4 @@
-"""`flask --app wsgi indoor init-db | demo`."""
+"""`flask --app wsgi indoor init-db | demo | import | import-osm | build-overlay | check-graph`."""
 
 from __future__ import annotations
 
@@ -53,33 +53,118 @@ def demo_command(seed, buildings, levels, grid, min_edges):
     _write_demo(seed=seed, buildings=size.buildings, levels=levels, grid=grid)
 
 
+IGNORE_ROUTING_LINES = click.option(
+    "--ignore-routing-lines",
+    is_flag=True,
+    help="Derive the whole network from rooms, corridors and doors, leaving out the source's routing lines.",
+)
+
+
+@indoor.command("import")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--building", default=None, help="Building name stored on the rooms and the floor plan.")
+@click.option("--replace", is_flag=True, help="Swap the building's rows (rooms, floor plan, network) for the file's.")
+@click.option("--level", "level", default=None, help="GDAL files: the level of every feature (e.g. 1, -1, 0.5).")
+@click.option("--level-field", default=None, help="GDAL files: the field holding each feature's level.")
+@click.option("--kind-field", default=None, help="GDAL files: the field holding a feature's kind.")
+@click.option("--kind-map", default=None, help="GDAL files: VALUE=KIND,... e.g. 3=stairs,4=elevator.")
+@click.option("--name-field", default=None, help="GDAL files: the field naming rooms (room labels).")
+@click.option("--category-field", default=None, help="GDAL files: the field holding a room's category.")
+@click.option(
+    "--crs",
+    default=None,
+    help="GDAL files: the CRS of the coordinates, for a file without one (DXF) or a wrong one; e.g. EPSG:3857.",
+)
+@IGNORE_ROUTING_LINES
+@with_appcontext
+def import_command(
+    path,
+    building,
+    replace,
+    level,
+    level_field,
+    kind_field,
+    kind_map,
+    name_field,
+    category_field,
+    crs,
+    ignore_routing_lines,
+):
+    """Import a building: OSM XML/PBF/GeoJSON, an IMDF archive, or any file GDAL reads (appends)."""
+    from decimal import Decimal, InvalidOperation
+
+    from indoor.importers.gdal import Mapping, parse_kind_map
+
+    if level is not None and level_field:
+        raise click.UsageError("give --level or --level-field, not both")
+    try:
+        level = Decimal(level) if level is not None else None
+    except InvalidOperation:
+        raise click.BadParameter(f"{level!r} is not a level", param_hint="--level") from None
+    if level is not None and not level.is_finite():
+        raise click.BadParameter(f"{level} is not a level", param_hint="--level")
+    try:
+        kinds = parse_kind_map(kind_map)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--kind-map") from None
+    if kinds and not kind_field:
+        raise click.UsageError("--kind-map needs --kind-field")
+    mapping = Mapping(level, level_field, kind_field, kinds, name_field, category_field, crs)
+    _import(path, building, replace, mapping, not ignore_routing_lines, "import")
+
+
 @indoor.command("import-osm")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--building", default=None, help="Building name stored on the rooms and the floor plan.")
-@click.option(
-    "--ignore-routing-lines",
-    is_flag=True,
-    help="Derive the whole network from rooms, corridors and doors, leaving out the highway=* lines.",
-)
+@click.option("--replace", is_flag=True, help="Swap the building's rows for the file's.")
+@IGNORE_ROUTING_LINES
 @with_appcontext
-def import_osm_command(path, building, ignore_routing_lines):
-    """Import OSM indoor data (XML, PBF or GeoJSON; appends; ids continue after the existing ones)."""
-    from indoor.importers import derive, osm
+def import_osm_command(path, building, replace, ignore_routing_lines):
+    """Alias of `import` (kept for scripts): an OSM extract (XML, PBF, GeoJSON), or any source `import` reads."""
+    from indoor.importers.gdal import Mapping
+
+    _import(path, building, replace, Mapping(), not ignore_routing_lines, "import-osm")
+
+
+def _import(path, building, replace, mapping, routing_lines, command):
+    """Read, derive, write in one transaction; a failure prints one line and exits 1."""
+    if replace and not building:  # rows without a building may be anyone's (ogr2ogr, psql)
+        raise click.UsageError("--replace needs --building: the building whose rows are swapped")
+    import psycopg2
+
+    from indoor.db import DatabaseUnavailable
+    from indoor.importers import dispatch
     from indoor.importers.plan import UnreadableSource
-    from indoor.queries import network, schema
+    from indoor.queries import schema
 
     started = time.perf_counter()
     try:
-        plan = osm.read_plan(path, routing_lines=not ignore_routing_lines)
-    except UnreadableSource as exc:
-        raise click.ClickException(str(exc)) from None
-    with get_db().transaction() as cur:
-        first_vertex, first_edge = network.next_ids(cur)
-        counts = network.write_network(cur, derive.derive_network(plan, first_vertex, first_edge, building))
+        source_format = dispatch.detect_format(path)
+        plan = dispatch.read_plan(path, source_format, mapping, routing_lines)
+        result = dispatch.import_plan(get_db(), plan, source_format, building, replace)
+    except dispatch.UsageError as error:
+        raise click.UsageError(str(error)) from None
+    except UnreadableSource as error:
+        click.echo(f"{command}: nothing imported: {error}", err=True)
+        raise SystemExit(1) from None
+    except (psycopg2.Error, DatabaseUnavailable) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        click.echo(f"{command}: nothing imported: {path}: the database refused the rows: {reason}", err=True)
+        raise SystemExit(1) from None
+    except Exception as error:  # a geometry no step expected: still one line, still nothing written
+        reason = " ".join(str(error).split())
+        click.echo(f"{command}: nothing imported: {path}: {type(error).__name__}: {reason}", err=True)
+        raise SystemExit(1) from None
     with get_db().transaction() as cur:
         schema.analyze(cur)
-    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
-    click.echo(f"import-osm: {summary} in {time.perf_counter() - started:.1f}s")
+    replaced = f" (replaced {', '.join(f'{v} {k}' for k, v in result.deleted.items())})" if replace else ""
+    summary = ", ".join(f"{v} {k}" for k, v in result.counts.items())
+    click.echo(f"{command}: {result.format}: {summary}{replaced} in {time.perf_counter() - started:.1f}s")
+    if result.stairs_joined or result.stairs_open:
+        click.echo(
+            f"{command}: {result.stairs_joined} stairs ends joined to another level,"
+            f" {result.stairs_open} still open (waiting for the next floor's file)"
+        )
     _build_overlay()
     from indoor.graph_report import print_report
 

@@ -121,6 +121,17 @@ def database_url(direct_database_url, request):
 
 
 @pytest.fixture(scope="session")
+def served_url(request):
+    """-> a function: a database URL on the session cluster as the service (and an import) reach
+    it: through pgbouncer in the second pass of `make test`, else unchanged."""
+
+    def via(url: str) -> str:
+        return request.getfixturevalue("pgbouncer").via(url) if VIA_PGBOUNCER else url
+
+    return via
+
+
+@pytest.fixture(scope="session")
 def redis_url(redis_server):
     return redis_server.url(0)
 

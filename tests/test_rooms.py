@@ -79,8 +79,8 @@ def test_levels_render_numeric_levels_as_numbers_and_filter_by_building(fclient,
 
 
 def test_one_room_is_a_geojson_feature(client, sql):
-    room_id, label, level, building, lon, lat = sql(
-        "SELECT ogc_fid, text, level, building, ST_X(wkb_geometry), ST_Y(wkb_geometry) FROM room_points"
+    room_id, label, level, building, category, lon, lat = sql(
+        "SELECT ogc_fid, text, level, building, category, ST_X(wkb_geometry), ST_Y(wkb_geometry) FROM room_points"
         " ORDER BY ogc_fid DESC LIMIT 1"
     )[0]
     response = client.get(f"/api/rooms/{room_id}")
@@ -90,7 +90,7 @@ def test_one_room_is_a_geojson_feature(client, sql):
         "type": "Feature",
         "id": room_id,
         "geometry": {"type": "Point", "coordinates": [round(lon, 7), round(lat, 7)]},
-        "properties": {"name": label, "level": int(level), "building": building},
+        "properties": {"name": label, "level": int(level), "building": building, "category": category},
     }
 
 

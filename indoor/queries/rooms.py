@@ -1,7 +1,7 @@
 """Rooms (`room_points`) and levels: GeoJSON built by PostGIS, one statement per page.
 
 A room Feature: {"type":"Feature","id":17,"geometry":{"type":"Point",...},
-"properties":{"name":"E01.14","level":0,"building":null}}. Coordinates have at most 7 decimals;
+"properties":{"name":"E01.14","level":0,"building":null,"category":"office"}}. Coordinates have at most 7 decimals;
 `trim_scale` renders a numeric level 0.0 as 0 and 0.50 as 0.5.
 """
 
@@ -42,7 +42,8 @@ ROOM_FEATURE = f"""'{{"type":"Feature","id":' || ogc_fid
        || ',"geometry":' || {geojson_sql("wkb_geometry")}
        || ',"properties":{{"name":' || coalesce(to_json(text)::text, 'null')
        || ',"level":' || {level_json_sql("level")}
-       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}}}'"""
+       || ',"building":' || coalesce(to_json(building)::text, 'null')
+       || ',"category":' || coalesce(to_json(category)::text, 'null') || '}}}}'"""
 
 ROOMS_PAGE = f"""
 SELECT ogc_fid, {ROOM_FEATURE}
@@ -62,7 +63,7 @@ SELECT {ROOM_FEATURE}
  WHERE ogc_fid = %(id)s
 """  # noqa: S608 - constant fragments; values are parameters
 
-# Levels known from the rooms and the floor plan: how many rooms, and the extent of both. Only
+# Levels known from the rooms and the floor plan: how many rooms, the extent of both, the name. Only
 # levels a client can ask for are levels (finite, within the `level` parameter's range: NULL, NaN
 # and Infinity are not). The extent takes rows in SRID 4326 whose box lies within lon/lat (`@`,
 # from the box stored with each geometry: cheap); a NaN coordinate can still slip through
@@ -85,16 +86,25 @@ WITH things AS (
            ) AS extent
       FROM things
      GROUP BY level
+), named AS (
+    -- The display name (indoor_level_names): the building's; without one, the name every
+    -- building that names this level agrees on, else null.
+    SELECT p.*, (SELECT CASE WHEN count(DISTINCT n.name) = 1 THEN min(n.name) END
+                   FROM indoor_level_names n
+                  WHERE n.level = p.level
+                    AND (%(building)s::text IS NULL OR n.building = %(building)s::text)) AS name
+      FROM per_level p
 )
 SELECT coalesce(json_agg(json_build_object(
            'level', trim_scale(level),
+           'name', name,
            'rooms', rooms,
            'bbox', CASE WHEN {in_lonlat_sql("ST_SetSRID(extent::geometry, 4326)")} THEN json_build_array(
                        trim_scale(round(ST_XMin(extent)::numeric, 7)), trim_scale(round(ST_YMin(extent)::numeric, 7)),
                        trim_scale(round(ST_XMax(extent)::numeric, 7)), trim_scale(round(ST_YMax(extent)::numeric, 7)))
                    END)
            ORDER BY level), '[]')::text
-  FROM per_level
+  FROM named
 """  # noqa: S608 - constant fragments; values are parameters
 
 

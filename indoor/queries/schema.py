@@ -64,6 +64,14 @@ TABLES = [
         level numeric NOT NULL,
         name text NOT NULL,
         PRIMARY KEY (building, level))""",
+    # The service's own: which network rows an import wrote for a building (the contract tables
+    # have no building column on vertices and edges), so `indoor import --replace` finds them.
+    """CREATE TABLE IF NOT EXISTS indoor_building_vertices (
+        vertex bigint PRIMARY KEY,
+        building text NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS indoor_building_edges (
+        edge bigint PRIMARY KEY,
+        building text NOT NULL)""",
     # The service's own: the route overlay (indoor/queries/overlay.py), rebuilt after edits.
     """CREATE TABLE IF NOT EXISTS indoor_route_overlay (
         id int PRIMARY KEY CHECK (id = 1),
@@ -134,6 +142,8 @@ INDEXES = [
     "CREATE INDEX IF NOT EXISTS room_points_text_trgm_idx ON room_points USING gin (lower(text) gin_trgm_ops)",
     "CREATE INDEX IF NOT EXISTS nav_edges_final_source_idx ON nav_edges_final (source)",
     "CREATE INDEX IF NOT EXISTS nav_edges_final_target_idx ON nav_edges_final (target)",
+    "CREATE INDEX IF NOT EXISTS indoor_building_vertices_building_idx ON indoor_building_vertices (building)",
+    "CREATE INDEX IF NOT EXISTS indoor_building_edges_building_idx ON indoor_building_edges (building)",
     # A route loads two cells' edges, the edges between cells (cell IS NULL) and shortcuts by cell.
     "CREATE INDEX IF NOT EXISTS indoor_route_edges_cell_idx ON indoor_route_edges (cell)",
     "CREATE INDEX IF NOT EXISTS indoor_route_shortcuts_cell_idx ON indoor_route_shortcuts (cell)",
