@@ -34,13 +34,14 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
-    from indoor.blueprints import floors, health, openapi, rooms, routes
+    from indoor.blueprints import client, floors, health, openapi, rooms, routes
 
     app.register_blueprint(health.blueprint, url_prefix="/api/health")
     app.register_blueprint(openapi.blueprint, url_prefix="/api")
     app.register_blueprint(rooms.blueprint, url_prefix="/api")
     app.register_blueprint(floors.blueprint, url_prefix="/api")
     app.register_blueprint(routes.blueprint, url_prefix="/api/route")
+    app.register_blueprint(client.blueprint)
 
 
 def register_errorhandlers(app: Flask) -> None:

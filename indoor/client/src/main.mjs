@@ -1,0 +1,429 @@
+// The reference map client: a building level by level, room search and routes, all from the API
+// of the same origin. The view lives in the URL (`/?level=L`, `/?room=ID`,
+// `/?from=A&to=B[&profile=accessible]`), so a link reproduces it and Back goes back.
+
+import { Map as MapLibre, NavigationControl, Popup } from "./vendor/maplibre-gl.mjs";
+import { FLOOR_LAYERS, addLayers, baseStyle, setLevel } from "./layers.mjs";
+import { RouteView } from "./route.mjs";
+import { RoomSearch, levelName } from "./search.mjs";
+import { FeatureStream } from "./stream.mjs";
+
+const $ = (selector) => document.querySelector(selector);
+
+// What the page shows; `stats` is read by the end-to-end test and the benchmark.
+const view = { level: null, room: null, from: null, to: null, profile: "walking" };
+const stats = { rooms: 0, roomsEnded: false, floor: {}, floorEnded: {}, firstDrawnMs: {}, batches: 0, routes: 0 };
+window.indoor = { view, stats };
+
+let map;
+let levels = []; // from /api/levels/
+const levelNames = new Map(); // level -> display name
+const rooms = new Map(); // id -> room Feature, from the rooms stream
+const floorStreams = new Map(); // level -> FeatureStream
+let roomStream;
+let routeView;
+let popup;
+let fittedOnce = false;
+
+// -- drawing batches: one updateData per source per frame, whatever the arrival rate -----------
+
+const pending = { floor: [], rooms: [] };
+let flushScheduled = false;
+// Every feature received has been handed to the map.
+window.indoor.settled = () => !flushScheduled;
+
+function draw(sourceId, features) {
+  pending[sourceId].push(...features);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    requestAnimationFrame(flush);
+  }
+}
+
+function flush() {
+  flushScheduled = false;
+  for (const [sourceId, features] of Object.entries(pending)) {
+    if (!features.length) continue;
+    pending[sourceId] = [];
+    map.getSource(sourceId).updateData({ add: features });
+    stats.batches += 1;
+  }
+}
+
+// -- progress and the connection banner ---------------------------------------------------------
+
+const troubled = new Set();
+
+function streamHandlers(name, onFeatures, onEnd) {
+  return {
+    onFeatures,
+    onEnd,
+    onTrouble: () => {
+      troubled.add(name);
+      $("#banner").hidden = false;
+    },
+    onRecovered: () => {
+      troubled.delete(name);
+      $("#banner").hidden = troubled.size > 0;
+    },
+  };
+}
+
+function showProgress() {
+  const totalRooms = levels.reduce((sum, level) => sum + (level.rooms || 0), 0);
+  const floorCount = stats.floor[view.level] || 0;
+  const floorDone = stats.floorEnded[view.level];
+  const parts = [`Rooms ${stats.rooms.toLocaleString("en")}${totalRooms ? ` / ${totalRooms.toLocaleString("en")}` : ""}`];
+  if (view.level != null) {
+    parts.push(`floor plan ${floorCount.toLocaleString("en")}${floorDone ? "" : "…"}`);
+  }
+  const done = stats.roomsEnded && floorDone;
+  const element = $("#progress");
+  element.querySelector(".text").textContent = parts.join(" · ");
+  element.querySelector(".fill").style.width = `${totalRooms ? Math.min(100, (100 * stats.rooms) / totalRooms) : 0}%`;
+  element.classList.toggle("done", Boolean(done));
+}
+
+// -- levels -------------------------------------------------------------------------------------
+
+function levelLabel(level) {
+  return levelName(levelNames, level);
+}
+
+function buildLevelSwitcher() {
+  const nav = $("#levels");
+  nav.replaceChildren();
+  // Highest on top, like the buttons in a lift.
+  for (const entry of [...levels].sort((a, b) => b.level - a.level)) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = levelLabel(entry.level);
+    button.dataset.level = String(entry.level);
+    button.title = `Level ${levelLabel(entry.level)}: ${entry.rooms} rooms`;
+    button.addEventListener("click", () => navigate({ level: entry.level, room: null }));
+    nav.append(button);
+  }
+}
+
+function showLevel(level) {
+  level = Number(level);
+  view.level = level;
+  setLevel(map, level);
+  for (const button of document.querySelectorAll("#levels button")) {
+    const active = Number(button.dataset.level) === level;
+    button.classList.toggle("active", active);
+    button.setAttribute("aria-pressed", String(active));
+  }
+  routeView.setLevel(level);
+  if (!floorStreams.has(level)) streamFloor(level);
+  showProgress();
+}
+
+function streamFloor(level) {
+  const started = performance.now();
+  stats.floor[level] = 0;
+  const handlers = streamHandlers(
+    `floor-${level}`,
+    (features) => {
+      stats.floor[level] += features.length;
+      draw("floor", features);
+      if (stats.firstDrawnMs[level] == null) awaitFirstDrawn(level, started);
+      showProgress();
+    },
+    () => {
+      stats.floorEnded[level] = true;
+      showProgress();
+    }
+  );
+  floorStreams.set(level, new FeatureStream(`/api/base-floor/?level=${encodeURIComponent(level)}`, handlers).start());
+}
+
+// The first batch of a level counts as drawn once the map has rendered a feature of it.
+function awaitFirstDrawn(level, started) {
+  if (stats.firstDrawnMs[level] !== undefined) return;
+  stats.firstDrawnMs[level] = null; // waiting
+  const check = () => {
+    const drawn = map.queryRenderedFeatures({ layers: FLOOR_LAYERS }).some((f) => Number(f.properties.level) === level);
+    if (!drawn) return;
+    map.off("render", check);
+    stats.firstDrawnMs[level] = performance.now() - started;
+  };
+  map.on("render", check);
+}
+
+function fitLevel(level) {
+  const entry = levels.find((l) => Number(l.level) === Number(level)) || levels[0];
+  if (!entry?.bbox) return;
+  const [w, s, e, n] = entry.bbox;
+  map.fitBounds(
+    [
+      [w, s],
+      [e, n],
+    ],
+    { padding: { top: 40, bottom: 60, left: 360, right: 80 }, duration: 0, maxZoom: 20 }
+  );
+}
+
+// -- rooms --------------------------------------------------------------------------------------
+
+function streamRooms() {
+  const handlers = streamHandlers(
+    "rooms",
+    (features) => {
+      for (const room of features) rooms.set(room.id, room);
+      stats.rooms += features.length;
+      draw("rooms", features);
+      showProgress();
+    },
+    () => {
+      stats.roomsEnded = true;
+      showProgress();
+    }
+  );
+  roomStream = new FeatureStream("/api/rooms/", handlers).start();
+}
+
+async function getRoom(id) {
+  if (rooms.has(Number(id))) return rooms.get(Number(id));
+  const response = await fetch(`/api/rooms/${encodeURIComponent(id)}`);
+  return response.ok ? response.json() : null;
+}
+
+function roomAt(point) {
+  const box = [
+    [point.x - 6, point.y - 6],
+    [point.x + 6, point.y + 6],
+  ];
+  const hit = map.queryRenderedFeatures(box, { layers: ["room-label", "room-point"] })[0];
+  if (hit) return rooms.get(hit.id) ?? null;
+  // A click inside a room's outline: the room point of that name on this level.
+  const outline = map.queryRenderedFeatures(point, { layers: ["floor-room"] })[0];
+  if (!outline?.properties.name) return null;
+  for (const room of rooms.values()) {
+    if (room.properties.name === outline.properties.name && Number(room.properties.level) === view.level) return room;
+  }
+  return null;
+}
+
+function showRoomPopup(room) {
+  popup?.remove();
+  const content = document.createElement("div");
+  content.className = "room-popup";
+  const title = document.createElement("strong");
+  title.textContent = room.properties.name;
+  const where = document.createElement("small");
+  const building = room.properties.building ? `Building ${room.properties.building} · ` : "";
+  where.textContent = `${building}level ${levelLabel(room.properties.level)}`;
+  const from = document.createElement("button");
+  from.type = "button";
+  from.textContent = "Directions from here";
+  from.addEventListener("click", () => navigate({ from: String(room.id), room: null }));
+  const to = document.createElement("button");
+  to.type = "button";
+  to.textContent = "Directions to here";
+  to.addEventListener("click", () => navigate({ to: String(room.id), room: null }));
+  content.append(title, where, from, to);
+  popup = new Popup({ offset: 10, closeButton: true, maxWidth: "240px" })
+    .setLngLat(room.geometry.coordinates)
+    .setDOMContent(content)
+    .addTo(map);
+}
+
+async function showRoom(id) {
+  const room = await getRoom(id);
+  if (!room) {
+    routeView.message(`Room ${id} not found.`);
+    return;
+  }
+  if (view.level !== Number(room.properties.level)) showLevel(room.properties.level);
+  map.setFilter("room-selected", ["==", ["id"], room.id]);
+  map.flyTo({ center: room.geometry.coordinates, zoom: Math.max(map.getZoom(), 19.5), duration: 600 });
+  showRoomPopup(room);
+}
+
+// -- routes -------------------------------------------------------------------------------------
+
+let routeRequest = null;
+
+/** Fetch and draw the route of the view; show `level`, else the route's start level. */
+async function showRoute(level) {
+  routeRequest?.abort();
+  const request = new AbortController();
+  routeRequest = request;
+  routeView.message("");
+  const params = new URLSearchParams({ from: view.from, to: view.to, profile: view.profile });
+  let response;
+  let body;
+  try {
+    response = await fetch(`/api/route/?${params}`, { signal: request.signal });
+    body = await response.json();
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    routeView.clear();
+    routeView.message("The route could not be loaded: the connection was lost. Try again in a moment.");
+    return;
+  }
+  if (routeRequest !== request) return;
+  if (!response.ok) {
+    routeView.clear();
+    routeView.message(routeError(response.status, body));
+    return;
+  }
+  stats.routes += 1;
+  routeView.draw(body);
+  showLevel(level ?? body.route.from.level);
+  routeView.fitLevel(view.level);
+  fittedOnce = true;
+}
+
+function routeError(status, body) {
+  const detail = body?.error?.message ? ` (${body.error.message})` : "";
+  if (status === 422) {
+    return view.profile === "accessible"
+      ? `No step-free route between these places${detail}. Turn off "Step-free" to allow stairs and escalators.`
+      : `These places are not connected: there is no route between them${detail}.`;
+  }
+  if (status === 404) return `A room of this route does not exist${detail}.`;
+  if (status === 400) return `This route cannot be asked for${detail}.`;
+  if (status === 429) return "Too many requests: try again in a moment.";
+  return "The route service is unavailable right now: try again in a moment.";
+}
+
+// -- the view in the URL ------------------------------------------------------------------------
+
+function viewFromUrl() {
+  const params = new URLSearchParams(location.search);
+  const level = params.get("level");
+  return {
+    level: level !== null && level !== "" && Number.isFinite(Number(level)) ? Number(level) : null,
+    room: params.get("room"),
+    from: params.get("from"),
+    to: params.get("to"),
+    profile: params.get("profile") === "accessible" ? "accessible" : "walking",
+  };
+}
+
+function urlFromView(next) {
+  const params = new URLSearchParams();
+  if (next.level != null) params.set("level", String(next.level));
+  if (next.room) params.set("room", next.room);
+  if (next.from) params.set("from", next.from);
+  if (next.to) params.set("to", next.to);
+  if (next.profile === "accessible") params.set("profile", "accessible");
+  const query = params.toString();
+  return query ? `/?${query}` : "/";
+}
+
+/** A user action: a new entry in the history, then the view follows it. */
+function navigate(changes) {
+  const next = { ...viewFromUrl(), ...changes };
+  if ("room" in changes && changes.room) next.level = null; // the room decides the level
+  const url = urlFromView(next);
+  if (url !== location.pathname + location.search) history.pushState(null, "", url);
+  applyUrl();
+}
+
+let shownRoute = "";
+
+async function applyUrl() {
+  const wanted = viewFromUrl();
+  view.room = wanted.room;
+  view.from = wanted.from;
+  view.to = wanted.to;
+  view.profile = wanted.profile;
+  $("#accessible").checked = wanted.profile === "accessible";
+  popup?.remove();
+  map.setFilter("room-selected", ["==", ["id"], -1]);
+
+  const routeKey = wanted.from && wanted.to ? `${wanted.from}|${wanted.to}|${wanted.profile}` : "";
+  fromSearch.set(wanted.from ? await getRoom(wanted.from) : null);
+  toSearch.set(wanted.to ? await getRoom(wanted.to) : null);
+  if (!routeKey) {
+    shownRoute = "";
+    routeView.clear();
+    routeView.message(wanted.from || wanted.to ? "Choose the other end of the route." : "");
+  }
+
+  if (wanted.level != null) showLevel(wanted.level);
+  if (routeKey && routeKey !== shownRoute) {
+    shownRoute = routeKey;
+    await showRoute(wanted.level);
+  }
+  if (wanted.room) {
+    await showRoom(wanted.room);
+  } else if (wanted.level == null) {
+    // No level asked for: the route's start, else the ground floor.
+    showLevel(routeKey && routeView.body ? routeView.body.route.from.level : defaultLevel());
+  }
+  if (!fittedOnce) {
+    fitLevel(view.level);
+    fittedOnce = true;
+  }
+}
+
+function defaultLevel() {
+  const ground = levels.find((l) => Number(l.level) === 0);
+  return Number((ground || levels[0] || { level: 0 }).level);
+}
+
+// -- start --------------------------------------------------------------------------------------
+
+let fromSearch;
+let toSearch;
+
+async function start() {
+  const response = await fetch("/api/levels/");
+  levels = response.ok ? (await response.json()).levels : [];
+  for (const entry of levels) levelNames.set(Number(entry.level), entry.name ?? String(entry.level));
+
+  map = new MapLibre({
+    container: "map",
+    style: baseStyle(),
+    center: [0, 0],
+    zoom: 1,
+    maxZoom: 23,
+    renderWorldCopies: false,
+    attributionControl: false,
+  });
+  window.indoor.map = map;
+  map.addControl(new NavigationControl({ showCompass: true }), "bottom-right");
+  await map.once("load");
+  addLayers(map);
+  routeView = new RouteView(
+    map,
+    {
+      summary: $("#route-summary"),
+      distance: $("#route-distance"),
+      duration: $("#route-duration"),
+      instructions: $("#route-instructions"),
+      message: $("#route-message"),
+    },
+    (level) => navigate({ level: Number(level), room: null }),
+    levelLabel
+  );
+  buildLevelSwitcher();
+
+  new RoomSearch($("#room-search"), (room) => navigate({ room: String(room.id) }), () => levelNames);
+  fromSearch = new RoomSearch($("#from-search"), (room) => navigate({ from: String(room.id) }), () => levelNames);
+  toSearch = new RoomSearch($("#to-search"), (room) => navigate({ to: String(room.id) }), () => levelNames);
+  $("#accessible").addEventListener("change", (event) =>
+    navigate({ profile: event.target.checked ? "accessible" : "walking" })
+  );
+  $("#swap").addEventListener("click", () => navigate({ from: view.to, to: view.from }));
+  $("#clear-route").addEventListener("click", () => navigate({ from: null, to: null }));
+  map.on("click", (event) => {
+    const room = roomAt(event.point);
+    if (room) navigate({ room: String(room.id) });
+  });
+  for (const layer of ["room-label", "room-point", "floor-room"]) {
+    map.on("mouseenter", layer, () => (map.getCanvas().style.cursor = "pointer"));
+    map.on("mouseleave", layer, () => (map.getCanvas().style.cursor = ""));
+  }
+  window.addEventListener("popstate", () => applyUrl());
+
+  streamRooms();
+  await applyUrl();
+  window.indoor.ready = true;
+}
+
+start();
