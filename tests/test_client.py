@@ -10,7 +10,8 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.browser import VIEWPORT, launch, screenshot, watch
-from tests.http import get, get_json
+from tests.cutting_proxy import CuttingProxy
+from tests.http import get_json
 
 STREAM_TIMEOUT_MS = 30_000
 
@@ -102,3 +103,158 @@ def test_page_streams_every_room_and_draws_the_level_switched_to(serve, sql, pag
     assert drawn_levels(page) == {0}
     assert len(event_streams(seen, "/api/base-floor/")) == 2, "a level already drawn is not streamed again"
     assert seen.problems(page) == []
+
+
+def rooms_on(sql, level: int, n: int = 1) -> list[int]:
+    """`n` rooms of `level` nearest its south-west corner (where the demo's stairs are)."""
+    rows = sql(
+        "SELECT ogc_fid FROM room_points WHERE level = %s ORDER BY ST_X(wkb_geometry) + ST_Y(wkb_geometry), ogc_fid LIMIT %s",
+        (level, n),
+    )
+    return [r[0] for r in rows]
+
+
+def shown_route(page) -> dict:
+    """The legs the page's map holds for the route, and what its panel says."""
+    return page.evaluate(
+        """async () => ({
+            legs: (await indoor.map.getSource('route').getData()).features.map((f) => f.properties),
+            distance: Number(document.querySelector('#route-distance').dataset.distanceM),
+            text: document.querySelector('#route-distance').textContent,
+        })"""
+    )
+
+
+def metres_text(distance_m: float) -> str:
+    return f"{math.floor(distance_m + 0.5)} m"
+
+
+def test_route_link_draws_the_route_across_levels_with_the_api_distance(serve, sql, page):
+    server = serve()
+    start, end = rooms_on(sql, 0)[0], rooms_on(sql, 2)[0]
+    status, api = get_json(f"{server.base_url}/api/route/?from={start}&to={end}")
+    assert status == 200 and set(api["route"]["levels"]) >= {0, 2}
+    seen = watch(page)
+    page.goto(f"{server.base_url}/?from={start}&to={end}")
+    expect(page.locator("#route-summary")).to_be_visible()
+    shown = shown_route(page)
+    assert shown["distance"] == api["route"]["distance_m"]
+    assert shown["text"] == metres_text(api["route"]["distance_m"])
+    assert shown["legs"] == [leg["properties"] for leg in api["features"]], "every leg, in travel order"
+    names = dict(sql("SELECT ogc_fid, text FROM room_points WHERE ogc_fid IN (%s, %s)", (start, end)))
+    expect(page.locator("#from-search input")).to_have_value(names[start])
+    expect(page.locator("#to-search input")).to_have_value(names[end])
+    instructions = page.locator("#route-instructions li")
+    expect(instructions).to_have_count(len(api["route"]["instructions"]))
+    vertical = [leg for leg in api["features"] if leg["properties"].get("to_level") is not None]
+    assert vertical, "a route between levels changes level"
+    # A marker where the route leaves a level and one where it arrives on the next.
+    assert page.locator(".route-marker.change").count() == 2 * len(vertical)
+
+    # The start level is shown: its part prominent, the rest of the route faint.
+    expect(page.locator("#levels button.active")).to_have_attribute("data-level", "0")
+    page.wait_for_function("() => indoor.map.queryRenderedFeatures({layers: ['route-current']}).length > 0")
+    current = page.evaluate(
+        "() => indoor.map.queryRenderedFeatures({layers: ['route-current']}).map((f) => f.properties.level)"
+    )
+    assert set(current) == {0} or set(current) <= {0, vertical[0]["properties"]["level"]}
+    screenshot(page, "client-route")
+
+    # Selecting the last instruction ("Arrive at ...") shows its level.
+    instructions.last.locator("button").click()
+    expect(page.locator("#levels button.active")).to_have_attribute("data-level", "2")
+    assert "level=2" in page.url
+    page.wait_for_function("() => indoor.stats.floorEnded[2]")
+    screenshot(page, "client-route-level-2")
+    assert seen.problems(page) == []
+
+
+def test_accessible_toggle_replaces_a_route_that_took_the_stairs(serve, sql, page):
+    server = serve()
+    pairs = [(a, b) for a in rooms_on(sql, 0, 3) for b in rooms_on(sql, 1, 3)]
+    walking = None
+    for start, end in pairs:
+        status, body = get_json(f"{server.base_url}/api/route/?from={start}&to={end}")
+        if status == 200 and any(leg["properties"]["kind"] == "stairs" for leg in body["features"]):
+            walking = body
+            break
+    assert walking, "the demo's south-west rooms of levels 0 and 1 are joined by stairs"
+    status, accessible = get_json(f"{server.base_url}/api/route/?from={start}&to={end}&profile=accessible")
+    assert status == 200
+
+    seen = watch(page)
+    page.goto(f"{server.base_url}/?from={start}&to={end}")
+    expect(page.locator("#route-summary")).to_be_visible()
+    assert any(leg["kind"] == "stairs" for leg in shown_route(page)["legs"])
+    expect(page.locator("#accessible")).not_to_be_checked()
+
+    page.locator("#accessible").check()
+    page.wait_for_function("() => indoor.stats.routes === 2")
+    assert page.url.endswith("profile=accessible")
+    shown = shown_route(page)
+    assert not {leg["kind"] for leg in shown["legs"]} & {"stairs", "escalator"}
+    assert shown["distance"] == accessible["route"]["distance_m"] != walking["route"]["distance_m"]
+    assert page.locator(".route-marker.change").count() >= 2
+    screenshot(page, "client-route-accessible")
+
+    page.go_back()
+    page.wait_for_function("() => indoor.stats.routes === 3")
+    expect(page.locator("#accessible")).not_to_be_checked()
+    assert shown_route(page)["distance"] == walking["route"]["distance_m"]
+    assert seen.problems(page) == []
+
+
+def test_unreachable_destination_says_so_in_the_page(serve, sql, page):
+    server = serve()
+    start = rooms_on(sql, 0)[0]
+    nowhere = "13.3690,52.5250,9"  # a level without a walkable vertex
+    status, body = get_json(f"{server.base_url}/api/route/?from={start}&to={nowhere}")
+    assert status == 422 and body["error"]["code"] == "no_route"
+    seen = watch(page)
+    page.goto(f"{server.base_url}/?from={start}&to={nowhere}")
+    message = page.locator("#route-message")
+    expect(message).to_be_visible()
+    expect(message).to_contain_text("no route")
+    expect(page.locator("#route-summary")).to_be_hidden()
+    screenshot(page, "client-no-route")
+    assert seen.problems(page, allow_http=(422,)) == []
+    assert [status for status, _ in seen.http_errors] == [422]
+
+
+def test_a_lost_stream_shows_a_banner_and_resumes_without_losing_or_repeating_a_room(serve, sql, page):
+    server = serve(SSE_BATCH_SIZE=20, SSE_RETRY_MS=300)
+    proxy = CuttingProxy(server.port, prefix=b"GET /api/rooms/ ", cut_after=12_000)
+    try:
+        seen = watch(page)
+        page.goto(proxy.base_url + "/")
+        wait_loaded(page, 0)
+    finally:
+        proxy.stop()
+    assert proxy.matched == 2, "the stream was cut, then its resume refused"
+    room_ids = sorted(r[0] for r in sql("SELECT ogc_fid FROM room_points"))
+    assert page.evaluate("() => indoor.stats.rooms") == len(room_ids)
+    assert sorted(worker_ids(page, "rooms")) == room_ids, "every room once after the drop"
+    assert page.evaluate("() => indoor.stats.troubles") >= 1, "the page noticed the loss"
+    expect(page.locator("#banner")).to_be_hidden()
+    resumed = [r.url for r in event_streams(seen, "/api/rooms/") if "lastEventId=" in r.url]
+    assert resumed, "the page reopened the stream from its last event"
+    # Nothing else went wrong: the only errors are the rooms stream's cut and refusal (and the
+    # page's probe of the resume, dropped once it answered 200).
+    expected = ("/api/rooms/", "ERR_INCOMPLETE_CHUNKED_ENCODING")
+    assert [p for p in seen.problems(page, allow_http=(503,)) if not any(e in p for e in expected)] == []
+
+
+def test_the_page_has_its_own_csp_and_the_api_keeps_its_own(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    policy = dict(part.strip().split(" ", 1) for part in page.headers["Content-Security-Policy"].split(";"))
+    assert policy["default-src"] == "'none'"
+    assert policy["script-src"] == policy["worker-src"] == policy["connect-src"] == "'self'"
+    module = client.get("/assets/main.mjs")
+    assert module.status_code == 200 and module.mimetype == "text/javascript"
+    api = client.get("/api/levels/")
+    assert api.headers["Content-Security-Policy"].startswith("default-src 'none'; frame-ancestors 'none'")
+    missing = client.get("/assets/nothing-here.js")
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+    escape = client.get("/assets/../__init__.py")
+    assert escape.status_code == 404

@@ -12,7 +12,7 @@ const $ = (selector) => document.querySelector(selector);
 
 // What the page shows; `stats` is read by the end-to-end test and the benchmark.
 const view = { level: null, room: null, from: null, to: null, profile: "walking" };
-const stats = { rooms: 0, roomsEnded: false, floor: {}, floorEnded: {}, firstDrawnMs: {}, batches: 0, routes: 0 };
+const stats = { rooms: 0, roomsEnded: false, floor: {}, floorEnded: {}, firstDrawnMs: {}, batches: 0, routes: 0, troubles: 0 };
 window.indoor = { view, stats };
 
 let map;
@@ -59,12 +59,13 @@ function streamHandlers(name, onFeatures, onEnd) {
     onFeatures,
     onEnd,
     onTrouble: () => {
+      stats.troubles += 1;
       troubled.add(name);
       $("#banner").hidden = false;
     },
     onRecovered: () => {
       troubled.delete(name);
-      $("#banner").hidden = troubled.size > 0;
+      $("#banner").hidden = troubled.size === 0;
     },
   };
 }
@@ -181,9 +182,11 @@ function streamRooms() {
     }
   );
   roomStream = new FeatureStream("/api/rooms/", handlers).start();
+  window.indoor.roomStream = roomStream;
 }
 
 async function getRoom(id) {
+  if (!/^\d+$/.test(String(id))) return null; // a place, not a room (`lon,lat,level`)
   if (rooms.has(Number(id))) return rooms.get(Number(id));
   const response = await fetch(`/api/rooms/${encodeURIComponent(id)}`);
   return response.ok ? response.json() : null;
@@ -203,6 +206,13 @@ function roomAt(point) {
     if (room.properties.name === outline.properties.name && Number(room.properties.level) === view.level) return room;
   }
   return null;
+}
+
+/** What a route end is called in the panel: its room's name, else the place as given. */
+async function placeName(place) {
+  if (!place) return "";
+  const room = await getRoom(place);
+  return room ? room.properties.name : place;
 }
 
 function showRoomPopup(room) {
@@ -336,8 +346,8 @@ async function applyUrl() {
   map.setFilter("room-selected", ["==", ["id"], -1]);
 
   const routeKey = wanted.from && wanted.to ? `${wanted.from}|${wanted.to}|${wanted.profile}` : "";
-  fromSearch.set(wanted.from ? await getRoom(wanted.from) : null);
-  toSearch.set(wanted.to ? await getRoom(wanted.to) : null);
+  fromSearch.set(await placeName(wanted.from));
+  toSearch.set(await placeName(wanted.to));
   if (!routeKey) {
     shownRoute = "";
     routeView.clear();

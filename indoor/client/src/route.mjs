@@ -118,6 +118,7 @@ export class RouteView {
       const here = own === Number(level);
       element.classList.toggle("other-level", !here);
       element.hidden = !here && element.classList.contains("change");
+      marker.setOpacity(here ? "1" : "0.4"); // the marker's own inline opacity wins over a class
     }
   }
 
@@ -145,7 +146,7 @@ export class RouteView {
         [minX, minY],
         [maxX, maxY],
       ],
-      { padding: { top: 60, bottom: 60, left: 380, right: 80 }, maxZoom: 20, duration: 400 }
+      { padding: { top: 60, bottom: 60, left: 380, right: 80 }, maxZoom: 19.5, duration: 400 }
     );
   }
 }

@@ -29,9 +29,9 @@ export class RoomSearch {
     this.list.addEventListener("mousedown", (event) => event.preventDefault()); // keep the focus
   }
 
-  /** Show a chosen room's name without searching. */
-  set(room) {
-    this.input.value = room ? room.properties.name : "";
+  /** Show a chosen place's name without searching. */
+  set(name) {
+    this.input.value = name;
     this.hide();
   }
 
@@ -104,7 +104,7 @@ export class RoomSearch {
   choose(index) {
     const room = this.rooms[index];
     if (!room) return;
-    this.set(room);
+    this.set(room.properties.name);
     this.onChoose(room);
   }
 
