@@ -9,9 +9,10 @@ import math
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from scripts.services import ROOT_DIR, NginxServer
 from tests.browser import VIEWPORT, launch, screenshot, watch
 from tests.cutting_proxy import CuttingProxy
-from tests.http import get_json
+from tests.http import get, get_json
 
 STREAM_TIMEOUT_MS = 30_000
 
@@ -258,3 +259,67 @@ def test_the_page_has_its_own_csp_and_the_api_keeps_its_own(client):
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
     escape = client.get("/assets/../__init__.py")
     assert escape.status_code == 404
+
+
+def test_search_flies_to_a_room_on_its_level_and_a_click_starts_directions(serve, sql, page):
+    server = serve()
+    (room_id, name, level), *_ = sql(
+        "SELECT ogc_fid, text, level::int FROM room_points WHERE level = 2 ORDER BY ogc_fid LIMIT 1"
+    )
+    seen = watch(page)
+    page.goto(server.base_url + "/")
+    wait_loaded(page, 0)
+    search = page.locator("#room-search input")
+    search.fill(name)
+    option = page.locator("#room-search li[role=option]").first
+    expect(option).to_contain_text(name)
+    option.click()
+    expect(page.locator("#levels button.active")).to_have_attribute("data-level", str(level))
+    assert page.url.endswith(f"/?room={room_id}")
+    popup = page.locator(".room-popup")
+    expect(popup).to_contain_text(name)
+    page.wait_for_function(
+        "([id]) => indoor.map.queryRenderedFeatures({layers: ['room-selected']}).some((f) => f.id === id)",
+        arg=[room_id],
+    )
+    screenshot(page, "client-room")
+
+    popup.get_by_role("button", name="Directions to here").click()
+    expect(page.locator("#to-search input")).to_have_value(name)
+    assert page.url.endswith(f"/?to={room_id}")
+    # The start: a click on a room of the map.
+    page.wait_for_function("([level]) => indoor.stats.floorEnded[level] && indoor.settled()", arg=[level])
+    other = page.evaluate(
+        """([id]) => {
+            // A room in the open part of the map (not under the panel or the level switcher).
+            for (const f of indoor.map.queryRenderedFeatures({layers: ['room-point']})) {
+                const p = indoor.map.project(f.geometry.coordinates);
+                if (f.id !== id && p.x > 400 && p.x < 1150 && p.y > 80 && p.y < 700) return {id: f.id, x: p.x, y: p.y};
+            }
+        }""",
+        [room_id],
+    )
+    page.mouse.click(other["x"], other["y"])
+    page.locator(".room-popup").get_by_role("button", name="Directions from here").click()
+    expect(page.locator("#route-summary")).to_be_visible()
+    assert f"from={other['id']}" in page.url and f"to={room_id}" in page.url
+    assert seen.problems(page) == []
+
+
+def test_the_page_works_behind_nginx(serve, sql, workdir, page):
+    app = serve(TRUSTED_PROXY_COUNT=1)
+    nginx = NginxServer((ROOT_DIR / "deploy" / "nginx.conf").read_text(), app.port, workdir).start()
+    try:
+        seen = watch(page)
+        response = page.goto(nginx.base_url + "/?level=1")
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+        wait_loaded(page, 1)
+        assert page.evaluate("() => indoor.stats.rooms") == sql("SELECT count(*) FROM room_points")[0][0]
+        assert (
+            page.evaluate("() => indoor.stats.floor[1]") == sql("SELECT count(*) FROM base_floor WHERE level = 1")[0][0]
+        )
+        assert seen.problems(page) == []
+        status, _, _ = get(nginx.base_url + "/metrics")
+        assert status == 404
+    finally:
+        nginx.stop()
