@@ -2,7 +2,7 @@
 // of the same origin. The view lives in the URL (`/?level=L`, `/?room=ID`,
 // `/?from=A&to=B[&profile=accessible]`), so a link reproduces it and Back goes back.
 
-import { Map as MapLibre, NavigationControl, Popup } from "./vendor/maplibre-gl.mjs";
+import { Map as MapLibre, NavigationControl, Popup, prewarm } from "./vendor/maplibre-gl.mjs";
 import { FLOOR_LAYERS, addLayers, baseStyle, setLevel } from "./layers.mjs";
 import { RouteView } from "./route.mjs";
 import { RoomSearch, levelName } from "./search.mjs";
@@ -12,7 +12,7 @@ const $ = (selector) => document.querySelector(selector);
 
 // What the page shows; `stats` is read by the end-to-end test and the benchmark.
 const view = { level: null, room: null, from: null, to: null, profile: "walking" };
-const stats = { rooms: 0, roomsEnded: false, floor: {}, floorEnded: {}, firstDrawnMs: {}, batches: 0, routes: 0, troubles: 0 };
+const stats = { rooms: 0, roomsEnded: false, floor: {}, floorEnded: {}, firstDrawnMs: {}, firstDrawnAt: {}, streamStartedAt: {}, floorEndedAt: {}, batches: 0, routes: 0, troubles: 0 };
 window.indoor = { view, stats };
 
 let map;
@@ -122,6 +122,7 @@ function showLevel(level) {
 
 function streamFloor(level) {
   const started = performance.now();
+  stats.streamStartedAt[level] = started;
   stats.floor[level] = 0;
   const handlers = streamHandlers(
     `floor-${level}`,
@@ -133,6 +134,7 @@ function streamFloor(level) {
     },
     () => {
       stats.floorEnded[level] = true;
+      stats.floorEndedAt[level] = performance.now();
       showProgress();
     }
   );
@@ -148,6 +150,7 @@ function awaitFirstDrawn(level, started) {
     if (!drawn) return;
     map.off("render", check);
     stats.firstDrawnMs[level] = performance.now() - started;
+    stats.firstDrawnAt[level] = performance.now();
   };
   map.on("render", check);
 }
@@ -178,6 +181,7 @@ function streamRooms() {
     },
     () => {
       stats.roomsEnded = true;
+      stats.roomsEndedAt = performance.now();
       showProgress();
     }
   );
@@ -381,11 +385,15 @@ function defaultLevel() {
 let fromSearch;
 let toSearch;
 
-async function start() {
+async function loadLevels() {
   const response = await fetch("/api/levels/");
   levels = response.ok ? (await response.json()).levels : [];
   for (const entry of levels) levelNames.set(Number(entry.level), entry.name ?? String(entry.level));
+}
 
+async function start() {
+  // The map (and its worker) start while the levels load.
+  const levelsLoaded = loadLevels();
   map = new MapLibre({
     container: "map",
     style: baseStyle(),
@@ -397,7 +405,7 @@ async function start() {
   });
   window.indoor.map = map;
   map.addControl(new NavigationControl({ showCompass: true }), "bottom-right");
-  await map.once("load");
+  await Promise.all([map.once("load"), levelsLoaded]);
   addLayers(map);
   routeView = new RouteView(
     map,
@@ -436,4 +444,5 @@ async function start() {
   window.indoor.ready = true;
 }
 
+prewarm(); // MapLibre's worker starts loading before the map is made
 start();
