@@ -42,20 +42,28 @@ def wait_loaded(page, level):
     )
 
 
-def worker_ids(page, source: str) -> list:
-    """The ids of the features MapLibre's worker holds for `source` (what it draws from)."""
+def worker_ids(page, kind: str) -> list:
+    """The ids of the features the page's map holds in its `kind` sources (`rooms@0`, `rooms@1`...)."""
     return page.evaluate(
-        "async (s) => (await indoor.map.getSource(s).getData()).features.map((f) => f.id)",
-        source,
+        """async (kind) => {
+            const ids = [];
+            for (const id of Object.keys(indoor.map.getStyle().sources)) {
+                if (id.startsWith(kind + '@')) ids.push(...(await indoor.map.getSource(id).getData()).features.map((f) => f.id));
+            }
+            return ids;
+        }""",
+        kind,
     )
 
 
 def drawn_levels(page) -> set:
-    """Levels of the floor-plan features rendered on screen right now."""
+    """Levels of the floor-plan features rendered on screen right now (any level's layers)."""
     return set(
         page.evaluate(
-            """() => indoor.map.queryRenderedFeatures({layers: ['floor-room', 'floor-wall', 'floor-corridor']})
-                   .map((f) => Number(f.properties.level))"""
+            """() => {
+                const layers = indoor.map.getStyle().layers.map((l) => l.id).filter((id) => id.startsWith('floor-'));
+                return indoor.map.queryRenderedFeatures({layers}).map((f) => Number(f.properties.level));
+            }"""
         )
     )
 
@@ -292,7 +300,7 @@ def test_search_flies_to_a_room_on_its_level_and_a_click_starts_directions(serve
     other = page.evaluate(
         """([id]) => {
             // A room in the open part of the map (not under the panel or the level switcher).
-            for (const f of indoor.map.queryRenderedFeatures({layers: ['room-point']})) {
+            for (const f of indoor.map.queryRenderedFeatures({layers: [indoor.layer('room-point')]})) {
                 const p = indoor.map.project(f.geometry.coordinates);
                 if (f.id !== id && p.x > 400 && p.x < 1150 && p.y > 80 && p.y < 700) return {id: f.id, x: p.x, y: p.y};
             }

@@ -1,5 +1,9 @@
 // The map's style: no basemap, the floor plan by layer, room labels and the route.
 //
+// Each level has sources of its own (`floor@L`, `rooms@L`) and layers of its own, shown or hidden
+// as the user switches level. A shared source filtered by level would make every switch re-cut
+// every tile of every level in the worker, and every batch of any level re-index all of them.
+//
 // Labels are icons, not text: a MapLibre text layer needs glyphs from a `glyphs` URL (PBF font
 // ranges), which would mean either a font server on the internet or shipping glyph files. Instead
 // each label is drawn once on a canvas with the browser's own fonts when the map first asks for
@@ -14,6 +18,11 @@ const line = ["==", ["geometry-type"], "LineString"];
 const point = ["==", ["geometry-type"], "Point"];
 const layerIs = (...names) => ["in", ["downcase", ["coalesce", ["get", "layer"], ""]], ["literal", names]];
 
+export const floorSource = (level) => `floor@${level}`;
+export const roomsSource = (level) => `rooms@${level}`;
+/** The id of one of a level's layers (`floor-room`, `room-label`, ...). */
+export const levelLayer = (kind, level) => `${kind}@${level}`;
+
 export function baseStyle() {
   return {
     version: 8,
@@ -22,75 +31,93 @@ export function baseStyle() {
   };
 }
 
-/** Sources and layers; `level` filters are set by setLevel(). */
-export function addLayers(map) {
-  // Ids of features given to updateData must be stable: the API's feature ids are.
-  map.addSource("floor", { type: "geojson", data: EMPTY, buffer: 16, tolerance: 0.2 });
-  map.addSource("rooms", { type: "geojson", data: EMPTY });
-  map.addSource("route", { type: "geojson", data: EMPTY });
+// A level's floor plan, drawn below the route.
+const FLOOR_LAYERS = [
+  {
+    kind: "floor-area",
+    type: "fill",
+    filter: ["all", polygon, ["!", layerIs("room", "wall", "walls")]],
+    paint: {
+      "fill-color": ["match", ["downcase", ["coalesce", ["get", "layer"], ""]], "corridor", "#ffffff", "#e2e8f0"],
+    },
+  },
+  {
+    kind: "floor-corridor",
+    type: "line",
+    filter: ["all", line, layerIs("corridor", "corridors", "footway")],
+    layout: { "line-cap": "round", "line-join": "round" },
+    paint: { "line-color": "#ffffff", "line-width": ["interpolate", ["exponential", 2], ["zoom"], 16, 1, 22, 140] },
+  },
+  {
+    kind: "floor-room",
+    type: "fill",
+    filter: ["all", polygon, layerIs("room")],
+    paint: { "fill-color": "#fdf6e3" },
+  },
+  {
+    kind: "floor-room-outline",
+    type: "line",
+    filter: ["all", polygon, layerIs("room")],
+    paint: { "line-color": "#a8977a", "line-width": 1 },
+  },
+  {
+    kind: "floor-wall",
+    type: "line",
+    filter: [
+      "any",
+      layerIs("wall", "walls"),
+      ["all", line, ["!", layerIs("corridor", "corridors", "footway", "door", "doors")]],
+    ],
+    paint: { "line-color": "#475569", "line-width": ["interpolate", ["linear"], ["zoom"], 16, 1, 21, 4] },
+  },
+  {
+    kind: "floor-door",
+    type: "circle",
+    filter: ["all", point, layerIs("door", "doors", "entrance")],
+    paint: {
+      "circle-color": "#16a34a",
+      "circle-radius": ["interpolate", ["linear"], ["zoom"], 17, 1.5, 21, 5],
+      "circle-stroke-color": "#ffffff",
+      "circle-stroke-width": 1,
+    },
+  },
+  {
+    kind: "floor-door-line",
+    type: "line",
+    filter: ["all", line, layerIs("door", "doors")],
+    paint: { "line-color": "#16a34a", "line-width": 3 },
+  },
+];
 
+// A level's rooms, drawn above the route.
+const ROOM_LAYERS = [
+  {
+    kind: "room-point",
+    type: "circle",
+    paint: { "circle-color": "#a8977a", "circle-radius": ["interpolate", ["linear"], ["zoom"], 16, 1, 20, 3] },
+  },
+  {
+    kind: "room-label",
+    type: "symbol",
+    minzoom: 18,
+    layout: {
+      "icon-image": ["concat", LABEL_PREFIX, ["get", "name"]],
+      "icon-anchor": "top",
+      "icon-offset": [0, 4],
+      "icon-padding": 1,
+      "symbol-sort-key": ["id"],
+    },
+  },
+];
+
+export const FLOOR_KINDS = FLOOR_LAYERS.map((layer) => layer.kind);
+export const ROOM_KINDS = ROOM_LAYERS.map((layer) => layer.kind);
+
+/** The route's source and layers, the selected room's, and the label images. */
+export function addLayers(map) {
+  map.addSource("route", { type: "geojson", data: EMPTY });
+  map.addSource("selected", { type: "geojson", data: EMPTY });
   const layers = [
-    {
-      id: "floor-area",
-      type: "fill",
-      source: "floor",
-      filter: ["all", polygon, ["!", layerIs("room", "wall", "walls")]],
-      paint: {
-        "fill-color": ["match", ["downcase", ["coalesce", ["get", "layer"], ""]], "corridor", "#ffffff", "#e2e8f0"],
-      },
-    },
-    {
-      id: "floor-corridor",
-      type: "line",
-      source: "floor",
-      filter: ["all", line, layerIs("corridor", "corridors", "footway")],
-      layout: { "line-cap": "round", "line-join": "round" },
-      paint: {
-        "line-color": "#ffffff",
-        "line-width": ["interpolate", ["exponential", 2], ["zoom"], 16, 1, 22, 140],
-      },
-    },
-    {
-      id: "floor-room",
-      type: "fill",
-      source: "floor",
-      filter: ["all", polygon, layerIs("room")],
-      paint: { "fill-color": "#fdf6e3", "fill-outline-color": "#b8a98a" },
-    },
-    {
-      id: "floor-room-outline",
-      type: "line",
-      source: "floor",
-      filter: ["all", polygon, layerIs("room")],
-      paint: { "line-color": "#a8977a", "line-width": 1 },
-    },
-    {
-      id: "floor-wall",
-      type: "line",
-      source: "floor",
-      filter: ["any", layerIs("wall", "walls"), ["all", line, ["!", layerIs("corridor", "corridors", "footway", "door", "doors")]]],
-      layout: { "line-join": "miter" },
-      paint: { "line-color": "#475569", "line-width": ["interpolate", ["linear"], ["zoom"], 16, 1, 21, 4] },
-    },
-    {
-      id: "floor-door",
-      type: "circle",
-      source: "floor",
-      filter: ["all", point, layerIs("door", "doors", "entrance")],
-      paint: {
-        "circle-color": "#16a34a",
-        "circle-radius": ["interpolate", ["linear"], ["zoom"], 17, 1.5, 21, 5],
-        "circle-stroke-color": "#ffffff",
-        "circle-stroke-width": 1,
-      },
-    },
-    {
-      id: "floor-door-line",
-      type: "line",
-      source: "floor",
-      filter: ["all", line, layerIs("door", "doors")],
-      paint: { "line-color": "#16a34a", "line-width": 3 },
-    },
     {
       id: "route-other",
       type: "line",
@@ -113,65 +140,48 @@ export function addLayers(map) {
       paint: { "line-color": "#2563eb", "line-width": 5 },
     },
     {
-      id: "room-point",
-      type: "circle",
-      source: "rooms",
-      paint: {
-        "circle-color": "#a8977a",
-        "circle-radius": ["interpolate", ["linear"], ["zoom"], 16, 1, 20, 3],
-      },
-    },
-    {
       id: "room-selected",
       type: "circle",
-      source: "rooms",
-      filter: ["==", ["id"], -1],
+      source: "selected",
       paint: { "circle-color": "#f59e0b", "circle-radius": 9, "circle-stroke-color": "#ffffff", "circle-stroke-width": 2 },
     },
-    {
-      id: "room-label",
-      type: "symbol",
-      source: "rooms",
-      minzoom: 18,
-      layout: {
-        "icon-image": ["concat", LABEL_PREFIX, ["get", "name"]],
-        "icon-anchor": "top",
-        "icon-offset": [0, 4],
-        "icon-padding": 1,
-        "symbol-sort-key": ["id"],
-      },
-    },
   ];
-  for (const layer of layers) {
-    map.addLayer(layer);
-    if (layer.filter && FLOOR_LAYERS.includes(layer.id)) baseFilters.set(layer.id, layer.filter);
-  }
+  for (const layer of layers) map.addLayer(layer);
   map.setMissingStyleImageResolver((id) => {
     if (id.startsWith(LABEL_PREFIX)) addLabelImage(map, id);
   });
 }
 
-const baseFilters = new Map(); // floor layer id -> its filter without the level
+const levelsAdded = new Set();
 
-export const FLOOR_LAYERS = [
-  "floor-area",
-  "floor-corridor",
-  "floor-room",
-  "floor-room-outline",
-  "floor-wall",
-  "floor-door",
-  "floor-door-line",
-];
-
-/** Show one level: the floor plan and rooms of `level`, the route prominent on it. */
-export function setLevel(map, level) {
-  const onLevel = ["==", LEVEL, level];
-  for (const id of FLOOR_LAYERS) {
-    const base = baseFilters.get(id);
-    map.setFilter(id, base ? ["all", onLevel, base] : onLevel);
+/** A level's sources and layers (hidden until setLevel shows them); once per level. */
+export function addLevel(map, level) {
+  if (levelsAdded.has(level)) return;
+  levelsAdded.add(level);
+  // Ids of features given to updateData must be stable: the API's feature ids are.
+  map.addSource(floorSource(level), { type: "geojson", data: EMPTY, buffer: 16, tolerance: 0.2 });
+  map.addSource(roomsSource(level), { type: "geojson", data: EMPTY });
+  for (const { kind, ...layer } of FLOOR_LAYERS) {
+    const spec = { ...layer, id: levelLayer(kind, level), source: floorSource(level) };
+    map.addLayer({ ...spec, layout: { ...layer.layout, visibility: "none" } }, "route-other");
   }
-  for (const id of ["room-point", "room-label"]) map.setFilter(id, onLevel);
+  for (const { kind, ...layer } of ROOM_LAYERS) {
+    const spec = { ...layer, id: levelLayer(kind, level), source: roomsSource(level) };
+    map.addLayer({ ...spec, layout: { ...layer.layout, visibility: "none" } }, "room-selected");
+  }
+}
+
+/** Show one level: its floor plan and rooms, the route prominent on it and faint elsewhere. */
+export function setLevel(map, level) {
+  addLevel(map, level);
+  for (const other of levelsAdded) {
+    const visibility = other === level ? "visible" : "none";
+    for (const kind of [...FLOOR_KINDS, ...ROOM_KINDS]) {
+      map.setLayoutProperty(levelLayer(kind, other), "visibility", visibility);
+    }
+  }
   // A leg that changes level (stairs up to 1) belongs to both of its levels.
+  const onLevel = ["==", LEVEL, level];
   const legOnLevel = ["any", onLevel, ["==", ["to-number", ["coalesce", ["get", "to_level"], ["get", "level"]]], level]];
   map.setFilter("route-current", legOnLevel);
   map.setFilter("route-casing", legOnLevel);

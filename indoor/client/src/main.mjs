@@ -3,7 +3,16 @@
 // `/?from=A&to=B[&profile=accessible]`), so a link reproduces it and Back goes back.
 
 import { Map as MapLibre, NavigationControl, Popup, prewarm } from "./vendor/maplibre-gl.mjs";
-import { FLOOR_LAYERS, addLayers, baseStyle, setLevel } from "./layers.mjs";
+import {
+  FLOOR_KINDS,
+  addLayers,
+  addLevel,
+  baseStyle,
+  floorSource,
+  levelLayer,
+  roomsSource,
+  setLevel,
+} from "./layers.mjs";
 import { RouteView } from "./route.mjs";
 import { RoomSearch, levelName } from "./search.mjs";
 import { FeatureStream } from "./stream.mjs";
@@ -19,6 +28,7 @@ let map;
 let levels = []; // from /api/levels/
 const levelNames = new Map(); // level -> display name
 const rooms = new Map(); // id -> room Feature, from the rooms stream
+const roomsByName = new Map(); // "level|name" -> room Feature (a click inside a room's outline)
 const floorStreams = new Map(); // level -> FeatureStream
 let roomStream;
 let routeView;
@@ -27,24 +37,29 @@ let fittedOnce = false;
 
 // -- drawing batches: one updateData per source per frame, whatever the arrival rate -----------
 
-const pending = { floor: [], rooms: [] };
+// MapLibre merges the diffs of updates that wait for its worker; merging once per frame keeps
+// that cheap when hundreds of batches arrive while the worker is busy.
+const pending = new Map(); // source id -> features not yet handed to the map
 let flushScheduled = false;
 // Every feature received has been handed to the map.
 window.indoor.settled = () => !flushScheduled;
 
-function draw(sourceId, features) {
-  pending[sourceId].push(...features);
-  if (!flushScheduled) {
+function draw(sourceId, features, { now = false } = {}) {
+  if (!pending.has(sourceId)) pending.set(sourceId, []);
+  pending.get(sourceId).push(...features);
+  if (now) {
+    flush(sourceId);
+  } else if (!flushScheduled) {
     flushScheduled = true;
-    requestAnimationFrame(flush);
+    requestAnimationFrame(() => flush());
   }
 }
 
-function flush() {
-  flushScheduled = false;
-  for (const [sourceId, features] of Object.entries(pending)) {
-    if (!features.length) continue;
-    pending[sourceId] = [];
+function flush(only = null) {
+  if (!only) flushScheduled = false;
+  for (const [sourceId, features] of pending) {
+    if (!features.length || (only && sourceId !== only)) continue;
+    pending.set(sourceId, []);
     map.getSource(sourceId).updateData({ add: features });
     stats.batches += 1;
   }
@@ -127,8 +142,9 @@ function streamFloor(level) {
   const handlers = streamHandlers(
     `floor-${level}`,
     (features) => {
+      const first = stats.floor[level] === 0;
       stats.floor[level] += features.length;
-      draw("floor", features);
+      draw(floorSource(level), features, { now: first }); // the first batch without waiting for a frame
       if (stats.firstDrawnMs[level] == null) awaitFirstDrawn(level, started);
       showProgress();
     },
@@ -141,12 +157,26 @@ function streamFloor(level) {
   floorStreams.set(level, new FeatureStream(`/api/base-floor/?level=${encodeURIComponent(level)}`, handlers).start());
 }
 
-// The first batch of a level counts as drawn once the map has rendered a feature of it.
+// The first batch of a level counts as drawn once the map has rendered a feature of it. Probed in
+// a few small boxes: a query of the whole viewport would copy every drawn feature (seconds, on a
+// campus) and block the page it measures.
 function awaitFirstDrawn(level, started) {
   if (stats.firstDrawnMs[level] !== undefined) return;
   stats.firstDrawnMs[level] = null; // waiting
   const check = () => {
-    const drawn = map.queryRenderedFeatures({ layers: FLOOR_LAYERS }).some((f) => Number(f.properties.level) === level);
+    const { clientWidth: width, clientHeight: height } = map.getContainer();
+    const layers = FLOOR_KINDS.map((kind) => levelLayer(kind, level));
+    let drawn = false;
+    for (let i = 1; i < 4 && !drawn; i++) {
+      for (let j = 1; j < 4 && !drawn; j++) {
+        const [x, y] = [(width * i) / 4, (height * j) / 4];
+        const box = [
+          [x - 20, y - 20],
+          [x + 20, y + 20],
+        ];
+        drawn = map.queryRenderedFeatures(box, { layers }).length > 0;
+      }
+    }
     if (!drawn) return;
     map.off("render", check);
     stats.firstDrawnMs[level] = performance.now() - started;
@@ -174,9 +204,19 @@ function streamRooms() {
   const handlers = streamHandlers(
     "rooms",
     (features) => {
-      for (const room of features) rooms.set(room.id, room);
+      const byLevel = new Map();
+      for (const room of features) {
+        rooms.set(room.id, room);
+        roomsByName.set(`${Number(room.properties.level)}|${room.properties.name}`, room);
+        const level = Number(room.properties.level);
+        if (!byLevel.has(level)) byLevel.set(level, []);
+        byLevel.get(level).push(room);
+      }
+      for (const [level, group] of byLevel) {
+        addLevel(map, level);
+        draw(roomsSource(level), group);
+      }
       stats.rooms += features.length;
-      draw("rooms", features);
       showProgress();
     },
     () => {
@@ -201,15 +241,13 @@ function roomAt(point) {
     [point.x - 6, point.y - 6],
     [point.x + 6, point.y + 6],
   ];
-  const hit = map.queryRenderedFeatures(box, { layers: ["room-label", "room-point"] })[0];
+  const roomLayers = [levelLayer("room-label", view.level), levelLayer("room-point", view.level)];
+  const hit = map.queryRenderedFeatures(box, { layers: roomLayers })[0];
   if (hit) return rooms.get(hit.id) ?? null;
   // A click inside a room's outline: the room point of that name on this level.
-  const outline = map.queryRenderedFeatures(point, { layers: ["floor-room"] })[0];
+  const outline = map.queryRenderedFeatures(point, { layers: [levelLayer("floor-room", view.level)] })[0];
   if (!outline?.properties.name) return null;
-  for (const room of rooms.values()) {
-    if (room.properties.name === outline.properties.name && Number(room.properties.level) === view.level) return room;
-  }
-  return null;
+  return roomsByName.get(`${view.level}|${outline.properties.name}`) ?? null;
 }
 
 /** What a route end is called in the panel: its room's name, else the place as given. */
@@ -250,7 +288,7 @@ async function showRoom(id) {
     return;
   }
   if (view.level !== Number(room.properties.level)) showLevel(room.properties.level);
-  map.setFilter("room-selected", ["==", ["id"], room.id]);
+  map.getSource("selected").setData(room);
   map.flyTo({ center: room.geometry.coordinates, zoom: Math.max(map.getZoom(), 19.5), duration: 600 });
   showRoomPopup(room);
 }
@@ -347,7 +385,7 @@ async function applyUrl() {
   view.profile = wanted.profile;
   $("#accessible").checked = wanted.profile === "accessible";
   popup?.remove();
-  map.setFilter("room-selected", ["==", ["id"], -1]);
+  map.getSource("selected").setData({ type: "FeatureCollection", features: [] });
 
   const routeKey = wanted.from && wanted.to ? `${wanted.from}|${wanted.to}|${wanted.profile}` : "";
   fromSearch.set(await placeName(wanted.from));
@@ -407,6 +445,8 @@ async function start() {
   map.addControl(new NavigationControl({ showCompass: true }), "bottom-right");
   await Promise.all([map.once("load"), levelsLoaded]);
   addLayers(map);
+  for (const entry of levels) addLevel(map, Number(entry.level));
+  window.indoor.layer = (kind) => levelLayer(kind, view.level);
   routeView = new RouteView(
     map,
     {
@@ -433,10 +473,9 @@ async function start() {
     const room = roomAt(event.point);
     if (room) navigate({ room: String(room.id) });
   });
-  for (const layer of ["room-label", "room-point", "floor-room"]) {
-    map.on("mouseenter", layer, () => (map.getCanvas().style.cursor = "pointer"));
-    map.on("mouseleave", layer, () => (map.getCanvas().style.cursor = ""));
-  }
+  map.on("mousemove", (event) => {
+    map.getCanvas().style.cursor = roomAt(event.point) ? "pointer" : "";
+  });
   window.addEventListener("popstate", () => applyUrl());
 
   streamRooms();
