@@ -116,7 +116,23 @@ def longest(tasks: list, start: float, end: float) -> tuple[float, int, float]:
     return (max(inside, default=0.0), len(inside), sum(d - 50 for d in inside))
 
 
-def measure(base_url: str, levels: int, timeout_s: float) -> dict:
+def print_profile(profile: dict, top: int = 15) -> None:
+    """The main thread's functions by self time while level 0 and the rooms streamed."""
+    nodes = {node["id"]: node for node in profile["nodes"]}
+    interval = {}
+    for sample, delta in zip(profile["samples"], profile["timeDeltas"][1:] + [0], strict=True):
+        interval[sample] = interval.get(sample, 0) + delta
+    by_function = {}
+    for node_id, micros in interval.items():
+        frame = nodes[node_id]["callFrame"]
+        key = f"{frame['functionName'] or '(anonymous)'} {frame['url'].rsplit('/', 1)[-1]}:{frame['lineNumber']}"
+        by_function[key] = by_function.get(key, 0) + micros
+    print("main thread, self time while level 0 streamed:")
+    for key, micros in sorted(by_function.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {micros / 1000:8.0f} ms  {key}")
+
+
+def measure(base_url: str, levels: int, timeout_s: float, profile: bool = False) -> dict:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -125,9 +141,17 @@ def measure(base_url: str, levels: int, timeout_s: float) -> dict:
         seen = watch(page)
         page.add_init_script(RECORD_LONG_TASKS)
         page.set_default_timeout(timeout_s * 1000)
+        cdp = None
+        if profile:
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("Profiler.enable")
+            cdp.send("Profiler.setSamplingInterval", {"interval": 1000})
+            cdp.send("Profiler.start")
         page.goto(base_url + "/")
         page.wait_for_function("() => window.indoor && indoor.stats.floorEnded[0] && indoor.stats.roomsEnded")
         page.wait_for_function("() => indoor.stats.firstDrawnMs[0] > 0")
+        if cdp:
+            print_profile(cdp.send("Profiler.stop")["profile"])
         for level in range(1, levels):
             page.locator(f"#levels button[data-level='{level}']").click()
             page.wait_for_function(
@@ -166,6 +190,7 @@ def main() -> int:
     parser.add_argument("--levels", type=int, default=4)
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--profile", action="store_true", help="print the main thread's CPU profile of level 0")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="indoor-client-bench-") as tmp:
         cluster = PostgresCluster(Path(tmp) / "pg").init().start()
@@ -176,7 +201,7 @@ def main() -> int:
             server = GunicornServer({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}, workers=2).start(
                 Path(tmp) / "gunicorn.log"
             )
-            figures = measure(server.base_url, args.levels, args.timeout)
+            figures = measure(server.base_url, args.levels, args.timeout, args.profile)
         finally:
             if server:
                 server.stop()

@@ -114,11 +114,13 @@ def test_page_streams_every_room_and_draws_the_level_switched_to(serve, sql, pag
     assert seen.problems(page) == []
 
 
-def rooms_on(sql, level: int, n: int = 1) -> list[int]:
-    """`n` rooms of `level` nearest its south-west corner (where the demo's stairs are)."""
+def rooms_on(sql, level: int, n: int = 1, corner: str = "south-west") -> list[int]:
+    """`n` rooms of `level` nearest its south-west (where the demo has stairs) or north-east corner."""
+    sign = 1 if corner == "south-west" else -1
     rows = sql(
-        "SELECT ogc_fid FROM room_points WHERE level = %s ORDER BY ST_X(wkb_geometry) + ST_Y(wkb_geometry), ogc_fid LIMIT %s",
-        (level, n),
+        "SELECT ogc_fid FROM room_points WHERE level = %s"
+        " ORDER BY %s * (ST_X(wkb_geometry) + ST_Y(wkb_geometry)), ogc_fid LIMIT %s",
+        (level, sign, n),
     )
     return [r[0] for r in rows]
 
@@ -140,7 +142,7 @@ def metres_text(distance_m: float) -> str:
 
 def test_route_link_draws_the_route_across_levels_with_the_api_distance(serve, sql, page):
     server = serve()
-    start, end = rooms_on(sql, 0)[0], rooms_on(sql, 2)[0]
+    start, end = rooms_on(sql, 0)[0], rooms_on(sql, 2, corner="north-east")[0]
     status, api = get_json(f"{server.base_url}/api/route/?from={start}&to={end}")
     assert status == 200 and set(api["route"]["levels"]) >= {0, 2}
     seen = watch(page)

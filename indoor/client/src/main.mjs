@@ -2,7 +2,7 @@
 // of the same origin. The view lives in the URL (`/?level=L`, `/?room=ID`,
 // `/?from=A&to=B[&profile=accessible]`), so a link reproduces it and Back goes back.
 
-import { Map as MapLibre, NavigationControl, Popup, prewarm } from "./vendor/maplibre-gl.mjs";
+import { Map as MapLibre, NavigationControl, Popup, prewarm, setWorkerCount } from "./vendor/maplibre-gl.mjs";
 import {
   FLOOR_KINDS,
   addLayers,
@@ -85,7 +85,19 @@ function streamHandlers(name, onFeatures, onEnd) {
   };
 }
 
+let progressScheduled = false;
+
+/** The progress line, redrawn at most once per frame however many batches arrive. */
 function showProgress() {
+  if (progressScheduled) return;
+  progressScheduled = true;
+  requestAnimationFrame(() => {
+    progressScheduled = false;
+    drawProgress();
+  });
+}
+
+function drawProgress() {
   const totalRooms = levels.reduce((sum, level) => sum + (level.rooms || 0), 0);
   const floorCount = stats.floor[view.level] || 0;
   const floorDone = stats.floorEnded[view.level];
@@ -181,6 +193,7 @@ function awaitFirstDrawn(level, started) {
     map.off("render", check);
     stats.firstDrawnMs[level] = performance.now() - started;
     stats.firstDrawnAt[level] = performance.now();
+    startRooms();
   };
   map.on("render", check);
 }
@@ -199,6 +212,15 @@ function fitLevel(level) {
 }
 
 // -- rooms --------------------------------------------------------------------------------------
+
+// Every room (labels, clicks) streams once the first floor plan is on screen, so that on a large
+// campus the plan the user looks at is not queued behind the rooms of every level; at the latest
+// after ROOMS_AFTER_MS (a level may have no floor plan at all).
+const ROOMS_AFTER_MS = 1500;
+
+function startRooms() {
+  if (!roomStream) streamRooms();
+}
 
 function streamRooms() {
   const handlers = streamHandlers(
@@ -478,10 +500,13 @@ async function start() {
   });
   window.addEventListener("popstate", () => applyUrl());
 
-  streamRooms();
+  setTimeout(startRooms, ROOMS_AFTER_MS);
   await applyUrl();
   window.indoor.ready = true;
 }
 
-prewarm(); // MapLibre's worker starts loading before the map is made
+// Two workers (MapLibre takes half the cores, one on a 2-core laptop): a level's floor plan and its
+// rooms are cut into tiles side by side. They start loading before the map is made.
+setWorkerCount(Math.max(2, Math.floor((navigator.hardwareConcurrency || 2) / 2)));
+prewarm();
 start();
