@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import tempfile
 import time
@@ -201,13 +202,15 @@ def main() -> int:
             server = GunicornServer({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"}, workers=2).start(
                 Path(tmp) / "gunicorn.log"
             )
+            load_before = os.getloadavg()[0]
             figures = measure(server.base_url, args.levels, args.timeout, args.profile)
+            figures["load_average"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
         finally:
             if server:
                 server.stop()
             cluster.stop("immediate")
     figures.update(floor_plan_features=plan, room_points=rooms)
-    print(f"rooms streamed: {figures['rooms']:,}")
+    print(f"rooms streamed: {figures['rooms']:,}; 1-minute load average before/after: {figures['load_average']}")
     print("level  features  first drawn  streamed  longest task  tasks>50ms  blocking")
     for row in figures["levels"]:
         print(

@@ -169,6 +169,8 @@ def test_route_link_draws_the_route_across_levels_with_the_api_distance(serve, s
         "() => indoor.map.queryRenderedFeatures({layers: ['route-current']}).map((f) => f.properties.level)"
     )
     assert set(current) == {0} or set(current) <= {0, vertical[0]["properties"]["level"]}
+    wait_loaded(page, 0)
+    page.wait_for_timeout(500)  # the labels of the last batch
     screenshot(page, "client-route")
 
     # Selecting the last instruction ("Arrive at ...") shows its level.
@@ -298,17 +300,17 @@ def test_search_flies_to_a_room_on_its_level_and_a_click_starts_directions(serve
     expect(page.locator("#to-search input")).to_have_value(name)
     assert page.url.endswith(f"/?to={room_id}")
     # The start: a click on a room of the map.
-    page.wait_for_function("([level]) => indoor.stats.floorEnded[level] && indoor.settled()", arg=[level])
-    other = page.evaluate(
+    other = page.wait_for_function(
         """([id]) => {
             // A room in the open part of the map (not under the panel or the level switcher).
             for (const f of indoor.map.queryRenderedFeatures({layers: [indoor.layer('room-point')]})) {
                 const p = indoor.map.project(f.geometry.coordinates);
                 if (f.id !== id && p.x > 400 && p.x < 1150 && p.y > 80 && p.y < 700) return {id: f.id, x: p.x, y: p.y};
             }
+            return null;  // not drawn yet
         }""",
-        [room_id],
-    )
+        arg=[room_id],
+    ).json_value()
     page.mouse.click(other["x"], other["y"])
     page.locator(".room-popup").get_by_role("button", name="Directions from here").click()
     expect(page.locator("#route-summary")).to_be_visible()

@@ -37,31 +37,57 @@ let fittedOnce = false;
 
 // -- drawing batches: one updateData per source per frame, whatever the arrival rate -----------
 
-// MapLibre merges the diffs of updates that wait for its worker; merging once per frame keeps
-// that cheap when hundreds of batches arrive while the worker is busy.
+// Back-pressure: a source gets its next batches only once its previous update is loaded (worker
+// index updated, tiles cut). Batches that arrive meanwhile wait here and go together, so each
+// update reaches the screen instead of being superseded by the next one before its tiles are
+// drawn, and MapLibre never merges hundreds of waiting diffs. A source whose update is not loaded
+// within UPDATE_WAIT_MS gets the next one anyway.
+const UPDATE_WAIT_MS = 3000;
 const pending = new Map(); // source id -> features not yet handed to the map
+const updating = new Map(); // source id -> when its last update was handed over
 let flushScheduled = false;
 // Every feature received has been handed to the map.
-window.indoor.settled = () => !flushScheduled;
+window.indoor.settled = () => [...pending.values()].every((features) => !features.length);
 
-function draw(sourceId, features, { now = false } = {}) {
+function draw(sourceId, features) {
   if (!pending.has(sourceId)) pending.set(sourceId, []);
   pending.get(sourceId).push(...features);
-  if (now) {
-    flush(sourceId);
-  } else if (!flushScheduled) {
-    flushScheduled = true;
-    requestAnimationFrame(() => flush());
-  }
+  if (updating.has(sourceId)) scheduleFlush();
+  else handOver(sourceId); // the source is idle: no need to wait for a frame
 }
 
-function flush(only = null) {
-  if (!only) flushScheduled = false;
+function handOver(sourceId) {
+  const features = pending.get(sourceId);
+  pending.set(sourceId, []);
+  updating.set(sourceId, performance.now());
+  map.getSource(sourceId).updateData({ add: features });
+  stats.batches += 1;
+}
+
+function scheduleFlush() {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  requestAnimationFrame(flush);
+}
+
+function flush() {
+  flushScheduled = false;
+  let waiting = false;
   for (const [sourceId, features] of pending) {
-    if (!features.length || (only && sourceId !== only)) continue;
-    pending.set(sourceId, []);
-    map.getSource(sourceId).updateData({ add: features });
-    stats.batches += 1;
+    if (!features.length) continue;
+    if (performance.now() - (updating.get(sourceId) ?? -Infinity) < UPDATE_WAIT_MS) {
+      waiting = true;
+      continue;
+    }
+    handOver(sourceId);
+  }
+  if (waiting) setTimeout(scheduleFlush, 100); // the fallback, should no sourcedata event come
+}
+
+function onSourceData(event) {
+  if (updating.has(event.sourceId) && map.isSourceLoaded(event.sourceId)) {
+    updating.delete(event.sourceId);
+    if (pending.get(event.sourceId)?.length) scheduleFlush();
   }
 }
 
@@ -154,9 +180,8 @@ function streamFloor(level) {
   const handlers = streamHandlers(
     `floor-${level}`,
     (features) => {
-      const first = stats.floor[level] === 0;
       stats.floor[level] += features.length;
-      draw(floorSource(level), features, { now: first }); // the first batch without waiting for a frame
+      draw(floorSource(level), features);
       if (stats.firstDrawnMs[level] == null) awaitFirstDrawn(level, started);
       showProgress();
     },
@@ -346,7 +371,7 @@ async function showRoute(level) {
   stats.routes += 1;
   routeView.draw(body);
   showLevel(level ?? body.route.from.level);
-  routeView.fitLevel(view.level);
+  routeView.fitLevel(null); // the whole trip: levels lie over each other in plan
   fittedOnce = true;
 }
 
@@ -468,6 +493,7 @@ async function start() {
   await Promise.all([map.once("load"), levelsLoaded]);
   addLayers(map);
   for (const entry of levels) addLevel(map, Number(entry.level));
+  map.on("sourcedata", onSourceData);
   window.indoor.layer = (kind) => levelLayer(kind, view.level);
   routeView = new RouteView(
     map,
