@@ -188,6 +188,7 @@ function streamFloor(level) {
     () => {
       stats.floorEnded[level] = true;
       stats.floorEndedAt[level] = performance.now();
+      startRooms();
       showProgress();
     }
   );
@@ -238,10 +239,10 @@ function fitLevel(level) {
 
 // -- rooms --------------------------------------------------------------------------------------
 
-// Every room (labels, clicks) streams once the first floor plan is on screen, so that on a large
-// campus the plan the user looks at is not queued behind the rooms of every level; at the latest
-// after ROOMS_AFTER_MS (a level may have no floor plan at all).
-const ROOMS_AFTER_MS = 1500;
+// Every room (labels, clicks) streams once the first floor plan is on screen or has all arrived,
+// so that on a large campus the plan the user looks at is not queued behind the rooms of every
+// level; at the latest after ROOMS_AFTER_MS.
+const ROOMS_AFTER_MS = 5000;
 
 function startRooms() {
   if (!roomStream) streamRooms();
