@@ -35,7 +35,7 @@ let routeView;
 let popup;
 let fittedOnce = false;
 
-// -- drawing batches: one updateData per source per frame, whatever the arrival rate -----------
+// -- drawing batches ----------------------------------------------------------------------------
 
 // Back-pressure: a source gets its next batches only once its previous update is loaded (worker
 // index updated, tiles cut). Batches that arrive meanwhile wait here and go together, so each
