@@ -313,7 +313,8 @@ function showRoomPopup(room) {
   title.textContent = room.properties.name;
   const where = document.createElement("small");
   const building = room.properties.building ? `Building ${room.properties.building} · ` : "";
-  where.textContent = `${building}level ${levelLabel(room.properties.level)}`;
+  const category = room.properties.category ? ` · ${room.properties.category}` : "";
+  where.textContent = `${building}level ${levelLabel(room.properties.level)}${category}`;
   const from = document.createElement("button");
   from.type = "button";
   from.textContent = "Directions from here";
