@@ -42,6 +42,12 @@ def wait_loaded(page, level):
     )
 
 
+def wait_labels(page):
+    """Until the shown level's room labels are on screen (placed, then faded in)."""
+    page.wait_for_function("() => indoor.map.queryRenderedFeatures({layers: [indoor.layer('room-label')]}).length > 0")
+    page.wait_for_timeout(600)  # MapLibre fades placed symbols in over 300 ms
+
+
 def worker_ids(page, kind: str) -> list:
     """The ids of the features the page's map holds in its `kind` sources (`rooms@0`, `rooms@1`...)."""
     return page.evaluate(
@@ -102,6 +108,7 @@ def test_page_streams_every_room_and_draws_the_level_switched_to(serve, sql, pag
     page.wait_for_function("() => indoor.stats.firstDrawnMs[1] > 0")
     page.wait_for_timeout(300)
     assert drawn_levels(page) == {1}
+    wait_labels(page)
     assert len(event_streams(seen, "/api/base-floor/")) == 2
     expect(page.locator("#levels button.active")).to_have_attribute("data-level", "1")
     screenshot(page, "client-level-1")
@@ -177,7 +184,8 @@ def test_route_link_draws_the_route_across_levels_with_the_api_distance(serve, s
     instructions.last.locator("button").click()
     expect(page.locator("#levels button.active")).to_have_attribute("data-level", "2")
     assert "level=2" in page.url
-    page.wait_for_function("() => indoor.stats.floorEnded[2]")
+    wait_loaded(page, 2)
+    wait_labels(page)
     screenshot(page, "client-route-level-2")
     assert seen.problems(page) == []
 
