@@ -216,6 +216,7 @@ def test_accessible_toggle_replaces_a_route_that_took_the_stairs(serve, sql, pag
     assert not {leg["kind"] for leg in shown["legs"]} & {"stairs", "escalator"}
     assert shown["distance"] == accessible["route"]["distance_m"] != walking["route"]["distance_m"]
     assert page.locator(".route-marker.change").count() >= 2
+    wait_labels(page)
     screenshot(page, "client-route-accessible")
 
     page.go_back()
