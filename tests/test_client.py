@@ -344,3 +344,13 @@ def test_the_page_works_behind_nginx(serve, sql, workdir, page):
         assert status == 404
     finally:
         nginx.stop()
+
+
+def test_without_a_built_client_the_page_says_how_to_build_it(client, monkeypatch, tmp_path):
+    from indoor.blueprints import client as page_blueprint
+
+    monkeypatch.setattr(page_blueprint, "CLIENT_DIST", tmp_path)  # an empty dist/
+    response = client.get("/")
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "unavailable"
+    assert "make client" in response.get_json()["error"]["message"]
