@@ -3,22 +3,33 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint format deps clean
+.PHONY: run test bench lint format deps clean client
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# The map page (indoor/client): npm installs MapLibre from the committed lock file, the build
+# copies the page and MapLibre's files into indoor/client/dist/ (served at / and /assets/).
+CLIENT := indoor/client
+$(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package.json $(CLIENT)/package-lock.json
+	@bash scripts/system-deps.sh
+	cd $(CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+$(CLIENT)/dist/index.html: $(CLIENT)/node_modules/.package-lock.json $(CLIENT)/build.mjs $(wildcard $(CLIENT)/src/*)
+	cd $(CLIENT) && npm run --silent build
+
+client: $(CLIENT)/dist/index.html
+
 deps:
 	@bash scripts/system-deps.sh
 
-run: deps $(VENV)/.installed
+run: deps $(VENV)/.installed client
 	$(PY) scripts/run.py
 
 # Twice: the service connected directly, then (all but the slow fault tests, which bring their
 # own servers) through a real pgbouncer in transaction pooling mode.
-test: $(VENV)/.installed
+test: $(VENV)/.installed client
 	@bash scripts/system-deps.sh --test
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	INDOOR_TEST_PGBOUNCER=1 $(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
@@ -42,4 +53,4 @@ format: $(VENV)/.installed
 
 clean:
 	-$(PY) -c "from scripts.services import PostgresCluster as C; C('.data/pg').stop()" 2>/dev/null
-	rm -rf .data $(VENV)
+	rm -rf .data $(VENV) $(CLIENT)/node_modules $(CLIENT)/dist

@@ -52,7 +52,8 @@ def main() -> int:
         print(f"local database: {env['DATABASE_URL']} (data in .data/pg)", flush=True)
     flask = [sys.executable, "-m", "flask", "--app", "wsgi", "indoor"]
     subprocess.run([*flask, "init-db", "--demo-if-empty"], cwd=ROOT, env=env, check=True)
-    print(f"serving on http://{env.get('BIND', '127.0.0.1:8000')}", flush=True)
+    address = env.get("BIND", "127.0.0.1:8000")
+    print(f"serving on http://{address}: the map at http://{address}/, the API under /api/", flush=True)
     gunicorn = Path(sys.executable).parent / "gunicorn"
     try:
         return subprocess.call([str(gunicorn), "-c", "config/gunicorn.conf.py", "wsgi:app"], cwd=ROOT, env=env)

@@ -10,6 +10,7 @@ have_ext pgrouting || need+=(postgresql-15-pgrouting)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql-15)
 command -v psql >/dev/null || need+=(postgresql-client-15)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v npm >/dev/null || need+=(nodejs npm)   # builds the map page (make client)
 if [ "${1:-}" = "--test" ]; then
   command -v pgbouncer >/dev/null || need+=(pgbouncer)
   command -v ogr2ogr >/dev/null || need+=(gdal-bin)  # GDAL's OAPIF and MVT drivers (tests/test_ogc.py, test_tiles.py)

@@ -53,7 +53,7 @@ def test_request_id_is_echoed_when_sane_and_replaced_when_not(client):
 def test_unknown_paths_and_methods_answer_json_errors(client):
     for method, path, status, code in [
         ("get", "/api/nope", 404, "not_found"),
-        ("get", "/", 404, "not_found"),
+        ("get", "/no-such-page", 404, "not_found"),  # "/" is the map page
         ("post", "/api/health/", 405, "method_not_allowed"),
     ]:
         response = getattr(client, method)(path)

@@ -83,7 +83,7 @@ def test_metrics_are_not_reachable_through_nginx(behind_nginx):
         assert b"indoor_http_requests" not in body, path
     status, _, body = request_from("127.0.0.2", nginx.port, "/metrics")
     assert json.loads(body)["error"]["code"] == "not_found"
-    status, _, body = request_from("127.0.0.2", nginx.port, "/")
+    status, _, body = request_from("127.0.0.2", nginx.port, "/no-such-page")  # "/" is the map page
     assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
 
 

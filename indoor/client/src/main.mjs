@@ -1,0 +1,540 @@
+// The reference map client: a building level by level, room search and routes, all from the API
+// of the same origin. The view lives in the URL (`/?level=L`, `/?room=ID`,
+// `/?from=A&to=B[&profile=accessible]`), so a link reproduces it and Back goes back.
+
+import { Map as MapLibre, NavigationControl, Popup, prewarm, setWorkerCount } from "./vendor/maplibre-gl.mjs";
+import {
+  FLOOR_KINDS,
+  addLayers,
+  addLevel,
+  baseStyle,
+  floorSource,
+  levelLayer,
+  roomsSource,
+  setLevel,
+} from "./layers.mjs";
+import { RouteView } from "./route.mjs";
+import { RoomSearch, levelName } from "./search.mjs";
+import { FeatureStream } from "./stream.mjs";
+
+const $ = (selector) => document.querySelector(selector);
+
+// What the page shows; `stats` is read by the end-to-end test and the benchmark.
+const view = { level: null, room: null, from: null, to: null, profile: "walking" };
+const stats = { rooms: 0, roomsEnded: false, floor: {}, floorEnded: {}, firstDrawnMs: {}, firstDrawnAt: {}, streamStartedAt: {}, floorEndedAt: {}, batches: 0, routes: 0, troubles: 0 };
+window.indoor = { view, stats };
+
+let map;
+let levels = []; // from /api/levels/
+const levelNames = new Map(); // level -> display name
+const rooms = new Map(); // id -> room Feature, from the rooms stream
+const roomsByName = new Map(); // "level|name" -> room Feature (a click inside a room's outline)
+const floorStreams = new Map(); // level -> FeatureStream
+let roomStream;
+let routeView;
+let popup;
+let fittedOnce = false;
+
+// -- drawing batches ----------------------------------------------------------------------------
+
+// Back-pressure: a source gets its next batches only once its previous update is loaded (worker
+// index updated, tiles cut). Batches that arrive meanwhile wait here and go together, so each
+// update reaches the screen instead of being superseded by the next one before its tiles are
+// drawn, and MapLibre never merges hundreds of waiting diffs. A source whose update is not loaded
+// within UPDATE_WAIT_MS gets the next one anyway.
+const UPDATE_WAIT_MS = 3000;
+const pending = new Map(); // source id -> features not yet handed to the map
+const updating = new Map(); // source id -> when its last update was handed over
+let flushScheduled = false;
+// Every feature received has been handed to the map.
+window.indoor.settled = () => [...pending.values()].every((features) => !features.length);
+
+function draw(sourceId, features) {
+  if (!pending.has(sourceId)) pending.set(sourceId, []);
+  pending.get(sourceId).push(...features);
+  if (updating.has(sourceId)) scheduleFlush();
+  else handOver(sourceId); // the source is idle: no need to wait for a frame
+}
+
+function handOver(sourceId) {
+  const features = pending.get(sourceId);
+  pending.set(sourceId, []);
+  updating.set(sourceId, performance.now());
+  map.getSource(sourceId).updateData({ add: features });
+  stats.batches += 1;
+}
+
+function scheduleFlush() {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  requestAnimationFrame(flush);
+}
+
+function flush() {
+  flushScheduled = false;
+  let waiting = false;
+  for (const [sourceId, features] of pending) {
+    if (!features.length) continue;
+    if (performance.now() - (updating.get(sourceId) ?? -Infinity) < UPDATE_WAIT_MS) {
+      waiting = true;
+      continue;
+    }
+    handOver(sourceId);
+  }
+  if (waiting) setTimeout(scheduleFlush, 100); // the fallback, should no sourcedata event come
+}
+
+function onSourceData(event) {
+  if (updating.has(event.sourceId) && map.isSourceLoaded(event.sourceId)) {
+    updating.delete(event.sourceId);
+    if (pending.get(event.sourceId)?.length) scheduleFlush();
+  }
+}
+
+// -- progress and the connection banner ---------------------------------------------------------
+
+const troubled = new Set();
+
+function streamHandlers(name, onFeatures, onEnd) {
+  return {
+    onFeatures,
+    onEnd,
+    onTrouble: () => {
+      stats.troubles += 1;
+      troubled.add(name);
+      $("#banner").hidden = false;
+    },
+    onRecovered: () => {
+      troubled.delete(name);
+      $("#banner").hidden = troubled.size === 0;
+    },
+  };
+}
+
+let progressScheduled = false;
+
+/** The progress line, redrawn at most once per frame however many batches arrive. */
+function showProgress() {
+  if (progressScheduled) return;
+  progressScheduled = true;
+  requestAnimationFrame(() => {
+    progressScheduled = false;
+    drawProgress();
+  });
+}
+
+function drawProgress() {
+  const totalRooms = levels.reduce((sum, level) => sum + (level.rooms || 0), 0);
+  const floorCount = stats.floor[view.level] || 0;
+  const floorDone = stats.floorEnded[view.level];
+  const parts = [`Rooms ${stats.rooms.toLocaleString("en")}${totalRooms ? ` / ${totalRooms.toLocaleString("en")}` : ""}`];
+  if (view.level != null) {
+    parts.push(`floor plan ${floorCount.toLocaleString("en")}${floorDone ? "" : "…"}`);
+  }
+  const done = stats.roomsEnded && floorDone;
+  const element = $("#progress");
+  element.querySelector(".text").textContent = parts.join(" · ");
+  element.querySelector(".fill").style.width = `${totalRooms ? Math.min(100, (100 * stats.rooms) / totalRooms) : 0}%`;
+  element.classList.toggle("done", Boolean(done));
+}
+
+// -- levels -------------------------------------------------------------------------------------
+
+function levelLabel(level) {
+  return levelName(levelNames, level);
+}
+
+function buildLevelSwitcher() {
+  const nav = $("#levels");
+  nav.replaceChildren();
+  // Highest on top, like the buttons in a lift.
+  for (const entry of [...levels].sort((a, b) => b.level - a.level)) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = levelLabel(entry.level);
+    button.dataset.level = String(entry.level);
+    button.title = `Level ${levelLabel(entry.level)}: ${entry.rooms} rooms`;
+    button.addEventListener("click", () => navigate({ level: entry.level, room: null }));
+    nav.append(button);
+  }
+}
+
+function showLevel(level) {
+  level = Number(level);
+  view.level = level;
+  setLevel(map, level);
+  for (const button of document.querySelectorAll("#levels button")) {
+    const active = Number(button.dataset.level) === level;
+    button.classList.toggle("active", active);
+    button.setAttribute("aria-pressed", String(active));
+  }
+  routeView.setLevel(level);
+  if (!floorStreams.has(level)) streamFloor(level);
+  showProgress();
+}
+
+function streamFloor(level) {
+  const started = performance.now();
+  stats.streamStartedAt[level] = started;
+  stats.floor[level] = 0;
+  const handlers = streamHandlers(
+    `floor-${level}`,
+    (features) => {
+      stats.floor[level] += features.length;
+      draw(floorSource(level), features);
+      if (stats.firstDrawnMs[level] == null) awaitFirstDrawn(level, started);
+      showProgress();
+    },
+    () => {
+      stats.floorEnded[level] = true;
+      stats.floorEndedAt[level] = performance.now();
+      startRooms();
+      showProgress();
+    }
+  );
+  floorStreams.set(level, new FeatureStream(`/api/base-floor/?level=${encodeURIComponent(level)}`, handlers).start());
+}
+
+// The first batch of a level counts as drawn once the map has rendered a feature of it. Probed in
+// a few small boxes: a query of the whole viewport would copy every drawn feature (seconds, on a
+// campus) and block the page it measures.
+function awaitFirstDrawn(level, started) {
+  if (stats.firstDrawnMs[level] !== undefined) return;
+  stats.firstDrawnMs[level] = null; // waiting
+  const check = () => {
+    const { clientWidth: width, clientHeight: height } = map.getContainer();
+    const layers = FLOOR_KINDS.map((kind) => levelLayer(kind, level));
+    let drawn = false;
+    for (let i = 1; i < 4 && !drawn; i++) {
+      for (let j = 1; j < 4 && !drawn; j++) {
+        const [x, y] = [(width * i) / 4, (height * j) / 4];
+        const box = [
+          [x - 20, y - 20],
+          [x + 20, y + 20],
+        ];
+        drawn = map.queryRenderedFeatures(box, { layers }).length > 0;
+      }
+    }
+    if (!drawn) return;
+    map.off("render", check);
+    stats.firstDrawnMs[level] = performance.now() - started;
+    stats.firstDrawnAt[level] = performance.now();
+    startRooms();
+  };
+  map.on("render", check);
+}
+
+function fitLevel(level) {
+  const entry = levels.find((l) => Number(l.level) === Number(level)) || levels[0];
+  if (!entry?.bbox) return;
+  const [w, s, e, n] = entry.bbox;
+  map.fitBounds(
+    [
+      [w, s],
+      [e, n],
+    ],
+    { padding: { top: 40, bottom: 60, left: 360, right: 80 }, duration: 0, maxZoom: 20 }
+  );
+}
+
+// -- rooms --------------------------------------------------------------------------------------
+
+// Every room (labels, clicks) streams once the first floor plan is on screen or has all arrived,
+// so that on a large campus the plan the user looks at is not queued behind the rooms of every
+// level; at the latest after ROOMS_AFTER_MS.
+const ROOMS_AFTER_MS = 5000;
+
+function startRooms() {
+  if (!roomStream) streamRooms();
+}
+
+function streamRooms() {
+  const handlers = streamHandlers(
+    "rooms",
+    (features) => {
+      const byLevel = new Map();
+      for (const room of features) {
+        rooms.set(room.id, room);
+        roomsByName.set(`${Number(room.properties.level)}|${room.properties.name}`, room);
+        const level = Number(room.properties.level);
+        if (!byLevel.has(level)) byLevel.set(level, []);
+        byLevel.get(level).push(room);
+      }
+      for (const [level, group] of byLevel) {
+        addLevel(map, level);
+        draw(roomsSource(level), group);
+      }
+      stats.rooms += features.length;
+      showProgress();
+    },
+    () => {
+      stats.roomsEnded = true;
+      stats.roomsEndedAt = performance.now();
+      showProgress();
+    }
+  );
+  roomStream = new FeatureStream("/api/rooms/", handlers).start();
+  window.indoor.roomStream = roomStream;
+}
+
+async function getRoom(id) {
+  if (!/^\d+$/.test(String(id))) return null; // a place, not a room (`lon,lat,level`)
+  if (rooms.has(Number(id))) return rooms.get(Number(id));
+  const response = await fetch(`/api/rooms/${encodeURIComponent(id)}`);
+  return response.ok ? response.json() : null;
+}
+
+function roomAt(point) {
+  const box = [
+    [point.x - 6, point.y - 6],
+    [point.x + 6, point.y + 6],
+  ];
+  const roomLayers = [levelLayer("room-label", view.level), levelLayer("room-point", view.level)];
+  const hit = map.queryRenderedFeatures(box, { layers: roomLayers })[0];
+  if (hit) return rooms.get(hit.id) ?? null;
+  // A click inside a room's outline: the room point of that name on this level.
+  const outline = map.queryRenderedFeatures(point, { layers: [levelLayer("floor-room", view.level)] })[0];
+  if (!outline?.properties.name) return null;
+  return roomsByName.get(`${view.level}|${outline.properties.name}`) ?? null;
+}
+
+/** What a route end is called in the panel: its room's name, else the place as given. */
+async function placeName(place) {
+  if (!place) return "";
+  const room = await getRoom(place);
+  return room ? room.properties.name : place;
+}
+
+function showRoomPopup(room) {
+  popup?.remove();
+  const content = document.createElement("div");
+  content.className = "room-popup";
+  const title = document.createElement("strong");
+  title.textContent = room.properties.name;
+  const where = document.createElement("small");
+  const building = room.properties.building ? `Building ${room.properties.building} · ` : "";
+  const category = room.properties.category ? ` · ${room.properties.category}` : "";
+  where.textContent = `${building}level ${levelLabel(room.properties.level)}${category}`;
+  const from = document.createElement("button");
+  from.type = "button";
+  from.textContent = "Directions from here";
+  from.addEventListener("click", () => navigate({ from: String(room.id), room: null }));
+  const to = document.createElement("button");
+  to.type = "button";
+  to.textContent = "Directions to here";
+  to.addEventListener("click", () => navigate({ to: String(room.id), room: null }));
+  content.append(title, where, from, to);
+  popup = new Popup({ offset: 10, closeButton: true, maxWidth: "240px" })
+    .setLngLat(room.geometry.coordinates)
+    .setDOMContent(content)
+    .addTo(map);
+}
+
+async function showRoom(id) {
+  const room = await getRoom(id);
+  if (!room) {
+    routeView.message(`Room ${id} not found.`);
+    return;
+  }
+  if (view.level !== Number(room.properties.level)) showLevel(room.properties.level);
+  map.getSource("selected").setData(room);
+  map.flyTo({ center: room.geometry.coordinates, zoom: Math.max(map.getZoom(), 19.5), duration: 600 });
+  showRoomPopup(room);
+}
+
+// -- routes -------------------------------------------------------------------------------------
+
+let routeRequest = null;
+
+/** Fetch and draw the route of the view; show `level`, else the route's start level. */
+async function showRoute(level) {
+  routeRequest?.abort();
+  const request = new AbortController();
+  routeRequest = request;
+  routeView.message("");
+  const params = new URLSearchParams({ from: view.from, to: view.to, profile: view.profile });
+  let response;
+  let body;
+  try {
+    response = await fetch(`/api/route/?${params}`, { signal: request.signal });
+    body = await response.json();
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    routeView.clear();
+    routeView.message("The route could not be loaded: the connection was lost. Try again in a moment.");
+    return;
+  }
+  if (routeRequest !== request) return;
+  if (!response.ok) {
+    routeView.clear();
+    routeView.message(routeError(response.status, body));
+    return;
+  }
+  stats.routes += 1;
+  routeView.draw(body);
+  showLevel(level ?? body.route.from.level);
+  routeView.fitLevel(null); // the whole trip: levels lie over each other in plan
+  fittedOnce = true;
+}
+
+function routeError(status, body) {
+  const detail = body?.error?.message ? ` (${body.error.message})` : "";
+  if (status === 422) {
+    return view.profile === "accessible"
+      ? `No step-free route between these places${detail}. Turn off "Step-free" to allow stairs and escalators.`
+      : `These places are not connected: there is no route between them${detail}.`;
+  }
+  if (status === 404) return `A room of this route does not exist${detail}.`;
+  if (status === 400) return `This route cannot be asked for${detail}.`;
+  if (status === 429) return "Too many requests: try again in a moment.";
+  return "The route service is unavailable right now: try again in a moment.";
+}
+
+// -- the view in the URL ------------------------------------------------------------------------
+
+function viewFromUrl() {
+  const params = new URLSearchParams(location.search);
+  const level = params.get("level");
+  return {
+    level: level !== null && level !== "" && Number.isFinite(Number(level)) ? Number(level) : null,
+    room: params.get("room"),
+    from: params.get("from"),
+    to: params.get("to"),
+    profile: params.get("profile") === "accessible" ? "accessible" : "walking",
+  };
+}
+
+function urlFromView(next) {
+  const params = new URLSearchParams();
+  if (next.level != null) params.set("level", String(next.level));
+  if (next.room) params.set("room", next.room);
+  if (next.from) params.set("from", next.from);
+  if (next.to) params.set("to", next.to);
+  if (next.profile === "accessible") params.set("profile", "accessible");
+  const query = params.toString();
+  return query ? `/?${query}` : "/";
+}
+
+/** A user action: a new entry in the history, then the view follows it. */
+function navigate(changes) {
+  const next = { ...viewFromUrl(), ...changes };
+  if ("room" in changes && changes.room) next.level = null; // the room decides the level
+  const url = urlFromView(next);
+  if (url !== location.pathname + location.search) history.pushState(null, "", url);
+  applyUrl();
+}
+
+let shownRoute = "";
+
+async function applyUrl() {
+  const wanted = viewFromUrl();
+  view.room = wanted.room;
+  view.from = wanted.from;
+  view.to = wanted.to;
+  view.profile = wanted.profile;
+  $("#accessible").checked = wanted.profile === "accessible";
+  popup?.remove();
+  map.getSource("selected").setData({ type: "FeatureCollection", features: [] });
+
+  const routeKey = wanted.from && wanted.to ? `${wanted.from}|${wanted.to}|${wanted.profile}` : "";
+  fromSearch.set(await placeName(wanted.from));
+  toSearch.set(await placeName(wanted.to));
+  if (!routeKey) {
+    shownRoute = "";
+    routeView.clear();
+    routeView.message(wanted.from || wanted.to ? "Choose the other end of the route." : "");
+  }
+
+  if (wanted.level != null) showLevel(wanted.level);
+  if (routeKey && routeKey !== shownRoute) {
+    shownRoute = routeKey;
+    await showRoute(wanted.level);
+  }
+  if (wanted.room) {
+    await showRoom(wanted.room);
+  } else if (wanted.level == null) {
+    // No level asked for: the route's start, else the ground floor.
+    showLevel(routeKey && routeView.body ? routeView.body.route.from.level : defaultLevel());
+  }
+  if (!fittedOnce) {
+    fitLevel(view.level);
+    fittedOnce = true;
+  }
+}
+
+function defaultLevel() {
+  const ground = levels.find((l) => Number(l.level) === 0);
+  return Number((ground || levels[0] || { level: 0 }).level);
+}
+
+// -- start --------------------------------------------------------------------------------------
+
+let fromSearch;
+let toSearch;
+
+async function loadLevels() {
+  const response = await fetch("/api/levels/");
+  levels = response.ok ? (await response.json()).levels : [];
+  for (const entry of levels) levelNames.set(Number(entry.level), entry.name ?? String(entry.level));
+}
+
+async function start() {
+  // The map (and its worker) start while the levels load.
+  const levelsLoaded = loadLevels();
+  map = new MapLibre({
+    container: "map",
+    style: baseStyle(),
+    center: [0, 0],
+    zoom: 1,
+    maxZoom: 23,
+    renderWorldCopies: false,
+    attributionControl: false,
+  });
+  window.indoor.map = map;
+  map.addControl(new NavigationControl({ showCompass: true }), "bottom-right");
+  await Promise.all([map.once("load"), levelsLoaded]);
+  addLayers(map);
+  for (const entry of levels) addLevel(map, Number(entry.level));
+  map.on("sourcedata", onSourceData);
+  window.indoor.layer = (kind) => levelLayer(kind, view.level);
+  routeView = new RouteView(
+    map,
+    {
+      summary: $("#route-summary"),
+      distance: $("#route-distance"),
+      duration: $("#route-duration"),
+      instructions: $("#route-instructions"),
+      message: $("#route-message"),
+    },
+    (level) => navigate({ level: Number(level), room: null }),
+    levelLabel
+  );
+  buildLevelSwitcher();
+
+  new RoomSearch($("#room-search"), (room) => navigate({ room: String(room.id) }), () => levelNames);
+  fromSearch = new RoomSearch($("#from-search"), (room) => navigate({ from: String(room.id) }), () => levelNames);
+  toSearch = new RoomSearch($("#to-search"), (room) => navigate({ to: String(room.id) }), () => levelNames);
+  $("#accessible").addEventListener("change", (event) =>
+    navigate({ profile: event.target.checked ? "accessible" : "walking" })
+  );
+  $("#swap").addEventListener("click", () => navigate({ from: view.to, to: view.from }));
+  $("#clear-route").addEventListener("click", () => navigate({ from: null, to: null }));
+  map.on("click", (event) => {
+    const room = roomAt(event.point);
+    if (room) navigate({ room: String(room.id) });
+  });
+  map.on("mousemove", (event) => {
+    map.getCanvas().style.cursor = roomAt(event.point) ? "pointer" : "";
+  });
+  window.addEventListener("popstate", () => applyUrl());
+
+  setTimeout(startRooms, ROOMS_AFTER_MS);
+  await applyUrl();
+  window.indoor.ready = true;
+}
+
+// Two workers (MapLibre takes half the cores, one on a 2-core laptop): a level's floor plan and its
+// rooms are cut into tiles side by side. They start loading before the map is made.
+setWorkerCount(Math.max(2, Math.floor((navigator.hardwareConcurrency || 2) / 2)));
+prewarm();
+start();
