@@ -3,7 +3,7 @@
 # README, Deployment: deploy/docker-compose.yml builds and runs it with everything around it.
 
 # -- the map client (indoor/client/): npm ci && npm run build -> indoor/client/dist/ ------------
-FROM node:20-bookworm-slim AS client
+FROM node:22-bookworm-slim AS client
 WORKDIR /src/indoor/client
 COPY indoor/client/package.json indoor/client/package-lock.json ./
 RUN npm ci
