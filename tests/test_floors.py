@@ -38,6 +38,9 @@ def test_polygons_follow_rfc_7946_winding(fclient):
     (multi,) = all_features(fclient, "/api/base-floor/?level=7&layer=area")
     assert multi["geometry"]["type"] == "MultiPolygon"
     assert all(signed_area(polygon[0]) > 0 for polygon in multi["geometry"]["coordinates"])
+    # Lines keep the direction they were drawn in (south to north here): only polygons turn.
+    walls = all_features(fclient, "/api/base-floor/?level=7&layer=wall&limit=5")
+    assert walls and all(w["geometry"]["coordinates"][0][1] < w["geometry"]["coordinates"][-1][1] for w in walls)
 
 
 def test_layer_building_and_level_filters_are_plain_equality(fclient, features_url):

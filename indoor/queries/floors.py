@@ -33,16 +33,18 @@ class FloorFilters:
         return asdict(self)
 
 
-# Same shape as rooms.ROOMS_PAGE: unused filters fold away at plan time; LIMIT n + 1.
-# A geometry or level another tool left unusable is null (queries/features.py).
-BASE_FLOOR_PAGE = f"""
-SELECT ogc_fid,
-       '{{"type":"Feature","id":' || ogc_fid
+# One floor-plan feature as GeoJSON (a geometry or level another tool left unusable is null).
+FLOOR_FEATURE = f"""'{{"type":"Feature","id":' || ogc_fid
        || ',"geometry":' || {geojson_sql("wkb_geometry", counter_clockwise=True)}
        || ',"properties":{{"layer":' || coalesce(to_json(layer)::text, 'null')
        || ',"name":' || coalesce(to_json(name)::text, 'null')
        || ',"level":' || {level_json_sql("level")}
-       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}}}'
+       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}}}'"""
+
+# Same shape as rooms.ROOMS_PAGE: unused filters fold away at plan time; LIMIT n + 1.
+# A geometry or level another tool left unusable is null (queries/features.py).
+BASE_FLOOR_PAGE = f"""
+SELECT ogc_fid, {FLOOR_FEATURE}
   FROM base_floor
  WHERE ogc_fid > %(after)s
    AND (%(level)s::numeric IS NULL OR level = %(level)s::numeric)
@@ -55,12 +57,7 @@ SELECT ogc_fid,
 
 # One feature by id, built like the page's.
 BASE_FLOOR = f"""
-SELECT '{{"type":"Feature","id":' || ogc_fid
-       || ',"geometry":' || {geojson_sql("wkb_geometry", counter_clockwise=True)}
-       || ',"properties":{{"layer":' || coalesce(to_json(layer)::text, 'null')
-       || ',"name":' || coalesce(to_json(name)::text, 'null')
-       || ',"level":' || {level_json_sql("level")}
-       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}}}'
+SELECT {FLOOR_FEATURE}
   FROM base_floor
  WHERE ogc_fid = %(id)s
 """  # noqa: S608 - constant fragments; values are parameters

@@ -32,7 +32,8 @@ def geojson_sql(geometry: str, counter_clockwise: bool = False) -> str:
     `^[^NI]*$` cost as much)."""
     drawn = f"CASE WHEN ST_HasArc({geometry}) THEN ST_CurveToLine({geometry}) ELSE {geometry} END"
     if counter_clockwise:
-        drawn = f"ST_ForcePolygonCCW({drawn})"
+        # Polygons only: PostGIS 3.3's ST_ForcePolygonCCW also reverses a LineString.
+        drawn = f"CASE WHEN ST_Dimension({geometry}) = 2 THEN ST_ForcePolygonCCW({drawn}) ELSE {drawn} END"
     return (
         f"CASE WHEN ST_SRID({geometry}) = 4326 AND {geometry} @ ST_MakeEnvelope(-180, -90, 180, 90, 4326)"
         f" AND ST_GeometryType({geometry}) <> 'ST_PolyhedralSurface'"
