@@ -19,18 +19,41 @@ pgbouncer's transaction pooling).
 
 from __future__ import annotations
 
+from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql, is_open_sql, open_cost_sql
+
+# The edges as routing reads them (queries/validity.py): open at least one way, each direction's
+# cost finite and >= 0 or -1 (closed), between vertices with a position and a level. Rows another
+# tool wrote (NaN costs, empty points) are reported by the CHECKS of queries/graph.py instead.
 # Edges count when open at least one way; the accessible profile never uses stairs or
 # escalators (as in queries/routing).
+EDGES = f"""
+CREATE TEMP TABLE check_vertices ON COMMIT DROP AS
+SELECT id, level, the_geom FROM nav_edges_work_vertices_pgr
+ WHERE level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL} AND {in_lonlat_sql("the_geom")};
+ALTER TABLE check_vertices ADD PRIMARY KEY (id);
+CREATE INDEX ON check_vertices USING gist (level, the_geom);
+CREATE TEMP TABLE check_edges ON COMMIT DROP AS
+SELECT e.id, e.source, e.target, {open_cost_sql("e.cost")} AS cost,
+       {open_cost_sql("e.reverse_cost")} AS reverse_cost, e.kind
+  FROM nav_edges_final e
+ WHERE {is_open_sql("e")}
+   AND e.source IN (SELECT id FROM check_vertices) AND e.target IN (SELECT id FROM check_vertices);
+ANALYZE check_vertices;
+ANALYZE check_edges;
+"""  # noqa: S608 - constant fragments; values are parameters
+
+# A room routing can locate: a point in lon/lat on a level (as queries/routing.ROOM).
+LOCATED_ROOM = f"""ST_GeometryType(r.wkb_geometry) = 'ST_Point' AND {in_lonlat_sql("r.wkb_geometry")}
+   AND r.level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL}"""
 
 COMPONENTS = """
 CREATE TEMP TABLE check_components ON COMMIT DROP AS
 SELECT 'walking'::text AS profile, component, node FROM pgr_connectedComponents(
-         'SELECT id, source, target, 1::float8 AS cost, 1::float8 AS reverse_cost
-            FROM nav_edges_final WHERE cost >= 0 OR reverse_cost >= 0')
+         'SELECT id, source, target, 1::float8 AS cost, 1::float8 AS reverse_cost FROM check_edges')
 UNION ALL
 SELECT 'accessible', component, node FROM pgr_connectedComponents(
          'SELECT id, source, target, 1::float8 AS cost, 1::float8 AS reverse_cost
-            FROM nav_edges_final WHERE (cost >= 0 OR reverse_cost >= 0) AND kind NOT IN (''stairs'', ''escalator'')');
+            FROM check_edges WHERE kind NOT IN (''stairs'', ''escalator'')');
 CREATE INDEX ON check_components (profile, node);
 """
 
@@ -44,9 +67,9 @@ SELECT profile, count(*) AS components, (array_agg(n ORDER BY n DESC))[1:6] AS l
 USABLE_VERTICES = """
 CREATE TEMP TABLE check_usable ON COMMIT DROP AS
 SELECT id, bool_or(kind NOT IN ('stairs', 'escalator')) AS accessible
-  FROM (SELECT source AS id, kind FROM nav_edges_final WHERE cost >= 0 OR reverse_cost >= 0
+  FROM (SELECT source AS id, kind FROM check_edges
         UNION ALL
-        SELECT target, kind FROM nav_edges_final WHERE cost >= 0 OR reverse_cost >= 0) ends
+        SELECT target, kind FROM check_edges) ends
  GROUP BY id;
 ALTER TABLE check_usable ADD PRIMARY KEY (id);
 ANALYZE check_usable;
@@ -54,20 +77,20 @@ ANALYZE check_usable;
 
 # Each room's vertex per profile, the way routing snaps it (nearest of the nearest few). Most
 # rooms' walking vertex is usable by the accessible profile too: only the others search again.
-ROOM_SNAPS = """
+ROOM_SNAPS = f"""
 CREATE TEMP TABLE check_rooms ON COMMIT DROP AS
 SELECT r.ogc_fid, r.text, r.level, coalesce(r.building, '') AS building, 'walking'::text AS profile,
        s.id AS vertex, s.metres, r.wkb_geometry AS geom
   FROM room_points r
   LEFT JOIN LATERAL (
        SELECT k.id, ST_Distance(k.the_geom::geography, r.wkb_geometry::geography) AS metres
-         FROM (SELECT v.id, v.the_geom FROM nav_edges_work_vertices_pgr v
+         FROM (SELECT v.id, v.the_geom FROM check_vertices v
                  JOIN check_usable u ON u.id = v.id
                 WHERE v.level = r.level
                 ORDER BY v.the_geom <-> r.wkb_geometry LIMIT 8) k
         ORDER BY metres, k.id LIMIT 1) s ON true
  WHERE (%(building)s::text IS NULL OR r.building = %(building)s)
-   AND NOT ST_IsEmpty(r.wkb_geometry);
+   AND {LOCATED_ROOM};
 INSERT INTO check_rooms
 SELECT w.ogc_fid, w.text, w.level, w.building, 'accessible',
        CASE WHEN u.accessible THEN w.vertex ELSE s.id END,
@@ -76,7 +99,7 @@ SELECT w.ogc_fid, w.text, w.level, w.building, 'accessible',
   LEFT JOIN check_usable u ON u.id = w.vertex
   LEFT JOIN LATERAL (
        SELECT k.id, ST_Distance(k.the_geom::geography, w.geom::geography) AS metres
-         FROM (SELECT v.id, v.the_geom FROM nav_edges_work_vertices_pgr v
+         FROM (SELECT v.id, v.the_geom FROM check_vertices v
                  JOIN check_usable a ON a.id = v.id AND a.accessible
                 WHERE v.level = w.level AND NOT coalesce(u.accessible, false)
                 ORDER BY v.the_geom <-> w.geom LIMIT 8) k
@@ -85,7 +108,7 @@ SELECT w.ogc_fid, w.text, w.level, w.building, 'accessible',
 ALTER TABLE check_rooms ADD COLUMN component bigint;
 UPDATE check_rooms r SET component = c.component
   FROM check_components c WHERE c.profile = r.profile AND c.node = r.vertex;
-"""
+"""  # noqa: S608 - constant fragments; values are parameters
 
 ROOM_COUNTS = "SELECT building, count(*) FROM check_rooms WHERE profile = 'walking' GROUP BY 1 ORDER BY 1"
 
@@ -110,34 +133,34 @@ SELECT building, ogc_fid, text, level, metres FROM check_rooms
 # Open edges between two levels: few, so read once and matched to each building's levels.
 VERTICAL_ENDS = """
 CREATE TEMP TABLE check_vertical ON COMMIT DROP AS
-SELECT a.level, a.the_geom AS geom FROM nav_edges_final e
-  JOIN nav_edges_work_vertices_pgr a ON a.id = e.source
-  JOIN nav_edges_work_vertices_pgr b ON b.id = e.target
- WHERE a.level <> b.level AND (e.cost >= 0 OR e.reverse_cost >= 0)
+SELECT a.level, a.the_geom AS geom FROM check_edges e
+  JOIN check_vertices a ON a.id = e.source
+  JOIN check_vertices b ON b.id = e.target
+ WHERE a.level <> b.level
 UNION ALL
-SELECT b.level, b.the_geom FROM nav_edges_final e
-  JOIN nav_edges_work_vertices_pgr a ON a.id = e.source
-  JOIN nav_edges_work_vertices_pgr b ON b.id = e.target
- WHERE a.level <> b.level AND (e.cost >= 0 OR e.reverse_cost >= 0)
+SELECT b.level, b.the_geom FROM check_edges e
+  JOIN check_vertices a ON a.id = e.source
+  JOIN check_vertices b ON b.id = e.target
+ WHERE a.level <> b.level
 """
 
 # A building's levels are those of its rooms; "near" is within its rooms' extent and 100 m more.
-LEVELS_WITHOUT_VERTICAL = """
+LEVELS_WITHOUT_VERTICAL = f"""
 WITH levels AS (
   SELECT coalesce(building, '') AS building, level, ST_Expand(ST_Extent(wkb_geometry)::geometry, 0.0015) AS area
-    FROM room_points
-   WHERE (%(building)s::text IS NULL OR building = %(building)s) AND NOT ST_IsEmpty(wkb_geometry)
+    FROM room_points r
+   WHERE (%(building)s::text IS NULL OR building = %(building)s) AND {LOCATED_ROOM}
    GROUP BY 1, 2),
 multi AS (SELECT building FROM levels GROUP BY 1 HAVING count(*) > 1)
 SELECT l.building, l.level FROM levels l JOIN multi USING (building)
  WHERE NOT EXISTS (SELECT 1 FROM check_vertical v WHERE v.level = l.level AND v.geom && l.area)
  ORDER BY 1, 2
-"""
+"""  # noqa: S608 - constant fragments; values are parameters
 
 STRONG_COMPONENTS = """
 CREATE TEMP TABLE check_strong ON COMMIT DROP AS
 SELECT component, node FROM pgr_strongComponents(
-         'SELECT id, source, target, cost, reverse_cost FROM nav_edges_final');
+         'SELECT id, source, target, cost, reverse_cost FROM check_edges');
 CREATE INDEX ON check_strong (node);
 """
 
@@ -145,11 +168,11 @@ CREATE INDEX ON check_strong (node);
 # except the largest strong component of each (undirected) component: that is the building.
 ONE_WAY_TRAPS = """
 WITH arcs AS (
-  SELECT sa.component AS tail, sb.component AS head FROM nav_edges_final e
+  SELECT sa.component AS tail, sb.component AS head FROM check_edges e
     JOIN check_strong sa ON sa.node = e.source JOIN check_strong sb ON sb.node = e.target
    WHERE e.cost >= 0 AND sa.component <> sb.component
   UNION
-  SELECT sb.component, sa.component FROM nav_edges_final e
+  SELECT sb.component, sa.component FROM check_edges e
     JOIN check_strong sa ON sa.node = e.source JOIN check_strong sb ON sb.node = e.target
    WHERE e.reverse_cost >= 0 AND sa.component <> sb.component),
 strong AS (
@@ -160,7 +183,7 @@ largest AS (SELECT DISTINCT ON (weak) weak, component FROM strong ORDER BY weak,
 SELECT s.component, s.vertices, s.sample, v.level, ST_X(v.the_geom), ST_Y(v.the_geom),
        EXISTS (SELECT 1 FROM arcs WHERE arcs.head = s.component) AS entered,
        EXISTS (SELECT 1 FROM arcs WHERE arcs.tail = s.component) AS left_
-  FROM strong s JOIN nav_edges_work_vertices_pgr v ON v.id = s.sample
+  FROM strong s JOIN check_vertices v ON v.id = s.sample
  WHERE s.component NOT IN (SELECT component FROM largest)
    AND EXISTS (SELECT 1 FROM arcs WHERE arcs.head = s.component OR arcs.tail = s.component)
    AND NOT (EXISTS (SELECT 1 FROM arcs WHERE arcs.head = s.component)
@@ -175,6 +198,7 @@ def connectivity_report(cur, building: str | None = None, room_distance_m: float
     """The report as plain data (see the module docstring); `errors` counts what should stop a
     building being trusted: rooms unreachable on foot, levels without a way up or down, traps."""
     params = {"building": building}
+    cur.execute(EDGES)
     cur.execute(COMPONENTS)
     cur.execute(COMPONENT_SIZES)
     components = {
