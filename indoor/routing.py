@@ -26,7 +26,7 @@ from collections import deque
 
 from flask import current_app
 
-from indoor import itinerary, metrics, overlay, windows
+from indoor import itinerary, metrics, overlay, route_index, windows
 from indoor.errors import ApiError, NotFound
 from indoor.extensions import cache_get, cache_get_many, cache_set, get_db, get_settings, local_cache
 from indoor.params import RoomPlace
@@ -236,7 +236,8 @@ def _compute(cur, places, profile: str, resolved: list, versions_used: dict) -> 
     graph_version = found_versions["graph"]
     straight = windows.lower_bound_distance_m((source.lon, source.lat), (target.lon, target.lat))
     same_level = resolved[0]["level"] == resolved[1]["level"]
-    search = queries.shortest_path(
+    search = _indexed(cur, source, target, profile, found_versions["graph_key"]) if settings.route_index else None
+    search = search or queries.shortest_path(
         cur,
         source,
         target,
@@ -259,6 +260,23 @@ def _compute(cur, places, profile: str, resolved: list, versions_used: dict) -> 
         ],
     }
     return found_versions, path, resolved, search
+
+
+def _indexed(cur, source, target, profile: str, graph_key: str):
+    """The path through this worker's route index when it holds this snapshot's graph version
+    (then its edges are read in this snapshot); None when it does not (a build is started)."""
+    index = route_index.current(graph_key)
+    if index is None:
+        return None
+    started = time.perf_counter()
+    found = index.path(source.vertex, target.vertex, profile)
+    if found is None:
+        return None
+    search = queries.PathSearch(cost=found[0], index=True, index_us=(time.perf_counter() - started) * 1e6)
+    if found[1]:
+        search.edges = queries.path_edges(cur, found[1])
+        search.cost = sum(e.cost for e in search.edges)
+    return search
 
 
 def route_between(origin, destination, profile: str) -> tuple[bytes, str]:
@@ -338,8 +356,10 @@ def _same_place(a: itinerary.Place, b: itinerary.Place) -> bool:
 def _method(search) -> str | None:
     """How a computed path was found (the last search decides: a window that could not prove its
     answer before the overlay counts as the overlay)."""
-    if search is None or not (search.overlay or search.full_graph or search.window_tries):
+    if search is None or not (search.index or search.overlay or search.full_graph or search.window_tries):
         return None
+    if search.index:
+        return "index"
     return "overlay" if search.overlay else "full_graph" if search.full_graph else "window"
 
 
@@ -360,6 +380,8 @@ def _log(search, cache_state: str, profile: str, source, target, path: dict | No
             "window_tries": search.window_tries if search else 0,
             "full_graph": search.full_graph if search else False,
             "overlay": search.overlay if search else False,
+            "index": search.index if search else False,
+            "index_us": round(search.index_us, 1) if search else 0.0,
             "total_ms": round((time.perf_counter() - started) * 1000, 2),
         },
     )

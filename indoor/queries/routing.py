@@ -197,6 +197,8 @@ class PathSearch:
     full_graph: bool = False
     overlay: bool = False  # answered through the overlay's shortcuts
     overlay_stale: bool = False  # an overlay was asked for but is not the current graph's
+    index: bool = False  # answered by the worker's in-memory route index (indoor/route_index.py)
+    index_us: float = 0.0  # the index search's time, microseconds
 
 
 def _where(boxes: list[windows.Box] | None, profile: str) -> sql.Composable:
@@ -254,16 +256,21 @@ def _run(cur, source, target, edges: str, tables: list[str], seqscan: bool, sear
         return None
     if unpack is not None:
         rows = unpack(cur, rows)
+    search.edges = path_edges(cur, rows)
+    search.cost = sum(e.cost for e in search.edges)
+    return search.cost
+
+
+def path_edges(cur, rows) -> list[PathEdge]:
+    """The edges of a path given as (vertex left, edge, cost) rows in travel order."""
     cur.execute(PATH_EDGES, {"nodes": [r[0] for r in rows], "edges": [r[1] for r in rows]})
     details = cur.fetchall()
     if len(details) != len(rows):  # cannot happen in one snapshot; never answer a broken path
         raise RuntimeError("path edges vanished during the search")
-    search.edges = [
+    return [
         PathEdge(int(edge), kind, from_level, to_level, float(cost), coordinates)
         for (_, edge, cost), (kind, from_level, to_level, coordinates) in zip(rows, details, strict=True)
     ]
-    search.cost = sum(e.cost for e in search.edges)
-    return search.cost
 
 
 def graph_extent(cur) -> windows.Box | None:

@@ -1,0 +1,352 @@
+"""The in-memory route index: customizable contraction hierarchies (RoutingKit, `pyroutingkit`).
+
+Each worker keeps one index, built for one graph version (the graph key, queries/versions.py):
+the network's topology contracted once (a vertex order by nested dissection, then shortcuts),
+and one metric per profile on it (walking; accessible, where stairs and escalators are closed).
+A route whose snapshot has the index's graph key is answered by one bidirectional search in
+the index (tens to hundreds of microseconds whatever the campus, in a structure built
+beforehand: nothing the request loads grows with the network); the path's edges are then read
+from nav_edges_final in the route's snapshot as for any other search, so `distance_m` is the
+sum of the real float costs.
+
+Exact: an edge's cost is an integer number of tenths of a millimetre (`SCALE`), so sums are
+exact integers and the index returns a path that is shortest for those integer costs; its real
+cost is within (edges of both paths) x 0.05 mm of pgRouting's optimum (equal, in practice, to
+the centimetre the API rounds to). Directed as pgRouting reads it: source->target costs `cost`,
+target->source `reverse_cost`, negative = closed. A graph the index cannot represent exactly
+(NULL or non-finite costs, an edge longer than MAX_EDGE_M, a campus wider than MAX_SPAN_DEG) is
+not indexed: its routes are searched by windows/overlay as before.
+
+Fresh: a route that finds no index for its graph key starts a build in the background and is
+answered as if there were no index (windows/overlay, exact). The build reads the network in one
+snapshot; when only costs changed (the same edges between the same vertices) it keeps the
+topology and re-customises (a few changed arcs: updated in place, 0.1 ms each; else a new
+metric); otherwise it builds a new topology. The C++ work runs in an OS thread with the GIL
+released (gevent's thread pool under gunicorn), so it never stalls the worker's other requests;
+requests never wait for a build.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from flask import current_app
+
+from indoor.db import DatabaseUnavailable, gevent_active
+from indoor.extensions import get_db, get_settings
+from indoor.queries import route_index as queries
+
+log = logging.getLogger("indoor.route_index")
+
+_STATE = "indoor.route_index"
+PROFILES = ("walking", "accessible")
+
+SCALE = 10_000  # integer costs in tenths of a millimetre
+MAX_EDGE_M = 10_000.0  # an edge longer than this is a data error: the graph is not indexed
+MAX_SPAN_DEG = 1.0  # nor a network spread over more than this (no campus is; sums stay far below 2^31)
+TRUSTED_BELOW = 2**30  # a distance at or above this (107 km) is not trusted: windows answer
+IN_PLACE_ARCS = 256  # at most this many changed arcs are re-weighted in place on the event loop
+_INF = None  # pyroutingkit.INF_WEIGHT, set on import
+
+
+def _library():
+    global _INF
+    import pyroutingkit
+
+    _INF = pyroutingkit.INF_WEIGHT
+    return pyroutingkit
+
+
+class NotIndexable(Exception):
+    """The graph cannot be represented exactly in integer costs (see the module docstring)."""
+
+
+@dataclass
+class RouteIndex:
+    graph_key: str
+    vertex_ids: np.ndarray  # sorted vertex ids; a vertex's position is its index node
+    edge_ids: np.ndarray
+    sources: np.ndarray  # index nodes of each edge's source and target
+    targets: np.ndarray
+    cost: np.ndarray  # float costs, as pgRouting reads them
+    reverse_cost: np.ndarray
+    accessible: np.ndarray  # bool per edge
+    topology: object  # pyroutingkit.CCHTopology (shared by the metrics of later cost-only versions)
+    weights: dict[str, np.ndarray] = field(default_factory=dict)  # profile -> uint32 per arc
+    metrics: dict[str, object] = field(default_factory=dict)  # profile -> pyroutingkit.CCHMetric
+    build_ms: float = 0.0
+    customize_ms: float = 0.0
+
+    @property
+    def edge_count(self) -> int:
+        return len(self.edge_ids)
+
+    def same_topology(self, edge_ids, sources, targets) -> bool:
+        return (
+            len(edge_ids) == len(self.edge_ids)
+            and np.array_equal(edge_ids, self.edge_ids)
+            and np.array_equal(sources, self.sources)
+            and np.array_equal(targets, self.targets)
+        )
+
+    def path(self, source_vertex: int, target_vertex: int, profile: str):
+        """(cost, [(node, edge, cost), ...]) of a shortest path; (None, []) when there is none;
+        None when the index cannot tell (a vertex it does not hold, a distance it does not trust).
+
+        Synchronous and short: no other request runs between the search and its answer.
+        """
+        s, t = (int(np.searchsorted(self.vertex_ids, v)) for v in (source_vertex, target_vertex))
+        n = len(self.vertex_ids)
+        if s >= n or t >= n or self.vertex_ids[s] != source_vertex or self.vertex_ids[t] != target_vertex:
+            return None
+        distance, nodes, arcs = self.metrics[profile].query(s, t)
+        if distance >= _INF:
+            return None, []
+        if distance >= TRUSTED_BELOW:
+            return None
+        m = self.edge_count
+        rows = []
+        for k, arc in enumerate(arcs):
+            e = arc % m
+            forward = arc < m
+            if (self.sources[e] if forward else self.targets[e]) != nodes[k]:
+                return None  # never seen; never answer a path that does not join up
+            edge_cost = self.cost[e] if forward else self.reverse_cost[e]
+            rows.append((int(self.vertex_ids[nodes[k]]), int(self.edge_ids[e]), float(edge_cost)))
+        return sum(r[2] for r in rows), rows
+
+
+# -- building (pure: arrays in, index out; the C++ parts release the GIL) -------------------
+
+
+def _check(arrays: queries.GraphArrays) -> None:
+    edges = arrays.edges
+    if not arrays.complete:
+        raise NotIndexable("an edge has a NULL id, end or cost")
+    for column in ("cost", "reverse_cost"):
+        values = edges[column]
+        if not np.isfinite(values).all():
+            raise NotIndexable(f"an edge has a non-finite {column}")
+        if (values > MAX_EDGE_M).any():
+            raise NotIndexable(f"an edge's {column} exceeds {MAX_EDGE_M:.0f} m")
+    vertices = arrays.vertices
+    if len(vertices):
+        lon, lat = vertices["lon"], vertices["lat"]
+        if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+            raise NotIndexable("a vertex has a non-finite position")
+        if np.ptp(lon) > MAX_SPAN_DEG or np.ptp(lat) > MAX_SPAN_DEG:
+            raise NotIndexable("the network spans more than a campus")
+
+
+def _weights(cost, reverse_cost, accessible) -> dict[str, np.ndarray]:
+    """uint32 per arc (forward arcs 0..m-1, then backward arcs m..2m-1), per profile."""
+    inf = np.uint32(_INF)
+    out = {}
+    for profile in PROFILES:
+        allowed = accessible if profile == "accessible" else np.ones(len(cost), bool)
+        parts = []
+        for c in (cost, reverse_cost):
+            w = np.rint(np.where(c >= 0, c, 0.0) * SCALE).astype(np.uint32)
+            parts.append(np.where((c >= 0) & allowed, w, inf))
+        out[profile] = np.concatenate(parts)
+    return out
+
+
+def _columns(arrays: queries.GraphArrays):
+    edges = arrays.edges
+    edge_ids = edges["id"].astype(np.int64)
+    ends = np.concatenate([edges["source"], edges["target"]]).astype(np.int64)
+    vertex_ids = np.unique(ends)
+    sources = np.searchsorted(vertex_ids, edges["source"].astype(np.int64)).astype(np.uint32)
+    targets = np.searchsorted(vertex_ids, edges["target"].astype(np.int64)).astype(np.uint32)
+    return edge_ids, vertex_ids, sources, targets
+
+
+def build(arrays: queries.GraphArrays, previous: RouteIndex | None = None) -> RouteIndex:
+    """A new index for `arrays`: reusing `previous`'s topology when the edges are the same.
+
+    Runs for seconds on a large campus: call it off the event loop (`run_off_loop`).
+    """
+    prk = _library()
+    _check(arrays)
+    edges = arrays.edges
+    edge_ids, vertex_ids, sources, targets = _columns(arrays)
+    cost = edges["cost"].astype(np.float64)
+    reverse_cost = edges["reverse_cost"].astype(np.float64)
+    accessible = edges["accessible"].astype(bool)
+    started = time.perf_counter()
+    if previous is not None and previous.same_topology(edge_ids, sources, targets):
+        topology, build_ms = previous.topology, 0.0
+    else:
+        # Positions only guide the order; a vertex without one stands at the campus' first.
+        lon = np.zeros(len(vertex_ids), np.float32)
+        lat = np.zeros(len(vertex_ids), np.float32)
+        known = arrays.vertices
+        if len(known):
+            at = np.searchsorted(vertex_ids, known["id"].astype(np.int64))
+            inside = at < len(vertex_ids)
+            inside[inside] &= vertex_ids[at[inside]] == known["id"][inside]
+            lon[:], lat[:] = float(known["lon"][0]), float(known["lat"][0])
+            lon[at[inside]] = known["lon"][inside]
+            lat[at[inside]] = known["lat"][inside]
+        topology = prk.CCHTopology()
+        topology.build(
+            np.concatenate([sources, targets]), np.concatenate([targets, sources]), lat, lon, len(vertex_ids)
+        )
+        build_ms = (time.perf_counter() - started) * 1000
+    index = RouteIndex(
+        graph_key=arrays.graph_key,
+        vertex_ids=vertex_ids,
+        edge_ids=edge_ids,
+        sources=sources,
+        targets=targets,
+        cost=cost,
+        reverse_cost=reverse_cost,
+        accessible=accessible,
+        topology=topology,
+        weights=_weights(cost, reverse_cost, accessible),
+        build_ms=build_ms,
+    )
+    started = time.perf_counter()
+    for profile in PROFILES:
+        metric = prk.CCHMetric(topology)
+        metric.customize(index.weights[profile])
+        index.metrics[profile] = metric
+    index.customize_ms = (time.perf_counter() - started) * 1000
+    return index
+
+
+def changed_arcs(index: RouteIndex, arrays: queries.GraphArrays) -> dict[str, np.ndarray] | None:
+    """The arcs whose weight differs between `index` and `arrays`, per profile, when the edges
+    are the same (None: the topology changed)."""
+    _library()
+    edge_ids, _, sources, targets = _columns(arrays)
+    if not index.same_topology(edge_ids, sources, targets):
+        return None
+    edges = arrays.edges
+    weights = _weights(edges["cost"].astype(np.float64), edges["reverse_cost"].astype(np.float64),
+                       edges["accessible"].astype(bool))  # fmt: skip
+    return {p: np.flatnonzero(weights[p] != index.weights[p]).astype(np.uint32) for p in PROFILES}, weights
+
+
+def update_in_place(index: RouteIndex, arrays: queries.GraphArrays, changed, weights) -> None:
+    """Re-weight a few arcs of `index` and make it `arrays`' version. Synchronous (milliseconds):
+    no request sees the index half-updated."""
+    edges = arrays.edges
+    for profile, arcs in changed.items():
+        if len(arcs):
+            index.metrics[profile].update_weights(arcs, weights[profile][arcs])
+    index.weights = weights
+    index.cost = edges["cost"].astype(np.float64)
+    index.reverse_cost = edges["reverse_cost"].astype(np.float64)
+    index.accessible = edges["accessible"].astype(bool)
+    index.graph_key = arrays.graph_key
+
+
+def run_off_loop(fn, *args):
+    """fn(*args) in an OS thread when gevent runs this process (its C++ work releases the GIL,
+    so the event loop goes on serving); else here (already a thread of its own)."""
+    if gevent_active():
+        import gevent
+
+        return gevent.get_hub().threadpool.apply(fn, args)
+    return fn(*args)
+
+
+# -- the worker's index ------------------------------------------------------------------------
+
+
+def _state(app) -> dict:
+    return app.extensions.setdefault(
+        _STATE, {"lock": threading.Lock(), "index": None, "building": False, "failed": {}, "last": None}
+    )
+
+
+def current(graph_key: str) -> RouteIndex | None:
+    """The index of this graph version if there is one; otherwise a build is started (in the
+    background, unless one runs) and None is returned."""
+    app = current_app._get_current_object()
+    state = _state(app)
+    index = state["index"]
+    if index is not None and index.graph_key == graph_key:
+        return index
+    if state["failed"].get("key") != graph_key:
+        request_build(app, state)
+    return None
+
+
+def request_build(app, state=None) -> bool:
+    state = state or _state(app)
+    with state["lock"]:
+        if state["building"]:
+            return False
+        state["building"] = True
+    threading.Thread(target=_build_in_background, args=(app, state), name="route-index", daemon=True).start()
+    return True
+
+
+def _build_in_background(app, state) -> None:
+    try:
+        with app.app_context():
+            build_now(state)
+    except DatabaseUnavailable as exc:
+        log.warning("route index not built: %s", exc.why)
+    except Exception:  # a background task must not die silently; routes go on without it
+        log.exception("route index build failed")
+    finally:
+        with state["lock"]:
+            state["building"] = False
+
+
+def build_now(state=None) -> RouteIndex | None:
+    """Read the network and make this worker's index its version (what the log line says)."""
+    app = current_app._get_current_object()
+    state = state or _state(app)
+    started = time.perf_counter()
+    arrays = get_db().read(queries.load, timeout_ms=int(get_settings().route_index_load_timeout_s * 1000))
+    loaded_ms = (time.perf_counter() - started) * 1000
+    previous = state["index"]
+    if previous is not None and previous.graph_key == arrays.graph_key:
+        return previous
+    how = "built"
+    try:
+        if previous is not None:
+            _check(arrays)
+            found = run_off_loop(changed_arcs, previous, arrays)
+            if found is not None and sum(len(a) for a in found[0].values()) <= IN_PLACE_ARCS:
+                update_in_place(previous, arrays, *found)
+                state["last"] = {"how": "updated", "arcs": sum(len(a) for a in found[0].values())}
+                _log_built(previous, "updated", loaded_ms, started, state["last"]["arcs"])
+                return previous
+            how = "recustomized" if found is not None else "built"
+        index = run_off_loop(build, arrays, previous)
+    except NotIndexable as exc:
+        state["failed"] = {"key": arrays.graph_key, "why": str(exc)}
+        state["index"] = None
+        log.warning("route index not built for graph %s: %s (routes use windows)", arrays.graph_key, exc)
+        return None
+    state["index"] = index
+    state["last"] = {"how": how}
+    _log_built(index, how, loaded_ms, started, None)
+    return index
+
+
+def _log_built(index: RouteIndex, how: str, loaded_ms: float, started: float, arcs) -> None:
+    log.info(
+        "route index ready",
+        extra={
+            "graph_key": index.graph_key,
+            "how": how,
+            "vertices": len(index.vertex_ids),
+            "edges": index.edge_count,
+            "load_ms": round(loaded_ms, 1),
+            "topology_ms": round(index.build_ms, 1) if how == "built" else 0.0,
+            "customize_ms": round(index.customize_ms, 1) if how != "updated" else 0.0,
+            "arcs_updated": arcs,
+            "total_ms": round((time.perf_counter() - started) * 1000, 1),
+        },
+    )
