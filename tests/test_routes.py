@@ -74,8 +74,14 @@ def make_app(url, redis_url, **settings):
     # The in-memory route index off unless asked for: these tests watch windows and the overlay
     # (tests/test_route_index.py has the index's own).
     return create_app(
-        {"DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_FORMAT": "text", "ROUTE_INDEX": "false",
-         **TEST_RATE_LIMITS, **settings}  # fmt: skip
+        {
+            "DATABASE_URL": url,
+            "REDIS_URL": redis_url,
+            "LOG_FORMAT": "text",
+            "ROUTE_INDEX": "false",
+            **TEST_RATE_LIMITS,
+            **settings,
+        }  # fmt: skip
     )
 
 
