@@ -73,6 +73,7 @@ class Settings:
     route_overlay_build_timeout_s: float = 600.0
     route_cell_max_vertices: int = 20000
     route_cell_max_boundary: int = 64
+    route_max_snap_m: float = 50.0
     route_index: bool = True
     route_index_load_timeout_s: float = 60.0
     # Observability

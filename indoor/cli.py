@@ -82,8 +82,8 @@ def build_overlay_command(force):
 
 
 def _build_overlay(force=False):
-    from indoor import overlay
     from indoor.queries.overlay import Built
+    from indoor.routing import overlay
 
     result = overlay.build_now(force=force)
     if isinstance(result, Built):

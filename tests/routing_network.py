@@ -236,11 +236,12 @@ def graphs(cur) -> dict[str, nx.DiGraph]:
 
 
 # The snapping rule of API.md, by brute force: the geodesically nearest vertex on the level that
-# has an open edge the profile may use (ties: smaller id).
+# has an open edge the profile may use (ties: smaller id), within ROUTE_MAX_SNAP_M.
 EXPECTED_SNAP = """
 SELECT v.id, ST_Distance(v.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) AS d
   FROM nav_edges_work_vertices_pgr v
  WHERE v.level = %(level)s
+   AND ST_Distance(v.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) <= %(max_m)s
    AND EXISTS (SELECT 1 FROM nav_edges_final e
                 WHERE (e.source = v.id OR e.target = v.id) AND (e.cost >= 0 OR e.reverse_cost >= 0)
                   AND (%(profile)s = 'walking' OR e.kind NOT IN ('stairs', 'escalator')))
@@ -249,7 +250,7 @@ SELECT v.id, ST_Distance(v.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s,
 """
 
 
-def expected_snap(cur, lon, lat, level, profile):
-    cur.execute(EXPECTED_SNAP, {"lon": lon, "lat": lat, "level": level, "profile": profile})
+def expected_snap(cur, lon, lat, level, profile, max_m=50.0):
+    cur.execute(EXPECTED_SNAP, {"lon": lon, "lat": lat, "level": level, "profile": profile, "max_m": max_m})
     row = cur.fetchone()
     return (row[0], row[1]) if row else (None, None)

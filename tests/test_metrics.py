@@ -97,7 +97,7 @@ def test_route_and_stream_observations_show_up(make_app):
 
 def test_routes_count_how_their_paths_were_found_and_overlay_builds_are_counted(make_app, sql):
     """A computed route counts its method (overlay, window, full_graph); a build its result."""
-    from indoor import overlay
+    from indoor.routing import overlay
 
     app = make_app(METRICS_ENABLED=True, ROUTE_OVERLAY_MAX_SHARE="1000")
     client = app.test_client()

@@ -1,4 +1,4 @@
-"""The in-memory route index (indoor/route_index.py): exact against networkx and full-graph
+"""The in-memory route index (indoor/routing/index.py): exact against networkx and full-graph
 pgr_dijkstra, fresh after edits of costs and of the topology, built off the event loop."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import networkx as nx
 import psycopg2
 import pytest
 
-from indoor import route_index
 from indoor.queries.routing import full_graph_distance
+from indoor.routing import index as route_index
 from tests import routing_network
 from tests.conftest import run_cli
 from tests.http import get_json

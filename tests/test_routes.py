@@ -17,7 +17,7 @@ import redis
 
 from indoor import create_app
 from indoor.queries.routing import full_graph_distance
-from indoor.windows import covers, ellipse_cover
+from indoor.routing.windows import covers, ellipse_cover
 from scripts.services import free_port
 from tests import routing_network
 from tests.conftest import TEST_RATE_LIMITS, run_cli
@@ -161,8 +161,8 @@ OVERLAYS = {
 @pytest.mark.parametrize("variant", sorted(OVERLAYS))
 def test_overlay_route_lengths_equal_an_independent_shortest_path(networks, redis_url, variant, caplog):
     """The same pairs through the overlay's shortcuts: still exact, and faster on big graphs."""
-    from indoor import overlay
     from indoor.queries.overlay import Built
+    from indoor.routing import overlay
 
     name = variant.split("-")[0]
     url, net, graphs, conn, _ = networks(name)
@@ -302,7 +302,8 @@ def test_windowed_routes_equal_full_graph_pgr_dijkstra(networks):
 
 def test_every_first_window_gives_the_exact_answer(networks):
     """Whatever the first radius (too small, exact, generous), the search ends on the optimum."""
-    from indoor.queries.routing import Snap, graph_extent, shortest_path
+    from indoor.queries.routing import Snap, graph_extent
+    from indoor.routing.search import shortest_path
 
     url, net, graphs, conn, app = networks("santiago")
     rnd = random.Random(9)
@@ -525,6 +526,56 @@ def test_not_connected_and_stairs_only_are_422_no_route(networks):
     response = route(client, ids["R01"], f"{net.origin[0]},{net.origin[1]},7")
     assert response.status_code == 422 and response.get_json()["error"]["code"] == "no_route"
     assert "'to'" in response.get_json()["error"]["message"]
+
+
+def test_places_far_from_the_network_are_refused_naming_the_parameter_and_the_distance(small_network, caplog):
+    """A place snaps only within ROUTE_MAX_SNAP_M of a usable vertex of its level; farther, 422
+    (a room 10 km away, the two ends of the world), with no path search at all."""
+    url, net = small_network
+    level, lon, lat = net.vertices[1]
+    m_per_deg_lon = 111_320 * math.cos(math.radians(lat))
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO room_points (text, level, wkb_geometry)"
+            " VALUES ('Far away', 0, ST_SetSRID(ST_MakePoint(%s, %s), 4326)) RETURNING ogc_fid",
+            (lon + 10_000 / m_per_deg_lon, lat),
+        )
+        far_room = cur.fetchone()[0]
+        cur.execute("SELECT min(ogc_fid) FROM room_points WHERE text <> 'Far away' AND level = 0")
+        near_room = cur.fetchone()[0]
+        _, nearest_m = routing_network.expected_snap(cur, lon + 10_000 / m_per_deg_lon, lat, 0, "walking", 1e9)
+    app = make_app(url, "", ROUTE_OVERLAY="false", ROUTE_MAX_SNAP_M="30")
+    client = app.test_client()
+    caplog.set_level(logging.INFO, logger="indoor.route")
+    try:
+        response = route(client, near_room, far_room)
+        assert response.status_code == 422 and response.get_json()["error"]["code"] == "no_route"
+        message = response.get_json()["error"]["message"]
+        assert "'to'" in message and "ROUTE_MAX_SNAP_M" in message and "30 m" in message
+        metres = float(message.split(" m from")[0].rsplit(" ", 1)[1])
+        assert abs(metres - nearest_m) <= 0.01 * nearest_m + 1, (message, nearest_m)
+        for origin, destination, name in (("-180,0", "180,0", "'from'"), (f"{lon!r},{lat!r}", "180,0", "'to'")):
+            response = route(client, origin, destination)
+            assert response.status_code == 422 and response.get_json()["error"]["code"] == "no_route"
+            assert name in response.get_json()["error"]["message"]
+        # A point 20 m south-west of the grid's corner still snaps (its connector is part of the
+        # route), 45 m does not.
+        for offset, status in ((20, 200), (45, 422)):
+            d = offset / math.sqrt(2)
+            point = (lon - d / m_per_deg_lon, lat - d / 111_132)
+            with psycopg2.connect(url) as conn, conn.cursor() as cur:
+                vertex, metres = routing_network.expected_snap(cur, *point, level, "walking", 30.0)
+            answer = route(client, f"{point[0]!r},{point[1]!r},{level}", near_room)
+            assert answer.status_code == status, answer.get_json()
+            if status == 200:
+                assert 19 < metres <= 30 and answer.get_json()["route"]["from"]["vertex"] == vertex
+                assert abs(answer.get_json()["route"]["from"]["connector_m"] - metres) <= 0.001
+            else:
+                assert vertex is None and "'from'" in answer.get_json()["error"]["message"]
+        # No path was searched for a refusal: every one came from the snap.
+        assert sum(1 for r in caplog.records if r.name == "indoor.route") == 1  # only the 200 above
+    finally:
+        app.extensions["indoor.db"].close()
 
 
 # -- cache --------------------------------------------------------------------------------
@@ -774,7 +825,7 @@ def test_overlay_builds_are_one_at_a_time_and_spaced(small_network):
 
 def test_an_overlay_bigger_than_its_share_of_the_graph_is_not_used(small_network, caplog):
     """Every route through the overlay loads all its shortcuts: on a small network, windows."""
-    from indoor import overlay
+    from indoor.routing import overlay
 
     url, net = small_network
     app = make_app(url, "", ROUTE_OVERLAY="true", ROUTE_OVERLAY_SETTLE_S="60", ROUTE_CELL_MAX_VERTICES="20")

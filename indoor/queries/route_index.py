@@ -1,4 +1,4 @@
-"""The whole network in one read, for the in-memory route index (indoor/route_index.py).
+"""The whole network in one read, for the in-memory route index (indoor/routing/index.py).
 
 Every edge and every vertex is packed by PostgreSQL into one bytea each (fixed-width big-endian
 records), so a 400,000-edge network crosses as two values that numpy reads without a Python

@@ -1,11 +1,9 @@
-"""Routing in the database: snapping places to vertices, exact pgr_dijkstra on small graphs.
+"""Routing's SQL: snapping places to vertices, one pgr_dijkstra over a given set of edges.
 
-`shortest_path` routes between cells through the overlay's shortcuts when the overlay is the
-current graph's (see queries/overlay.py for why that is exact); otherwise, or within one cell,
-it searches a small window around the two vertices (see indoor/windows.py for why a window
-answer can be proven optimal), widens when it cannot prove it, and ends on the whole graph.
-`full_graph_distance` is the plain full-graph pgr_dijkstra, the reference the benchmark
-compares against. Every function takes a cursor; run it through `get_db().read`.
+Which edges a search hands pgRouting (a window, the overlay, the whole graph) is decided by
+indoor/routing/search.py; this module only runs the statements. `full_graph_distance` is the
+plain full-graph pgr_dijkstra, the reference the benchmark compares against. Every function
+takes a cursor; run it through `get_db().read`.
 
 Inner SQL for pgRouting is composed with psycopg2.sql (literals, never string formatting).
 """
@@ -19,12 +17,10 @@ from dataclasses import dataclass, field
 import psycopg2
 from psycopg2 import sql
 
-from indoor import windows
-from indoor.queries import overlay
-
 log = logging.getLogger(__name__)
 
 PROFILES = ("walking", "accessible")
+Box = tuple[float, float, float, float]  # (min lon, min lat, max lon, max lat)
 # Kinds an accessible route never uses.
 NOT_ACCESSIBLE = ("stairs", "escalator")
 
@@ -64,30 +60,53 @@ SELECT ogc_fid, text, level, building, ST_X(wkb_geometry), ST_Y(wkb_geometry)
  WHERE ogc_fid = %(room)s
 """
 
+# KNN (`<->` on the (level, the_geom) GiST index), inside a box that holds every point within
+# ROUTE_MAX_SNAP_M (conservative metres per degree, as in routing/windows.py), finds a near
+# usable vertex (one with an open edge the profile may take); the exact geodesic order among the
+# usable vertices in a box of that radius decides (ties: smaller id). The snap never looks
+# farther than ROUTE_MAX_SNAP_M, whatever the place: no row then.
 NEAREST_VERTEX = """
 SELECT v.id, ST_X(v.the_geom), ST_Y(v.the_geom), v.level,
        ST_Distance(v.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) AS metres
-  FROM (SELECT ST_Distance(k.the_geom::geography,
-                           ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) * 1.01 + 0.01 AS r
+  FROM (SELECT least(ST_Distance(k.the_geom::geography,
+                                 ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) * 1.01 + 0.01,
+                     %(max_m)s::float8) AS r
           FROM nav_edges_work_vertices_pgr k
          WHERE k.level = %(level)s::numeric
+           AND k.the_geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),
+         %(max_m)s::float8 / (111319.0 * greatest(cos(radians(least(90.0, abs(%(lat)s) + %(max_m)s::float8 / 110574.0))), 1e-9)),
+         %(max_m)s::float8 / 110574.0)
            AND EXISTS (SELECT 1 FROM nav_edges_final e
-                        WHERE (e.source = k.id OR e.target = k.id)
-                          AND (e.cost >= 0 OR e.reverse_cost >= 0)
-                          AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
+                WHERE (e.source = k.id OR e.target = k.id)
+                  AND (e.cost >= 0 OR e.reverse_cost >= 0)
+                  AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
          ORDER BY k.the_geom <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)
          LIMIT 1) AS knn,
        nav_edges_work_vertices_pgr v
  WHERE v.level = %(level)s::numeric
-   AND v.the_geom && ST_Expand(
-         ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),
+   AND v.the_geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),
          knn.r / (111319.0 * greatest(cos(radians(least(90.0, abs(%(lat)s) + knn.r / 110574.0))), 1e-9)),
          knn.r / 110574.0)
+   AND ST_DWithin(v.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography, %(max_m)s)
    AND EXISTS (SELECT 1 FROM nav_edges_final e
                 WHERE (e.source = v.id OR e.target = v.id)
                   AND (e.cost >= 0 OR e.reverse_cost >= 0)
                   AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
  ORDER BY metres, v.id
+ LIMIT 1
+"""
+
+# Only when a place did not snap: how far the nearest usable vertex of its level is (KNN, one
+# index scan; no row: the level has no usable vertex at all). For the error message.
+NEAREST_FAR = """
+SELECT ST_Distance(k.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography)
+  FROM nav_edges_work_vertices_pgr k
+ WHERE k.level = %(level)s::numeric
+   AND EXISTS (SELECT 1 FROM nav_edges_final e
+                WHERE (e.source = k.id OR e.target = k.id)
+                  AND (e.cost >= 0 OR e.reverse_cost >= 0)
+                  AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
+ ORDER BY k.the_geom <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)
  LIMIT 1
 """
 
@@ -117,11 +136,23 @@ def room(cur, room_id: int) -> Room | None:
     return Room(int(row[0]), row[1], row[2], row[3], float(row[4]), float(row[5])) if row else None
 
 
-def nearest_vertex(cur, lon: float, lat: float, level, profile: str) -> Snap | None:
-    """The vertex a place at (lon, lat) on `level` snaps to, or None when the level has none."""
-    cur.execute(NEAREST_VERTEX, {"lon": lon, "lat": lat, "level": level, "accessible": profile == "accessible"})
+def nearest_vertex(cur, lon: float, lat: float, level, profile: str, max_m: float) -> Snap | None:
+    """The vertex a place at (lon, lat) on `level` snaps to, or None when the level has no usable
+    vertex within `max_m` metres."""
+    cur.execute(
+        NEAREST_VERTEX,
+        {"lon": lon, "lat": lat, "level": level, "accessible": profile == "accessible", "max_m": float(max_m)},
+    )
     row = cur.fetchone()
     return Snap(int(row[0]), float(row[1]), float(row[2]), row[3], float(row[4])) if row else None
+
+
+def nearest_distance(cur, lon: float, lat: float, level, profile: str) -> float | None:
+    """Metres from (lon, lat) to the nearest usable vertex of `level` (KNN order: within a hair
+    of the geodesic nearest); None when the level has none."""
+    cur.execute(NEAREST_FAR, {"lon": lon, "lat": lat, "level": level, "accessible": profile == "accessible"})
+    row = cur.fetchone()
+    return float(row[0]) if row else None
 
 
 # -- shortest paths -----------------------------------------------------------------------
@@ -186,22 +217,16 @@ class PathEdge:
 
 
 @dataclass
-class PathSearch:
-    """A shortest vertex-to-vertex path (cost None: none exists) and what finding it took."""
+class PathRun:
+    """One pgr_dijkstra: the path (cost None: none exists) and what running it took."""
 
     cost: float | None
     edges: list[PathEdge] = field(default_factory=list)
     pgrouting_ms: float = 0.0
     edges_loaded: int = 0
-    window_tries: int = 0
-    full_graph: bool = False
-    overlay: bool = False  # answered through the overlay's shortcuts
-    overlay_stale: bool = False  # an overlay was asked for but is not the current graph's
-    index: bool = False  # answered by the worker's in-memory route index (indoor/route_index.py)
-    index_us: float = 0.0  # the index search's time, microseconds
 
 
-def _where(boxes: list[windows.Box] | None, profile: str) -> sql.Composable:
+def _where(boxes: list[Box] | None, profile: str) -> sql.Composable:
     """The edge filter: the window's boxes (None: all edges) and the profile's kinds."""
     parts = []
     if boxes is not None:
@@ -217,7 +242,7 @@ def _where(boxes: list[windows.Box] | None, profile: str) -> sql.Composable:
     return sql.SQL(" AND ").join(parts) if parts else sql.SQL("true")
 
 
-def edges_sql(cur, boxes: list[windows.Box] | None, profile: str) -> str:
+def edges_sql(cur, boxes: list[Box] | None, profile: str) -> str:
     """The edges query handed to pgRouting."""
     return (_EDGE_COLUMNS + _where(boxes, profile)).as_string(cur)
 
@@ -227,38 +252,23 @@ def _rows_read(cur, tables: list[str], seqscan: bool) -> int:
     return int(cur.fetchone()[1] or 0)
 
 
-def _search(cur, source: int, target: int, boxes, profile: str, search: PathSearch) -> float | None:
-    """One pgr_dijkstra over the edges in `boxes` (None: all edges); fills `search`."""
-    if boxes is None:
-        search.full_graph = True
-    else:
-        search.window_tries += 1
-    return _run(cur, source, target, edges_sql(cur, boxes, profile), NETWORK_TABLES, boxes is None, search)
-
-
-def _search_overlay(cur, source: int, target: int, cells: overlay.Cells, profile: str, search: PathSearch):
-    """One pgr_dijkstra over the two cells, the edges between cells and the other shortcuts."""
-    search.overlay = True
-    not_allowed = NOT_ACCESSIBLE if profile == "accessible" else ()
-    edges = overlay.edges_sql(cur, cells, not_allowed)
-    return _run(cur, source, target, edges, OVERLAY_TABLES, True, search, unpack=overlay.unpack)
-
-
-def _run(cur, source, target, edges: str, tables: list[str], seqscan: bool, search: PathSearch, unpack=None):
+def path(cur, source: int, target: int, edges: str, tables: list[str], seqscan: bool, unpack=None) -> PathRun:
+    """One pgr_dijkstra from `source` to `target` over the edges query `edges`; `tables` are
+    those it reads (for the count of rows loaded), `unpack` rewrites shortcut rows into edges."""
+    run = PathRun(cost=None)
     before = _rows_read(cur, tables, seqscan)
     started = time.perf_counter()
     cur.execute(PATH, {"edges_sql": edges, "source": source, "target": target})
     rows = [row for row in cur.fetchall() if row[1] != -1]  # the last row (edge -1) is the target
-    search.pgrouting_ms += (time.perf_counter() - started) * 1000
-    search.edges_loaded += _rows_read(cur, tables, seqscan) - before
+    run.pgrouting_ms = (time.perf_counter() - started) * 1000
+    run.edges_loaded = _rows_read(cur, tables, seqscan) - before
     if not rows:
-        search.cost, search.edges = None, []
-        return None
+        return run
     if unpack is not None:
         rows = unpack(cur, rows)
-    search.edges = path_edges(cur, rows)
-    search.cost = sum(e.cost for e in search.edges)
-    return search.cost
+    run.edges = path_edges(cur, rows)
+    run.cost = sum(e.cost for e in run.edges)
+    return run
 
 
 def path_edges(cur, rows) -> list[PathEdge]:
@@ -273,87 +283,10 @@ def path_edges(cur, rows) -> list[PathEdge]:
     ]
 
 
-def graph_extent(cur) -> windows.Box | None:
+def graph_extent(cur) -> Box | None:
     cur.execute(GRAPH_EXTENT)
     row = cur.fetchone()
     return tuple(float(x) for x in row) if row and row[0] is not None else None
-
-
-def shortest_path(
-    cur,
-    source: Snap,
-    target: Snap,
-    profile: str,
-    *,
-    max_window_tries: int = 3,
-    first_radius: float | None = None,
-    extent=None,
-    graph_key: str | None = None,
-    overlay_max_share: float = 0.1,
-) -> PathSearch:
-    """The exact shortest path from vertex `source` to vertex `target` (see indoor/windows.py).
-
-    With `graph_key` (this snapshot's, see versions()) and an overlay built for it (see
-    queries/overlay.py) whose shortcuts and edges between cells are at most `overlay_max_share`
-    of the edges: two vertices in different cells are routed through the overlay; two in one
-    cell try one window first (often a few dozen edges), accepted only when it proves its
-    answer, else the overlay. Otherwise: windows.
-
-    The first window's radius is `first_radius` (default 1.5 x the distance + 20 m). A window
-    answer C is accepted when C <= its radius; C > radius is confirmed by one window of radius C;
-    no answer widens the window two-fold, and after `max_window_tries` windows (or once the
-    window would hold the whole network: `extent()` gives the network's bbox) the whole graph
-    is searched.
-    """
-    search = PathSearch(cost=None)
-    if source.vertex == target.vertex:
-        search.cost = 0.0
-        return search
-    s, t = (source.lon, source.lat), (target.lon, target.lat)
-    straight = windows.lower_bound_distance_m(s, t)
-    radius = first_radius if first_radius is not None else 1.5 * straight + 20.0
-    # No path is shorter than the straight line: a smaller radius would hold nothing.
-    radius = max(radius, straight, 1.0)
-    cells = overlay.cells_of(cur, source.vertex, target.vertex, graph_key, overlay_max_share) if graph_key else None
-    search.overlay_stale = graph_key is not None and (cells is None or not cells.current)
-    if cells is not None and cells.current and cells.useful:
-        if cells.source is not None and cells.source == cells.target:
-            boxes = windows.ellipse_cover(s, t, radius)
-            if boxes:
-                cost = _search(cur, source.vertex, target.vertex, boxes, profile, search)
-                if cost is not None and cost <= radius:
-                    return search
-        _search_overlay(cur, source.vertex, target.vertex, cells, profile, search)
-        return search
-    while search.window_tries < max_window_tries:
-        boxes = windows.ellipse_cover(s, t, radius)
-        if boxes is None:
-            break
-        if search.window_tries and extent is not None and _holds(boxes, extent()):
-            break  # this window is the whole network: search it plainly
-        if boxes:
-            cost = _search(cur, source.vertex, target.vertex, boxes, profile, search)
-            if cost is not None:
-                if cost <= radius:
-                    return search
-                # The optimum is <= cost, so the window of radius `cost` holds it: exact.
-                boxes = windows.ellipse_cover(s, t, cost)
-                if boxes is None:
-                    break
-                _search(cur, source.vertex, target.vertex, boxes, profile, search)
-                return search
-        radius *= 2
-    _search(cur, source.vertex, target.vertex, None, profile, search)
-    return search
-
-
-def _holds(boxes: list[windows.Box], extent: windows.Box | None) -> bool:
-    """Whether the boxes' bounding box contains the whole network (then a window saves nothing)."""
-    if extent is None:
-        return True  # no edges at all
-    x1, y1 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-    x2, y2 = max(b[2] for b in boxes), max(b[3] for b in boxes)
-    return x1 <= extent[0] and y1 <= extent[1] and x2 >= extent[2] and y2 >= extent[3]
 
 
 def full_graph_distance(cur, source_vertex: int, target_vertex: int, profile: str = "walking") -> float | None:

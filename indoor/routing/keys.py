@@ -1,0 +1,48 @@
+"""Cache keys: each names exactly the versions and places its entry depends on.
+
+Three things are cached in Redis, all keyed by the versions the database's triggers bump
+(indoor_versions: 'graph' for the network tables, 'rooms' for room_points), each with the time
+it last changed (so entries of another or a re-created database never match):
+
+- the finished response, keyed by (versions, profile, the places as asked): a hit is one
+  Redis round trip and no database;
+- place -> snapped vertex, keyed by (graph version[, rooms version for a room], profile, place);
+- vertex -> vertex path, keyed by (graph version, profile, source vertex, target vertex);
+  "no route" is cached too. Two ways of naming the same vertices share it.
+"""
+
+from __future__ import annotations
+
+from indoor.extensions import get_settings
+from indoor.params import RoomPlace
+
+KEY_VERSION = "v2"
+
+
+def _snap_rule() -> str:
+    """Where places snap depends on ROUTE_MAX_SNAP_M: a change of it changes the keys."""
+    return f"s{get_settings().route_max_snap_m:g}"
+
+
+def canonical(place) -> str:
+    if isinstance(place, RoomPlace):
+        return f"r{place.room}"
+    return f"p{place.lon!r},{place.lat!r},{place.level.normalize()}"
+
+
+def place_key(place, found_versions: dict, profile: str) -> str:
+    if isinstance(place, RoomPlace):
+        rooms = found_versions["rooms_key"]
+        return f"route:{KEY_VERSION}:place:{found_versions['graph_key']}:{rooms}:{_snap_rule()}:{profile}:{canonical(place)}"
+    return f"route:{KEY_VERSION}:place:{found_versions['graph_key']}:{_snap_rule()}:{profile}:{canonical(place)}"
+
+
+def body_key(places, found_versions: dict, profile: str) -> str:
+    """The finished response, keyed by exactly what it depends on."""
+    rooms = found_versions["rooms_key"] if any(isinstance(p, RoomPlace) for p in places) else "-"
+    ends = ":".join(canonical(p) for p in places)
+    return f"route:{KEY_VERSION}:body:{found_versions['graph_key']}:{rooms}:{_snap_rule()}:{profile}:{ends}"
+
+
+def path_key(graph_key: str, profile: str, source: int, target: int) -> str:
+    return f"route:{KEY_VERSION}:path:{graph_key}:{profile}:{source}:{target}"

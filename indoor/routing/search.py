@@ -1,0 +1,266 @@
+"""The exact search: which edges each pgr_dijkstra gets, and when an answer is proven optimal.
+
+With the in-memory route index on (ROUTE_INDEX) and built for the snapshot's graph version,
+one search in it answers (`indexed_path`, see index.py); otherwise `shortest_path` routes between cells through the overlay's shortcuts when the overlay is the
+current graph's (see queries/overlay.py for why that is exact); otherwise, or within one cell,
+it searches a small window around the two vertices (see windows.py for why a window answer can
+be proven optimal), widens when it cannot prove it, and ends on the whole graph. The first
+window's radius is learned per worker from recent routes. The SQL it runs is in
+queries/routing.py and queries/overlay.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from flask import current_app
+
+from indoor.extensions import get_settings
+from indoor.queries import overlay as overlay_queries
+from indoor.queries import routing as queries
+from indoor.queries.routing import PathEdge, Snap
+from indoor.queries.versions import versions
+from indoor.routing import index, itinerary, overlay, snap, windows
+
+_EXTENT = "indoor.route_extent"
+_RATIOS = "indoor.route_ratios"
+
+
+@dataclass
+class PathSearch:
+    """A shortest vertex-to-vertex path (cost None: none exists) and what finding it took."""
+
+    cost: float | None
+    edges: list[PathEdge] = field(default_factory=list)
+    pgrouting_ms: float = 0.0
+    edges_loaded: int = 0
+    window_tries: int = 0
+    full_graph: bool = False
+    overlay: bool = False  # answered through the overlay's shortcuts
+    overlay_stale: bool = False  # an overlay was asked for but is not the current graph's
+    index: bool = False  # answered by the worker's in-memory route index (index.py)
+    index_us: float = 0.0  # the index search's time, microseconds
+
+
+def compute(cur, places, profile: str, resolved: list, versions_used: dict) -> tuple[dict, dict, list, object]:
+    """The path between the two snapped vertices, exact, in one snapshot with its versions.
+
+    If the graph or the rooms changed since the places were snapped, they are snapped again in
+    this snapshot, so the path, the vertices and the version it is cached under all agree.
+    """
+    settings = get_settings()
+    queries.begin_snapshot(cur)
+    found_versions = versions(cur)
+    if found_versions != versions_used:
+        resolved = [snap.resolve(cur, p, profile) for p in places]
+        if any(r.get("missing") or r.get("vertex") is None for r in resolved):
+            return found_versions, {}, resolved, None
+    source, target = (
+        queries.Snap(r["vertex"], r["vertex_lon"], r["vertex_lat"], r["level"], r["connector_m"]) for r in resolved
+    )
+    graph_version = found_versions["graph"]
+    straight = windows.lower_bound_distance_m((source.lon, source.lat), (target.lon, target.lat))
+    same_level = resolved[0]["level"] == resolved[1]["level"]
+    search = indexed_path(cur, source, target, profile, found_versions["graph_key"]) if settings.route_index else None
+    search = search or shortest_path(
+        cur,
+        source,
+        target,
+        profile,
+        max_window_tries=settings.route_window_tries,
+        first_radius=first_radius(straight, same_level),
+        extent=lambda: network_extent(cur, graph_version),
+        graph_key=found_versions["graph_key"] if settings.route_overlay and overlay.available(cur) else None,
+        overlay_max_share=settings.route_overlay_max_share,
+    )
+    if search.overlay_stale:
+        overlay.request_rebuild()
+    learn(search.cost, straight, same_level)
+    path = {
+        "graph_version": graph_version,
+        "cost": search.cost,
+        "edges": [
+            (e.kind, itinerary.json_level(e.from_level), itinerary.json_level(e.to_level), e.cost, e.coordinates)
+            for e in search.edges
+        ],
+    }
+    return found_versions, path, resolved, search
+
+
+def indexed_path(cur, source: Snap, target: Snap, profile: str, graph_key: str) -> PathSearch | None:
+    """The path through this worker's route index when it holds this snapshot's graph version
+    (its edges then read in this snapshot); None when it does not (a build is started) or
+    cannot tell."""
+    found_index = index.current(graph_key)
+    if found_index is None:
+        return None
+    started = time.perf_counter()
+    found = found_index.path(source.vertex, target.vertex, profile)
+    if found is None:
+        return None
+    search = PathSearch(cost=found[0], index=True, index_us=(time.perf_counter() - started) * 1e6)
+    if found[1]:
+        search.edges = queries.path_edges(cur, found[1])
+        search.cost = sum(e.cost for e in search.edges)
+    return search
+
+
+def _search(cur, source: int, target: int, boxes, profile: str, search: PathSearch) -> float | None:
+    """One pgr_dijkstra over the edges in `boxes` (None: all edges); fills `search`."""
+    if boxes is None:
+        search.full_graph = True
+    else:
+        search.window_tries += 1
+    edges = queries.edges_sql(cur, boxes, profile)
+    return _take(search, queries.path(cur, source, target, edges, queries.NETWORK_TABLES, boxes is None))
+
+
+def _search_overlay(cur, source: int, target: int, cells: overlay_queries.Cells, profile: str, search: PathSearch):
+    """One pgr_dijkstra over the two cells, the edges between cells and the other shortcuts."""
+    search.overlay = True
+    not_allowed = queries.NOT_ACCESSIBLE if profile == "accessible" else ()
+    edges = overlay_queries.edges_sql(cur, cells, not_allowed)
+    run = queries.path(cur, source, target, edges, queries.OVERLAY_TABLES, True, unpack=overlay_queries.unpack)
+    return _take(search, run)
+
+
+def _take(search: PathSearch, run: queries.PathRun) -> float | None:
+    """The latest search's answer becomes the answer; the costs of all searches add up."""
+    search.pgrouting_ms += run.pgrouting_ms
+    search.edges_loaded += run.edges_loaded
+    search.cost, search.edges = run.cost, run.edges
+    return run.cost
+
+
+def shortest_path(
+    cur,
+    source: Snap,
+    target: Snap,
+    profile: str,
+    *,
+    max_window_tries: int = 3,
+    first_radius: float | None = None,
+    extent=None,
+    graph_key: str | None = None,
+    overlay_max_share: float = 0.1,
+) -> PathSearch:
+    """The exact shortest path from vertex `source` to vertex `target` (see windows.py).
+
+    With `graph_key` (this snapshot's, see versions()) and an overlay built for it (see
+    queries/overlay.py) whose shortcuts and edges between cells are at most `overlay_max_share`
+    of the edges: two vertices in different cells are routed through the overlay; two in one
+    cell try one window first (often a few dozen edges), accepted only when it proves its
+    answer, else the overlay. Otherwise: windows.
+
+    The first window's radius is `first_radius` (default 1.5 x the distance + 20 m). A window
+    answer C is accepted when C <= its radius; C > radius is confirmed by one window of radius C;
+    no answer widens the window two-fold, and after `max_window_tries` windows (or once the
+    window would hold the whole network: `extent()` gives the network's bbox) the whole graph
+    is searched.
+    """
+    search = PathSearch(cost=None)
+    if source.vertex == target.vertex:
+        search.cost = 0.0
+        return search
+    s, t = (source.lon, source.lat), (target.lon, target.lat)
+    straight = windows.lower_bound_distance_m(s, t)
+    radius = first_radius if first_radius is not None else 1.5 * straight + 20.0
+    # No path is shorter than the straight line: a smaller radius would hold nothing.
+    radius = max(radius, straight, 1.0)
+    cells = (
+        overlay_queries.cells_of(cur, source.vertex, target.vertex, graph_key, overlay_max_share) if graph_key else None
+    )
+    search.overlay_stale = graph_key is not None and (cells is None or not cells.current)
+    if cells is not None and cells.current and cells.useful:
+        if cells.source is not None and cells.source == cells.target:
+            boxes = windows.ellipse_cover(s, t, radius)
+            if boxes:
+                cost = _search(cur, source.vertex, target.vertex, boxes, profile, search)
+                if cost is not None and cost <= radius:
+                    return search
+        _search_overlay(cur, source.vertex, target.vertex, cells, profile, search)
+        return search
+    while search.window_tries < max_window_tries:
+        boxes = windows.ellipse_cover(s, t, radius)
+        if boxes is None:
+            break
+        if search.window_tries and extent is not None and _holds(boxes, extent()):
+            break  # this window is the whole network: search it plainly
+        if boxes:
+            cost = _search(cur, source.vertex, target.vertex, boxes, profile, search)
+            if cost is not None:
+                if cost <= radius:
+                    return search
+                # The optimum is <= cost, so the window of radius `cost` holds it: exact.
+                boxes = windows.ellipse_cover(s, t, cost)
+                if boxes is None:
+                    break
+                _search(cur, source.vertex, target.vertex, boxes, profile, search)
+                return search
+        radius *= 2
+    _search(cur, source.vertex, target.vertex, None, profile, search)
+    return search
+
+
+def _holds(boxes: list[windows.Box], extent: windows.Box | None) -> bool:
+    """Whether the boxes' bounding box contains the whole network (then a window saves nothing)."""
+    if extent is None:
+        return True  # no edges at all
+    x1, y1 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x2, y2 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    return x1 <= extent[0] and y1 <= extent[1] and x2 >= extent[2] and y2 >= extent[3]
+
+
+# -- remembered per worker: the network's extent, how long routes are ---------------------
+
+
+def network_extent(cur, graph_version: int):
+    """The network's bounding box, computed once per graph version (only a route with no
+    answer in its first window asks for it)."""
+    memo = current_app.extensions.get(_EXTENT)
+    if memo and memo[0] == graph_version:
+        return memo[1]
+    extent = queries.graph_extent(cur)
+    current_app.extensions[_EXTENT] = (graph_version, extent)
+    return extent
+
+
+# How much longer than the straight line routes of this network are: the first window's radius
+# is a high quantile of what recent routes needed, so most routes need one window and few load a
+# needlessly big one. Same-level routes scale with the distance (corridors are not straight);
+# routes between levels also detour to stairs or an elevator (a roughly constant extra).
+# A heuristic only: whatever the radius, the answer is exact.
+_QUANTILE = 0.9
+_SAMPLES = 256
+_DEFAULT_FACTOR = 1.5
+_DEFAULT_LEVEL_CHANGE_M = 60.0
+_MARGIN_M = 20.0
+
+
+def _quantile(values, default: float) -> float:
+    if len(values) < 16:
+        return default
+    ordered = sorted(values)
+    return ordered[int(_QUANTILE * (len(ordered) - 1))]
+
+
+def first_radius(straight_m: float, same_level: bool) -> float:
+    learned = current_app.extensions.get(_RATIOS) or {"ratio": (), "extra": ()}
+    factor = min(max(_quantile(learned["ratio"], _DEFAULT_FACTOR), 1.05), 4.0)
+    extra = _MARGIN_M if same_level else max(_quantile(learned["extra"], _DEFAULT_LEVEL_CHANGE_M), _MARGIN_M)
+    return factor * straight_m + extra
+
+
+def learn(cost: float | None, straight_m: float, same_level: bool) -> None:
+    if cost is None:
+        return
+    learned = current_app.extensions.setdefault(
+        _RATIOS, {"ratio": deque(maxlen=_SAMPLES), "extra": deque(maxlen=_SAMPLES)}
+    )
+    if same_level and straight_m >= _MARGIN_M:
+        learned["ratio"].append(cost / straight_m)
+    elif not same_level:
+        factor = min(max(_quantile(learned["ratio"], _DEFAULT_FACTOR), 1.05), 4.0)
+        learned["extra"].append(cost - factor * straight_m)

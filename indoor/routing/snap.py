@@ -1,0 +1,87 @@
+"""Places: where a room or a point is, and the usable vertex it snaps to (see README, Routing)."""
+
+from __future__ import annotations
+
+from indoor.errors import NotFound
+from indoor.extensions import get_settings
+from indoor.params import RoomPlace
+from indoor.queries import routing as queries
+from indoor.queries.versions import versions
+from indoor.routing import itinerary
+from indoor.routing.errors import NoRoute
+
+
+def resolve(cur, place, profile: str) -> dict:
+    """Where a place is and the vertex it snaps to: a plain dict (cached as is).
+
+    {"missing": True} for an unknown room; "vertex" None when its level has no usable vertex
+    within ROUTE_MAX_SNAP_M, then "far_m" says how far the nearest one is (None: none at all).
+    """
+    if isinstance(place, RoomPlace):
+        room = queries.room(cur, place.room)
+        if room is None:
+            return {"missing": True}
+        level = itinerary.json_level(room.level)
+        lon, lat = room.lon, room.lat
+        resolved = {
+            "description": {
+                "room": room.id,
+                "name": room.name,
+                "level": level,
+                "building": room.building,
+                "coordinates": itinerary.point(lon, lat),
+            },
+            "label": room.name,
+        }
+        level_value = room.level
+    else:
+        lon, lat, level_value = place.lon, place.lat, place.level
+        level = itinerary.json_level(level_value)
+        resolved = {"description": {"coordinates": itinerary.point(lon, lat), "level": level}, "label": None}
+    resolved.update(lon=lon, lat=lat, level=level)
+    snap = queries.nearest_vertex(cur, lon, lat, level_value, profile, get_settings().route_max_snap_m)
+    if snap is None:
+        resolved["vertex"] = None
+        resolved["far_m"] = queries.nearest_distance(cur, lon, lat, level_value, profile)
+    else:
+        resolved.update(vertex=snap.vertex, vertex_lon=snap.lon, vertex_lat=snap.lat, connector_m=snap.metres)
+        resolved["description"].update(vertex=snap.vertex, connector_m=round(snap.metres, 3))
+    return resolved
+
+
+def resolve_all(cur, places, profile: str, known: list) -> tuple[dict, list]:
+    """Versions and every place not in `known`, in one snapshot."""
+    queries.begin_snapshot(cur)
+    found_versions = versions(cur)
+    return found_versions, [
+        k if k is not None else resolve(cur, p, profile) for p, k in zip(places, known, strict=True)
+    ]
+
+
+def as_place(resolved: dict, name: str, raw) -> itinerary.Place:
+    if resolved.get("missing"):
+        raise NotFound(f"room {raw.room} (parameter '{name}') does not exist")
+    return itinerary.Place(
+        description=resolved["description"],
+        lon=resolved["lon"],
+        lat=resolved["lat"],
+        level=resolved["level"],
+        label=resolved["label"],
+        vertex_lon=resolved.get("vertex_lon", 0.0),
+        vertex_lat=resolved.get("vertex_lat", 0.0),
+        connector_m=resolved.get("connector_m", 0.0),
+    )
+
+
+def require_vertex(resolved: dict, name: str) -> None:
+    if resolved.get("vertex") is not None:
+        return
+    far_m = resolved.get("far_m")
+    if far_m is not None:
+        raise NoRoute(
+            f"no route: parameter '{name}' is {far_m:.0f} m from the walkable network on level {resolved['level']};"
+            f" places snap only within ROUTE_MAX_SNAP_M = {get_settings().route_max_snap_m:g} m of it"
+        )
+    raise NoRoute(
+        f"no route: parameter '{name}' is on level {resolved['level']}, which has no walkable network for this profile"
+    )
