@@ -69,3 +69,68 @@ def load(cur) -> GraphArrays:
         vertices=_records(vertices, VERTEX_RECORD),
         complete=total == complete,
     )
+
+
+# The edges changed after version `since` up to this snapshot's `until`: complete only when the
+# log holds `since` with the time of the key the index was built for (the same history) and
+# every version after it (a log that began later, or was pruned, makes the index read the graph
+# whole); `everything` when some statement changed too many edges to list.
+CHANGES = """
+SELECT count(DISTINCT c.version) FILTER (WHERE c.version > %(since)s) = %(until)s - %(since)s
+       AND coalesce(bool_or(c.version = %(since)s
+                            AND (extract(epoch FROM c.changed_at) * 1000000)::bigint = %(since_stamp)s), false),
+       coalesce(bool_or(c.edge_ids IS NULL) FILTER (WHERE c.version > %(since)s), false),
+       coalesce(array_agg(DISTINCT e.id) FILTER (WHERE e.id IS NOT NULL AND c.version > %(since)s), '{}')
+  FROM indoor_graph_changes c
+  LEFT JOIN LATERAL unnest(c.edge_ids) AS e(id) ON true
+ WHERE c.version >= %(since)s AND c.version <= %(until)s
+"""
+
+CHANGED_EDGES = """
+SELECT id, source, target, cost, reverse_cost, coalesce(kind <> ALL(%(not_accessible)s::text[]), false)
+  FROM nav_edges_final
+ WHERE id = ANY(%(ids)s::bigint[])
+"""
+
+HAS_CHANGES = "SELECT to_regclass('indoor_graph_changes') IS NOT NULL"
+
+
+def key_order(graph_key: str) -> tuple[int, int]:
+    """Graph keys in the order their versions were made (by the time of the bump: a database
+    re-created under the same name counts from 1 again, later)."""
+    version, stamp = _version_and_stamp(graph_key)
+    return (stamp or 0, version)
+
+
+def _version_and_stamp(graph_key: str) -> tuple[int, int | None]:
+    version, _, stamp = graph_key.partition("-")
+    return int(version), int(stamp) if stamp else None
+
+
+@dataclass(frozen=True)
+class Changes:
+    complete: bool  # every version in between is logged and listed
+    edge_ids: list[int]
+    rows: list[tuple]  # (id, source, target, cost, reverse_cost, accessible) of those still there
+
+
+def has_changes(cur) -> bool:
+    cur.execute(HAS_CHANGES)
+    return bool(cur.fetchone()[0])
+
+
+def changes(cur, since: str, until: str, max_edges: int) -> Changes:
+    """What the graph versions after key `since` up to key `until` changed, in this snapshot; at
+    most `max_edges` edges are read (more: not complete)."""
+    (since_version, since_stamp), (until_version, _) = (_version_and_stamp(k) for k in (since, until))
+    if since_stamp is None or until_version <= since_version:
+        return Changes(False, [], [])
+    cur.execute(CHANGES, {"since": since_version, "until": until_version, "since_stamp": since_stamp})
+    logged, everything, ids = cur.fetchone()
+    if not logged or everything or len(ids) > max_edges:
+        return Changes(False, [], [])
+    rows = []
+    if ids:
+        cur.execute(CHANGED_EDGES, {"ids": ids, "not_accessible": list(NOT_ACCESSIBLE)})
+        rows = cur.fetchall()
+    return Changes(True, [int(i) for i in ids], rows)

@@ -247,6 +247,52 @@ def update_in_place(index: RouteIndex, arrays: queries.GraphArrays, changed, wei
     index.graph_key = arrays.graph_key
 
 
+def apply_changes(index: RouteIndex, found: queries.Changes, graph_key: str) -> int | None:
+    """Re-weight the arcs of the changed edges `found` lists and make `index` the version of
+    `graph_key`: the number of arcs re-weighted, or None (nothing done) when the edit changed
+    the topology (an edge added, removed or re-attached) or wrote a cost the index cannot hold.
+    Synchronous: no request sees the index half-updated."""
+    _library()
+    ids = np.asarray(found.edge_ids, dtype=np.int64)
+    rows = {int(r[0]): r for r in found.rows}
+    if len(rows) != len(ids):
+        return None  # an edge was deleted
+    m, n = index.edge_count, len(index.vertex_ids)
+    if len(ids):
+        at = np.searchsorted(index.edge_ids, ids)
+        if (at >= m).any() or (index.edge_ids[np.minimum(at, m - 1)] != ids).any():
+            return None  # a new edge
+        ordered = [rows[int(i)] for i in ids]
+        if any(v is None for r in ordered for v in r[:5]):
+            return None
+        ends = np.array([[r[1], r[2]] for r in ordered], dtype=np.int64)
+        nodes = np.searchsorted(index.vertex_ids, ends)
+        if (nodes >= n).any() or (index.vertex_ids[np.minimum(nodes, n - 1)] != ends).any():
+            return None  # a new vertex
+        if (nodes[:, 0] != index.sources[at]).any() or (nodes[:, 1] != index.targets[at]).any():
+            return None  # re-attached
+        cost = np.array([r[3] for r in ordered], dtype=np.float64)
+        reverse_cost = np.array([r[4] for r in ordered], dtype=np.float64)
+        if not (np.isfinite(cost).all() and np.isfinite(reverse_cost).all()):
+            return None
+        if (cost > MAX_EDGE_M).any() or (reverse_cost > MAX_EDGE_M).any():
+            return None
+        accessible = np.array([bool(r[5]) for r in ordered])
+        new = _weights(cost, reverse_cost, accessible)
+    arcs_updated = 0
+    if len(ids):
+        arcs = np.concatenate([at, at + m]).astype(np.uint32)
+        for profile in PROFILES:
+            differ = index.weights[profile][arcs] != new[profile]
+            if differ.any():
+                index.metrics[profile].update_weights(arcs[differ], new[profile][differ])
+                index.weights[profile][arcs[differ]] = new[profile][differ]
+                arcs_updated += int(differ.sum())
+        index.cost[at], index.reverse_cost[at], index.accessible[at] = cost, reverse_cost, accessible
+    index.graph_key = graph_key
+    return arcs_updated
+
+
 def run_off_loop(fn, *args):
     """fn(*args) in an OS thread when gevent runs this process (its C++ work releases the GIL,
     so the event loop goes on serving); else here (already a thread of its own)."""
@@ -262,18 +308,40 @@ def run_off_loop(fn, *args):
 
 def _state(app) -> dict:
     return app.extensions.setdefault(
-        _STATE, {"lock": threading.Lock(), "index": None, "building": False, "failed": {}, "last": None}
+        _STATE,
+        {"lock": threading.Lock(), "index": None, "building": False, "failed": {}, "last": None, "has_changes": False},
     )
 
 
-def current(graph_key: str) -> RouteIndex | None:
-    """The index of this graph version if there is one; otherwise a build is started (in the
-    background, unless one runs) and None is returned."""
+def current(graph_key: str, cur=None) -> RouteIndex | None:
+    """The index of this graph version if there is one. An index of an older version is brought
+    up to it here when the edits in between changed only the costs of a few edges (read with
+    `cur`, in the route's snapshot: a read bounded by the edit, not the campus). Otherwise a
+    build is started (in the background, unless one runs) and None is returned."""
     app = current_app._get_current_object()
     state = _state(app)
     index = state["index"]
     if index is not None and index.graph_key == graph_key:
         return index
+    if index is not None and queries.key_order(graph_key) < queries.key_order(index.graph_key):
+        return None  # a snapshot older than the index (the index never goes back)
+    if index is not None and cur is not None and state["has_changes"]:
+        since = index.graph_key
+        found = queries.changes(cur, since, graph_key, IN_PLACE_ARCS // 2)
+        # The reads above let other requests run: apply only to the index they were read for.
+        if found.complete and state["index"] is index and index.graph_key == since:
+            started = time.perf_counter()
+            arcs = apply_changes(index, found, graph_key)
+            if arcs is not None:
+                state["last"] = {"how": "followed", "arcs": arcs}
+                log.info(
+                    "route index ready",
+                    extra={"graph_key": graph_key, "how": "followed", "edges_changed": len(found.edge_ids),
+                           "arcs_updated": arcs, "total_ms": round((time.perf_counter() - started) * 1000, 2)},
+                )  # fmt: skip
+                return index
+        elif state["index"] is not None and state["index"].graph_key == graph_key:
+            return state["index"]
     if state["failed"].get("key") != graph_key:
         request_build(app, state)
     return None
@@ -307,9 +375,14 @@ def build_now(state=None) -> RouteIndex | None:
     app = current_app._get_current_object()
     state = state or _state(app)
     started = time.perf_counter()
-    arrays = get_db().read(queries.load, timeout_ms=int(get_settings().route_index_load_timeout_s * 1000))
+    arrays, has_changes = get_db().read(
+        lambda cur: (queries.load(cur), queries.has_changes(cur)),
+        timeout_ms=int(get_settings().route_index_load_timeout_s * 1000),
+    )
+    state["has_changes"] = has_changes
     loaded_ms = (time.perf_counter() - started) * 1000
     previous = state["index"]
+    previous_key = previous.graph_key if previous is not None else None
     if previous is not None and previous.graph_key == arrays.graph_key:
         return previous
     how = "built"
@@ -318,6 +391,8 @@ def build_now(state=None) -> RouteIndex | None:
             _check(arrays)
             found = run_off_loop(changed_arcs, previous, arrays)
             if found is not None and sum(len(a) for a in found[0].values()) <= IN_PLACE_ARCS:
+                if state["index"] is not previous or previous.graph_key != previous_key:
+                    return state["index"]  # requests moved it on meanwhile (see current())
                 update_in_place(previous, arrays, *found)
                 state["last"] = {"how": "updated", "arcs": sum(len(a) for a in found[0].values())}
                 _log_built(previous, "updated", loaded_ms, started, state["last"]["arcs"])
@@ -329,6 +404,11 @@ def build_now(state=None) -> RouteIndex | None:
         state["index"] = None
         log.warning("route index not built for graph %s: %s (routes use windows)", arrays.graph_key, exc)
         return None
+    current_index = state["index"]
+    if current_index is not None and (current_index is not previous or current_index.graph_key != previous_key):
+        # Requests moved the index on while this one was built: keep the newer of the two.
+        if queries.key_order(current_index.graph_key) > queries.key_order(index.graph_key):
+            return current_index
     state["index"] = index
     state["last"] = {"how": how}
     _log_built(index, how, loaded_ms, started, None)

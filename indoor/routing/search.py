@@ -93,7 +93,7 @@ def indexed_path(cur, source: Snap, target: Snap, profile: str, graph_key: str) 
     """The path through this worker's route index when it holds this snapshot's graph version
     (its edges then read in this snapshot); None when it does not (a build is started) or
     cannot tell."""
-    found_index = index.current(graph_key)
+    found_index = index.current(graph_key, cur)
     if found_index is None:
         return None
     started = time.perf_counter()
