@@ -71,6 +71,7 @@ class Settings:
     route_overlay_settle_s: float = 1.0
     route_overlay_min_interval_s: float = 5.0
     route_overlay_build_timeout_s: float = 600.0
+    route_overlay_lock_timeout_s: float = 1.0
     route_cell_max_vertices: int = 20000
     route_cell_max_boundary: int = 64
     route_max_snap_m: float = 50.0

@@ -94,7 +94,8 @@ def _build_overlay(force=False):
             f" ({result.shortcut_edges} edges unpacked) in {result.build_ms / 1000:.1f}s"
         )
     else:
-        click.echo(f"build-overlay: {'already current' if result == 'fresh' else 'another build is running'}")
+        why = {"fresh": "already current", "locked": "a lock held by another client: try again later"}
+        click.echo(f"build-overlay: {why.get(result, 'another build is running')}")
 
 
 @indoor.command("check-graph")

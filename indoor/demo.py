@@ -4,7 +4,11 @@ Each building is a row of levels; each level a grid of corridor nodes `spacing` 
 with a room in most grid cells (a door edge from the room's point to a corner of its cell).
 Levels are joined by two stair cores, a pair of one-way escalators (up and down) and an
 elevator shaft; buildings stand in one row (or a grid of `columns` per row) and are joined to
-their neighbours on level 0 by ramps. Corridors carry a small random
+their neighbours on level 0 by ramps. Besides its rooms, each building has
+facility points with a category (routes take `category:NAME`): toilets in one corner of every
+level, the elevator on every level, an entrance at each end of level 0; named rooms have the
+category of their name (toilets, shop, service, lounge). The facilities draw no random numbers,
+so a seed gives the same layout as before them. Corridors carry a small random
 extra cost and a few are one-way, so routes are directed and not all ties.
 
 The layout is drawn in local metres and placed at lon/lat here; `queries.network` computes
@@ -26,6 +30,16 @@ _M_PER_DEG_LAT = 111_132.0
 _M_PER_DEG_LON = 111_320.0 * math.cos(math.radians(ORIGIN_LAT))
 
 NAMED_ROOMS = ["Ticket office", "Toilets", "Café", "Information", "Lost and found", "Pharmacy", "Lounge"]
+# room_points.category of the named rooms (routes take `category:NAME`).
+CATEGORIES = {
+    "Ticket office": "service",
+    "Toilets": "toilets",
+    "Café": "shop",
+    "Information": "service",
+    "Lost and found": "service",
+    "Pharmacy": "shop",
+    "Lounge": "lounge",
+}
 
 
 def to_lonlat(x: float, y: float) -> tuple[float, float]:
@@ -105,7 +119,8 @@ def generate(size: DemoSize, seed: int = 1, first_vertex: int = 1, first_edge: i
                     room_vertex = vertex(level, cx, cy)
                     corner = nodes[level, i + rnd.randint(0, 1), j + rnd.randint(0, 1)]
                     edge(room_vertex, corner, "door")
-                    campus.rooms.append((label, level, bname, *to_lonlat(cx, cy), None))
+                    category = CATEGORIES.get(label.rsplit(" ", 1)[0]) if " " in label else None
+                    campus.rooms.append((label, level, bname, *to_lonlat(cx, cy), category))
                     inset = 0.4
                     campus.plan.append(
                         (
@@ -138,6 +153,14 @@ def generate(size: DemoSize, seed: int = 1, first_vertex: int = 1, first_edge: i
             if level:
                 edge(shaft[level - 1], car, "elevator", 15.0, 15.0)
         entrances.append((nodes[0, 0, mid], nodes[0, g - 1, mid], nodes[0, mid, 0], nodes[0, mid, g - 1]))
+        for level in range(size.levels):
+            # Toilets just off the corridor corner (g-1, 0); the elevator at its car.
+            toilets = to_lonlat(x0 + width - 1.0, y0 + 1.0)
+            campus.rooms.append((f"Toilets {bname}{level} (corner)", level, bname, *toilets, "toilets"))
+            car = to_lonlat(x0 + mid * s + 1.5, y0 + mid * s + 1.5)
+            campus.rooms.append((f"Elevator {bname}{level}", level, bname, *car, "elevator"))
+        for side, x in (("west", x0 - 1.0), ("east", x0 + width + 1.0)):
+            campus.rooms.append((f"Entrance {bname} {side}", 0, bname, *to_lonlat(x, y0 + mid * s), "entrance"))
     for b in range(size.buildings):
         if (b + 1) % columns and b + 1 < size.buildings:  # the next in its row
             edge(entrances[b][1], entrances[b + 1][0], "ramp", 2.0, 2.0)

@@ -76,7 +76,7 @@ def observe_route(pgrouting_s: float | None, cache_hit: bool, method: str | None
 
 
 def observe_overlay_build(result: str, seconds: float | None = None) -> None:
-    """One overlay build attempt: `result` built (taking `seconds`), fresh, busy, recent or failed."""
+    """One overlay build attempt: `result` built (taking `seconds`), fresh, busy, recent, locked or failed."""
     OVERLAY_BUILDS.labels(result).inc()
     if seconds is not None:
         OVERLAY_BUILD_TIME.observe(seconds)

@@ -27,7 +27,18 @@ def arg(name: str, max_length: int = MAX_PARAM_LENGTH) -> str | None:
         return None
     if len(values) > 1:
         raise BadRequest(f"parameter '{name}' is given more than once")
-    value = values[0]
+    return _checked(name, values[0], max_length)
+
+
+def arg_list(name: str, maximum: int, max_length: int = MAX_PARAM_LENGTH) -> list[str]:
+    """Every value of a repeatable parameter, in order (at most `maximum`), each checked as arg() does."""
+    values = request.args.getlist(name)
+    if len(values) > maximum:
+        raise BadRequest(f"parameter '{name}' is given {len(values)} times (at most {maximum})")
+    return [_checked(name, value, max_length) for value in values]
+
+
+def _checked(name: str, value: str, max_length: int) -> str:
     if len(value) > max_length:
         raise BadRequest(f"parameter '{name}' is too long (at most {max_length} characters)")
     if "\x00" in value or "\ufffd" in value or any(ord(c) < 32 for c in value):
@@ -212,12 +223,43 @@ class PointPlace:
     level: Decimal
 
 
-def place(name: str) -> RoomPlace | PointPlace:
-    """A route end: a room id (`17`) or a point `lon,lat` / `lon,lat,level` (level 0 by default)."""
+@dataclass(frozen=True)
+class CategoryPlace:
+    category: str
+
+
+CATEGORY_PREFIX = "category:"
+MAX_CATEGORY_LENGTH = 64
+
+
+def place(name: str) -> RoomPlace | PointPlace | CategoryPlace:
+    """A route end: a room id (`17`), a point `lon,lat` / `lon,lat,level` (level 0 by default) or
+    `category:NAME` (the nearest room of that category, by route cost)."""
     raw = arg(name, max_length=100)
     if raw is None or not raw.strip():
-        raise BadRequest(f"parameter '{name}' is required: a room id or lon,lat[,level]")
-    return parse_place(raw.strip(), name)
+        raise BadRequest(f"parameter '{name}' is required: a room id, lon,lat[,level] or category:NAME")
+    return route_place(raw.strip(), name)
+
+
+def places(name: str, maximum: int) -> list[RoomPlace | PointPlace | CategoryPlace]:
+    """A repeatable place parameter (`via`), in order, at most `maximum` of them."""
+    found = []
+    for raw in arg_list(name, maximum, max_length=100):
+        if not raw.strip():
+            raise BadRequest(f"parameter '{name}' is empty: a room id, lon,lat[,level] or category:NAME")
+        found.append(route_place(raw.strip(), name))
+    return found
+
+
+def route_place(raw: str, name: str) -> RoomPlace | PointPlace | CategoryPlace:
+    if raw[: len(CATEGORY_PREFIX)].lower() == CATEGORY_PREFIX:
+        category = raw[len(CATEGORY_PREFIX) :].strip()
+        if not category or len(category) > MAX_CATEGORY_LENGTH or not category.isprintable():
+            raise BadRequest(
+                f"parameter '{name}': category:NAME needs a category name (1 to {MAX_CATEGORY_LENGTH} characters)"
+            )
+        return CategoryPlace(category)
+    return parse_place(raw, name)
 
 
 def parse_place(raw: str, name: str) -> RoomPlace | PointPlace:

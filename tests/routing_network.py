@@ -19,13 +19,16 @@ import networkx as nx
 from psycopg2.extras import execute_values
 
 M_PER_DEG_LAT = 111_132.0
+# room_points.category of the rooms R00, R01, ... in turn (None: no category); drawn from no
+# random number, so the networks are what they were before categories.
+CATEGORIES = ["toilets", None, "shop", None, None, "toilets", "Kiosk", None, None]
 
 
 @dataclass
 class Network:
     origin: tuple[float, float]
     vertices: dict = field(default_factory=dict)  # id -> (level, lon, lat)
-    rooms: list = field(default_factory=list)  # (label, level, lon, lat)
+    rooms: list = field(default_factory=list)  # (label, level, lon, lat, category)
     wall_pairs: list = field(default_factory=list)  # (vertex, vertex) neighbours across a wall
     attic: list = field(default_factory=list)
     island: list = field(default_factory=list)
@@ -157,9 +160,10 @@ def build(cur, seed: int, origin: tuple[float, float], grid: int = 13, spacing: 
         if k % 3 == 0:
             lon += rnd.uniform(-4, 4) / m_per_deg_lon
             lat += rnd.uniform(-4, 4) / M_PER_DEG_LAT
-        net.rooms.append((f"R{k:02d}", level, lon, lat))
-    net.rooms.append(("Attic room", 3, *net.vertices[attic[2, 2]][1:]))
-    net.rooms.append(("Island room", 0, *net.vertices[island[-1]][1:]))
+        net.rooms.append((f"R{k:02d}", level, lon, lat, CATEGORIES[k % len(CATEGORIES)]))
+    # Categories only some can reach: the attic (stairs only), the island (from nowhere).
+    net.rooms.append(("Attic room", 3, *net.vertices[attic[2, 2]][1:], "attic"))
+    net.rooms.append(("Island room", 0, *net.vertices[island[-1]][1:], "island"))
     _write(cur, vertices, edges, net.rooms)
     return net
 
@@ -212,11 +216,11 @@ def _write(cur, vertices, edges, rooms) -> None:
     )
     execute_values(
         cur,
-        "INSERT INTO room_points (text, level, wkb_geometry)"
-        " SELECT r.label, r.level, ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326)"
-        " FROM (VALUES %s) AS r(label, level, lon, lat)",
+        "INSERT INTO room_points (text, level, category, wkb_geometry)"
+        " SELECT r.label, r.level, r.category, ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326)"
+        " FROM (VALUES %s) AS r(label, level, lon, lat, category)",
         rooms,
-        template="(%s, %s::numeric, %s::float8, %s::float8)",
+        template="(%s, %s::numeric, %s::float8, %s::float8, %s::text)",
     )
     cur.execute("ANALYZE nav_edges_final; ANALYZE nav_edges_work_vertices_pgr; ANALYZE room_points")
 

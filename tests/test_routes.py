@@ -189,17 +189,11 @@ def test_overlay_route_lengths_equal_an_independent_shortest_path(networks, redi
         conn.rollback()
 
 
-def _routes_equal_networkx(app, name, net, graphs, conn, caplog) -> list:
-    """Random place pairs (rooms, vertices, points beside them, neighbours across walls, pairs
-    whose best path bends far out), both profiles, against networkx; the route log records."""
-    client = app.test_client()
-    rnd = random.Random(name)
-    cur = conn.cursor()
+def _random_places(cur, net, rnd) -> list:
+    """Every room and 30 points on or beside random vertices: (query value, lon, lat, level,
+    the room's name or None)."""
     cur.execute("SELECT ogc_fid, text, level, ST_X(wkb_geometry), ST_Y(wkb_geometry) FROM room_points")
-    rooms = cur.fetchall()
-    places = []  # (query value, lon, lat, level, expected "to" name or None)
-    for room_id, label, level, lon, lat in rooms:
-        places.append((str(room_id), lon, lat, level, label))
+    places = [(str(room_id), lon, lat, level, label) for room_id, label, level, lon, lat in cur.fetchall()]
     vertex_ids = sorted(net.vertices)
     for _ in range(30):
         vid = rnd.choice(vertex_ids)
@@ -207,6 +201,16 @@ def _routes_equal_networkx(app, name, net, graphs, conn, caplog) -> list:
         if rnd.random() < 0.5:
             lon, lat = _offset((lon, lat), rnd.uniform(0.5, 6), rnd)
         places.append((f"{lon!r},{lat!r},{level}", lon, lat, level, None))
+    return places
+
+
+def _routes_equal_networkx(app, name, net, graphs, conn, caplog) -> list:
+    """Random place pairs (rooms, vertices, points beside them, neighbours across walls, pairs
+    whose best path bends far out), both profiles, against networkx; the route log records."""
+    client = app.test_client()
+    rnd = random.Random(name)
+    cur = conn.cursor()
+    places = _random_places(cur, net, rnd)
     pairs = [(rnd.choice(places), rnd.choice(places)) for _ in range(120)]
     # Neighbours across the wall: a few metres apart, a long way round.
     for a, b in net.wall_pairs + [(a, b) for a, b, _ in net.gadgets]:
@@ -272,6 +276,141 @@ def _routes_equal_networkx(app, name, net, graphs, conn, caplog) -> list:
     computed = [r for r in caplog.records if r.name == "indoor.route" and r.cache == "MISS"]
     caplog.clear()
     return computed
+
+
+def _shortest(graph, cur, start, end, profile):
+    """Snap both places (brute force) and walk networkx: the expected part, or None (no route)."""
+    s, s_m = routing_network.expected_snap(cur, start[1], start[2], start[3], profile)
+    t, t_m = routing_network.expected_snap(cur, end[1], end[2], end[3], profile)
+    try:
+        return s_m + (nx.dijkstra_path_length(graph, s, t) if s != t else 0.0) + t_m, s, t
+    except (nx.NetworkXNoPath, nx.NodeNotFound):
+        return None, s, t
+
+
+def _same(a, b) -> bool:
+    return (round(a[1], 7), round(a[2], 7), a[3]) == (round(b[1], 7), round(b[2], 7), b[3])
+
+
+def _vias_equal_networkx(app, name, net, graphs, conn) -> dict:
+    """Random routes through 1-3 vias, both profiles: the sum of the parts' shortest paths, one
+    continuous body that passes every via, a 'Reach' step for each."""
+    client = app.test_client()
+    rnd = random.Random(f"{name}-vias")
+    cur = conn.cursor()
+    places = _random_places(cur, net, rnd)
+    counts = {"routed": 0, "no_route": 0}
+    for _ in range(40):
+        stops = [rnd.choice(places) for _ in range(rnd.randint(3, 5))]
+        if rnd.random() < 0.2:
+            stops[2] = stops[1]  # a via given twice in a row: a part of length 0
+        query = {"from": stops[0][0], "to": stops[-1][0], "via": [p[0] for p in stops[1:-1]]}
+        for profile in ("walking", "accessible"):
+            response = client.get("/api/route/", query_string={**query, "profile": profile})
+            parts = [
+                (0.0, None, None) if _same(a, b) else _shortest(graphs[profile], cur, a, b, profile)
+                for a, b in zip(stops, stops[1:], strict=False)
+            ]
+            if all(_same(a, b) for a, b in zip(stops, stops[1:], strict=False)):
+                assert response.status_code == 200 and response.get_json()["route"]["distance_m"] == 0
+                continue
+            if any(cost is None for cost, _, _ in parts):
+                assert response.status_code == 422, (query, profile, response.get_json())
+                assert response.get_json()["error"]["code"] == "no_route"
+                counts["no_route"] += 1
+                continue
+            assert response.status_code == 200, (query, profile, response.get_json())
+            body = response.get_json()
+            expected = sum(cost for cost, _, _ in parts)
+            assert abs(body["route"]["distance_m"] - expected) <= 0.01 * len(parts), (query, profile)
+            ends = [[round(p[1], 7), round(p[2], 7)] for p in (stops[0], stops[-1])]
+            assert_well_formed(body, ends[0], ends[1], profile)
+            assert len(body["route"]["via"]) == len(stops) - 2
+            drawn = [c for leg in body["features"] for c in leg["geometry"]["coordinates"]]
+            for via, described in zip(stops[1:-1], body["route"]["via"], strict=True):
+                assert [round(via[1], 7), round(via[2], 7)] in drawn  # the route passes the via
+                assert described["coordinates"] == [round(via[1], 7), round(via[2], 7)]
+            texts = [step["text"] for step in body["route"]["instructions"]]
+            nonempty = sum(1 for a, b in zip(stops, stops[1:], strict=False) if not _same(a, b))
+            assert sum(1 for t in texts if t.startswith(("Reach ", "Arrive at "))) == nonempty
+            counts["routed"] += 1
+    conn.rollback()
+    assert counts["routed"] >= 30 and counts["no_route"] >= 3, counts
+    return counts
+
+
+def _categories_equal_networkx(app, name, net, graphs, conn) -> dict:
+    """to=category:C and from=category:C, both profiles: the room of C with the smallest route
+    cost (path + connectors) over every room of C, on any level; 422 when none is reachable."""
+    client = app.test_client()
+    rnd = random.Random(f"{name}-categories")
+    cur = conn.cursor()
+    cur.execute("SELECT ogc_fid, level, ST_X(wkb_geometry), ST_Y(wkb_geometry), category FROM room_points")
+    by_category = {}
+    for room_id, level, lon, lat, category in cur.fetchall():
+        if category:
+            by_category.setdefault(category.lower(), []).append((str(room_id), lon, lat, level, room_id))
+    places = _random_places(cur, net, rnd)
+    counts = {"routed": 0, "no_route": 0}
+    for _ in range(25):
+        place = rnd.choice(places)
+        category = rnd.choice(["toilets", "shop", "kiosk", "attic", "island"])
+        for outward in (True, False):
+            for profile in ("walking", "accessible"):
+                query = {"from": place[0], "to": f"category:{category}", "profile": profile}
+                if not outward:
+                    query["from"], query["to"] = query["to"], query["from"]
+                response = client.get("/api/route/", query_string=query)
+                options = []
+                for room in by_category[category]:
+                    if _same(place, room):
+                        options.append((0.0, room[4]))
+                        continue
+                    a, b = (place, room) if outward else (room, place)
+                    cost, _, _ = _shortest(graphs[profile], cur, a, b, profile)
+                    if cost is not None:
+                        options.append((cost, room[4]))
+                if not options:
+                    assert response.status_code == 422, (query, response.get_json())
+                    assert f"category '{category}'" in response.get_json()["error"]["message"]
+                    counts["no_route"] += 1
+                    continue
+                assert response.status_code == 200, (query, response.get_json())
+                body = response.get_json()["route"]
+                best = min(cost for cost, _ in options)
+                assert abs(body["distance_m"] - best) <= 0.02, (query, body["distance_m"], best)
+                chosen = body["to" if outward else "from"]
+                assert chosen["category"] == category
+                assert chosen["room"] in {room for cost, room in options if cost <= best + 0.02}
+                counts["routed"] += 1
+    conn.rollback()
+    assert counts["routed"] >= 40 and counts["no_route"] >= 5, counts
+    return counts
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_via_and_category_routes_equal_an_independent_shortest_path(networks, name):
+    url, net, graphs, conn, app = networks(name)
+    _vias_equal_networkx(app, name, net, graphs, conn)
+    _categories_equal_networkx(app, name, net, graphs, conn)
+
+
+@pytest.mark.parametrize("variant", ["tromso", "santiago-crowded"])
+def test_via_and_category_routes_through_the_overlay_and_components_equal_networkx(networks, redis_url, variant):
+    from indoor.routing import overlay
+
+    name = variant.split("-")[0]
+    url, net, graphs, conn, _ = networks(name)
+    app = make_app(url, redis_url, ROUTE_OVERLAY="true", ROUTE_OVERLAY_SETTLE_S="60", **OVERLAYS[variant])
+    clear_route_cache(redis_url)
+    try:
+        with app.app_context():
+            assert not isinstance(overlay.build_now(force=True), str)
+        _vias_equal_networkx(app, name, net, graphs, conn)
+        _categories_equal_networkx(app, name, net, graphs, conn)
+    finally:
+        app.extensions["indoor.db"].close()
+        clear_route_cache(redis_url)
 
 
 def test_windowed_routes_equal_full_graph_pgr_dijkstra(networks):
@@ -384,7 +523,7 @@ def test_search_window_contains_the_true_geodesic_ellipse(sql, origin):
 
 def _room_on(sql, level, order):
     return sql(
-        f"SELECT ogc_fid, text FROM room_points WHERE level = %s AND text NOT LIKE '%%Toilets%%' ORDER BY ogc_fid {order} LIMIT 1",  # noqa: S608
+        f"SELECT ogc_fid, text FROM room_points WHERE level = %s AND category IS NULL ORDER BY ogc_fid {order} LIMIT 1",  # noqa: S608
         (level,),
     )[0]
 
@@ -576,6 +715,76 @@ def test_places_far_from_the_network_are_refused_naming_the_parameter_and_the_di
         assert sum(1 for r in caplog.records if r.name == "indoor.route") == 1  # only the 200 above
     finally:
         app.extensions["indoor.db"].close()
+
+
+def test_a_route_via_rooms_is_the_sum_of_its_parts_and_is_cached(client, sql):
+    low, _ = _room_on(sql, 0, "ASC")
+    middle, middle_name = _room_on(sql, 1, "DESC")
+    high, _ = _room_on(sql, 2, "DESC")
+    query = {"from": low, "via": [middle, high], "to": low, "profile": "accessible"}
+    first = client.get("/api/route/", query_string=query)
+    assert first.status_code == 200, first.get_json()
+    body = first.get_json()
+    parts = [
+        route(client, a, b, "accessible").get_json()["route"]["distance_m"]
+        for a, b in ((low, middle), (middle, high), (high, low))
+    ]
+    assert abs(body["route"]["distance_m"] - sum(parts)) <= 0.03
+    assert [v["room"] for v in body["route"]["via"]] == [middle, high]
+    assert body["route"]["from"]["room"] == low and body["route"]["to"]["room"] == low
+    coordinates = body["route"]["from"]["coordinates"]
+    assert_well_formed(body, coordinates, coordinates, "accessible")
+    texts = [step["text"] for step in body["route"]["instructions"]]
+    assert f"Reach {middle_name}" in texts and texts[-1].startswith("Arrive at")
+    again = client.get("/api/route/", query_string=query)
+    assert again.headers["X-Cache"] == "HIT" and again.get_data() == first.get_data()
+    # In another order, another route (the order is kept).
+    other = client.get("/api/route/", query_string={**query, "via": [high, middle]})
+    assert [v["room"] for v in other.get_json()["route"]["via"]] == [high, middle]
+
+
+def test_the_nearest_room_of_a_category_on_the_demo_campus(client, sql):
+    low, _ = _room_on(sql, 0, "ASC")
+    toilets = {row[0] for row in sql("SELECT ogc_fid FROM room_points WHERE category = 'toilets'")}
+    assert len(toilets) >= 3  # the demo's facilities: one per level at least
+    response = client.get("/api/route/", query_string={"from": low, "to": "category:Toilets"})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()["route"]
+    assert body["to"]["room"] in toilets and body["to"]["category"] == "Toilets"
+    # No room of the category is nearer by route than the one chosen.
+    for room in toilets:
+        other = route(client, low, room).get_json()["route"]["distance_m"]
+        assert other >= body["distance_m"] - 0.01
+    # From the nearest elevator, accessible, to a room on level 2.
+    high, _ = _room_on(sql, 2, "DESC")
+    response = client.get(
+        "/api/route/", query_string={"from": "category:elevator", "to": high, "profile": "accessible"}
+    )
+    assert response.status_code == 200 and response.get_json()["route"]["from"]["name"].startswith("Elevator")
+    again = client.get("/api/route/", query_string={"from": "category:elevator", "to": high, "profile": "accessible"})
+    assert again.headers["X-Cache"] == "HIT" and again.get_data() == response.get_data()
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "words"),
+    [
+        ({"from": "1", "to": "category:no such thing"}, 404, ["category 'no such thing'", "'to'"]),
+        ({"from": "category:", "to": "1"}, 400, ["'from'", "category"]),
+        ({"from": "category:toilets", "to": "category:shop"}, 400, ["'from'", "'to'"]),
+        ({"from": "1", "to": "2", "via": ["category:toilets"]}, 400, ["'via'", "category"]),
+        ({"from": "1", "to": "2", "via": ["3"] * 6}, 400, ["'via'", "at most 5"]),
+        ({"from": "1", "to": "2", "via": ["nowhere"]}, 400, ["'via'"]),
+        ({"from": "1", "to": "2", "via": [""]}, 400, ["'via'"]),
+        ({"from": "1", "to": "2", "via": ["999999999"]}, 404, ["'via' #1"]),
+    ],
+)
+def test_bad_vias_and_categories_are_clear_errors(client, query, status, words):
+    response = client.get("/api/route/", query_string=query)
+    assert response.status_code == status, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == {400: "bad_request", 404: "not_found"}[status]
+    for word in words:
+        assert word in error["message"], error
 
 
 # -- cache --------------------------------------------------------------------------------
@@ -860,6 +1069,88 @@ def test_a_database_without_the_overlay_tables_routes_by_windows(small_network):
             <= 0.01
         )
     finally:
+        app.extensions["indoor.db"].close()
+
+
+def test_pairs_in_different_components_are_refused_without_a_search(networks, redis_url, caplog):
+    """The overlay build stores the components per profile: an unconnected pair is answered at
+    once (the log says by what); after an edit, until the next build, the search decides."""
+    from indoor.routing import overlay
+
+    url, net, graphs, conn, _ = networks("tromso")
+    app = make_app(url, redis_url, ROUTE_OVERLAY="true", ROUTE_OVERLAY_SETTLE_S="60", ROUTE_VERSION_MAX_AGE_S="0")
+    client = app.test_client()
+    clear_route_cache(redis_url)
+    cur = conn.cursor()
+    cur.execute("SELECT text, ogc_fid FROM room_points WHERE text IN ('Attic room', 'Island room', 'R01', 'R02')")
+    ids = dict(cur.fetchall())
+    conn.rollback()
+    caplog.set_level(logging.INFO, logger="indoor.route")
+    try:
+        with app.app_context():
+            assert not isinstance(overlay.build_now(force=True), str)
+        cases = [
+            (ids["R01"], ids["Island room"], "walking"),
+            (ids["Island room"], ids["R02"], "accessible"),
+            (ids["R01"], ids["Attic room"], "accessible"),  # stairs only
+        ]
+        for origin, destination, profile in cases:
+            response = route(client, origin, destination, profile)
+            assert response.status_code == 422 and response.get_json()["error"]["code"] == "no_route"
+        lines = [r for r in caplog.records if r.name == "indoor.route"]
+        assert [r.decided_by for r in lines] == ["components"] * 3
+        assert all(r.edges_loaded == 0 and r.pgrouting_ms == 0 and not r.found for r in lines)
+        # Connected pairs are searched as before (the attic by stairs, walking).
+        caplog.clear()
+        assert route(client, ids["R01"], ids["Attic room"], "walking").status_code == 200
+        assert [r.decided_by for r in caplog.records if r.name == "indoor.route"] == ["search"]
+        # An edit makes the components stale: the next unconnected pair is searched, as before.
+        with psycopg2.connect(url) as editor, editor.cursor() as edit:
+            edit.execute("UPDATE nav_edges_final SET cost = cost WHERE id = (SELECT min(id) FROM nav_edges_final)")
+        caplog.clear()
+        assert route(client, ids["R02"], ids["Island room"], "walking").status_code == 422
+        (line,) = [r for r in caplog.records if r.name == "indoor.route"]
+        assert line.decided_by == "search" and line.edges_loaded > 0
+    finally:
+        app.extensions["indoor.db"].close()
+        clear_route_cache(redis_url)
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        "ANALYZE",  # every table, ours included, locked until that transaction ends
+        "LOCK TABLE indoor_route_edges IN SHARE UPDATE EXCLUSIVE MODE",
+        "LOCK TABLE indoor_route_shortcuts IN SHARE MODE",
+    ],
+)
+def test_an_overlay_rebuild_gives_up_on_a_foreign_lock_and_routes_keep_answering(small_network, foreign):
+    """Another client's open transaction holds a lock the build needs: the build returns
+    "locked" after ROUTE_OVERLAY_LOCK_TIMEOUT_S instead of waiting, routes answer meanwhile, and
+    once that transaction ends the build goes through."""
+    from indoor.routing import overlay
+
+    url, net = small_network
+    app = make_app(
+        url, "", ROUTE_OVERLAY="true", ROUTE_OVERLAY_SETTLE_S="60", ROUTE_OVERLAY_LOCK_TIMEOUT_S="0.3", **SMALL_CELLS
+    )
+    other = psycopg2.connect(url)
+    try:
+        with app.app_context():
+            assert not isinstance(overlay.build_now(), str)
+        origin, destination = _corner_to_corner(net)
+        with other.cursor() as cur:
+            cur.execute(foreign)  # and the transaction stays open
+        # Without a lock timeout this would wait for the foreign transaction, which never ends here.
+        with app.app_context():
+            assert overlay.build_now(force=True) == "locked"
+        answer = route(app.test_client(), origin, destination)
+        assert answer.status_code == 200, answer.get_json()
+        other.rollback()
+        with app.app_context():
+            assert not isinstance(overlay.build_now(force=True), str)
+    finally:
+        other.close()
         app.extensions["indoor.db"].close()
 
 

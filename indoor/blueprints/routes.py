@@ -1,19 +1,27 @@
-"""GET /api/route/?from=<place>&to=<place>[&profile=walking|accessible]."""
+"""GET /api/route/?from=<place>&to=<place>[&via=<place>...][&profile=walking|accessible]."""
 
 from flask import Blueprint, Response
 
 from indoor import params, routing
+from indoor.errors import BadRequest
 from indoor.queries.routing import PROFILES
 
 blueprint = Blueprint("routes", __name__)
+
+MAX_VIAS = 5
 
 
 @blueprint.get("/")
 def route():
     origin = params.place("from")
+    vias = params.places("via", MAX_VIAS)
     destination = params.place("to")
     profile = params.choice("profile", PROFILES, default="walking")
-    body, cache_state = routing.route_between(origin, destination, profile)
+    if any(isinstance(v, params.CategoryPlace) for v in vias):
+        raise BadRequest("parameter 'via' takes a room id or lon,lat[,level]; category:NAME is for 'from' or 'to'")
+    if isinstance(origin, params.CategoryPlace) and isinstance(destination, params.CategoryPlace):
+        raise BadRequest("parameters 'from' and 'to' are both category:NAME; at most one of them can be")
+    body, cache_state = routing.route_between([origin, *vias, destination], profile)
     response = Response(body, mimetype="application/geo+json")
     response.headers["X-Cache"] = cache_state
     return response

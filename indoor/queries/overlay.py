@@ -23,7 +23,13 @@ kind stairs or escalator never lie inside a cell, so one overlay serves both pro
 The overlay is a copy of one graph version: `indoor_route_overlay.graph_key` names it, and a
 route reads it in the same snapshot as the versions, so it is used only while it is the
 current graph. Building it takes one transaction on the primary (a few seconds for 300,000
-edges); readers never wait for it (DELETE and INSERT, no TRUNCATE).
+edges); readers never wait for it (DELETE and INSERT, no TRUNCATE), and it never waits long for
+another client's lock: `lock_timeout` (SET LOCAL, so through pgbouncer too) makes it give up,
+and the next route that finds the overlay stale asks again.
+
+The same build stores the network's connected components per profile, ignoring direction
+(`indoor_route_components`, keyed by the graph key): a route between two components is
+answered at once, without a search.
 """
 
 from __future__ import annotations
@@ -38,14 +44,20 @@ from indoor.queries.versions import versions
 # One builder at a time across workers and hosts; transaction-scoped (works through pgbouncer).
 TRY_LOCK = "SELECT pg_try_advisory_xact_lock(hashtext('indoor.route_overlay'))"
 
-BUILD_SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET LOCAL jit = off"
+BUILD_SNAPSHOT = """
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;
+SET LOCAL jit = off;
+SELECT set_config('lock_timeout', %(lock_timeout_ms)s, true)
+"""
 
-# The overlay's graph, and whether the last build is too recent to build again: builds start
-# at least `min_s` apart, and wait four times as long as the last one took after it ended.
+# The overlay's graph (NULL when that graph's components are missing: an overlay built by an
+# older release), and whether the last build is too recent to build again: builds start at
+# least `min_s` apart, and wait four times as long as the last one took after it ended.
 STATE = """
-SELECT graph_key,
+SELECT CASE WHEN EXISTS (SELECT 1 FROM indoor_route_components c WHERE c.graph_key = o.graph_key)
+            THEN o.graph_key END,
        clock_timestamp() < built_at + make_interval(secs => greatest(%(min_s)s, build_ms / 1000.0 * 5))
-  FROM indoor_route_overlay
+  FROM indoor_route_overlay o
  WHERE id = 1
 """
 
@@ -163,7 +175,29 @@ ON CONFLICT (id) DO UPDATE SET graph_key = EXCLUDED.graph_key, built_at = EXCLUD
     shortcuts = EXCLUDED.shortcuts
 """
 
-ANALYZE = ["ANALYZE indoor_route_cells", "ANALYZE indoor_route_edges", "ANALYZE indoor_route_shortcuts"]
+ANALYZE = [
+    "ANALYZE indoor_route_cells",
+    "ANALYZE indoor_route_edges",
+    "ANALYZE indoor_route_shortcuts",
+    "ANALYZE indoor_route_components",
+]
+
+# Components of the graph as the search sees it, with every edge both ways: an edge any search
+# might take (open at least one way; a cost that is NaN or NULL counts as open here, so a
+# component is never cut where a search could pass) and that the profile may use.
+COMPONENT_EDGES = """
+SELECT id, source, target, 1::float8 AS cost, 1::float8 AS reverse_cost
+  FROM nav_edges_final
+ WHERE (coalesce(cost >= 0, true) OR coalesce(reverse_cost >= 0, true))
+   AND NOT (%(accessible)s AND kind IN ('stairs', 'escalator'))
+"""
+
+CLEAR_COMPONENTS = "DELETE FROM indoor_route_components"
+
+COMPONENTS = """
+INSERT INTO indoor_route_components (graph_key, profile, vertex, component)
+SELECT %(graph_key)s, %(profile)s, node, component FROM pgr_connectedComponents(%(edges)s)
+"""
 
 
 @dataclass(frozen=True)
@@ -180,17 +214,25 @@ class Built:
 
 
 def build(
-    cur, *, max_vertices: int, max_boundary: int, force: bool = False, min_interval_s: float | None = None
+    cur,
+    *,
+    max_vertices: int,
+    max_boundary: int,
+    force: bool = False,
+    min_interval_s: float | None = None,
+    lock_timeout_ms: int = 0,
 ) -> Built | str:
-    """Rebuild the overlay for the graph this transaction sees; the caller commits.
+    """Rebuild the overlay and the components for the graph this transaction sees; the caller
+    commits.
 
     Returns "busy" when another builder holds the lock, "fresh" when the overlay already is the
     current graph's (unless `force`), "recent" when `min_interval_s` is given and the last
     build is too recent (see STATE), else what was built. Must be the transaction's first
-    statement (it sets the isolation level).
+    statement (it sets the isolation level). With `lock_timeout_ms`, a lock another client holds
+    longer than that raises psycopg2.errors.LockNotAvailable (0: wait as long as it takes).
     """
     started = time.perf_counter()
-    cur.execute(BUILD_SNAPSHOT)
+    cur.execute(BUILD_SNAPSHOT, {"lock_timeout_ms": str(max(int(lock_timeout_ms), 0))})
     cur.execute(TRY_LOCK)
     if not cur.fetchone()[0]:
         return "busy"
@@ -209,6 +251,10 @@ def build(
     cur.execute(sql.SQL(DISSOLVE_CROWDED).format(boundary=sql.SQL(BOUNDARY)), {"max_boundary": int(max_boundary)})
     dissolved_cells = int(cur.fetchone()[0])
     cur.execute(SHORTCUTS, {"edges": INNER_EDGES, "pairs": PAIRS.format(boundary=BOUNDARY)})
+    cur.execute(CLEAR_COMPONENTS)
+    for profile in ("walking", "accessible"):
+        edges = cur.mogrify(COMPONENT_EDGES, {"accessible": profile == "accessible"}).decode()
+        cur.execute(COMPONENTS, {"graph_key": graph_key, "profile": profile, "edges": edges})
     for statement in ANALYZE:
         cur.execute(statement)
     cur.execute(COUNTS.format(boundary=BOUNDARY))
@@ -235,6 +281,7 @@ def build(
 TABLES_EXIST = """
 SELECT to_regclass('indoor_route_overlay') IS NOT NULL AND to_regclass('indoor_route_cells') IS NOT NULL
    AND to_regclass('indoor_route_edges') IS NOT NULL AND to_regclass('indoor_route_shortcuts') IS NOT NULL
+   AND to_regclass('indoor_route_components') IS NOT NULL
 """
 
 
@@ -265,6 +312,29 @@ class Cells:
     useful: bool  # small enough against the graph to be worth it
     source: int | None
     target: int | None
+
+
+# The components of some vertices for a graph and a profile (no row: not computed for that graph).
+COMPONENTS_OF = """
+SELECT vertex, component FROM indoor_route_components
+ WHERE graph_key = %(graph_key)s AND profile = %(profile)s AND vertex = ANY(%(vertices)s::bigint[])
+"""
+
+
+def components(cur, graph_key: str, profile: str, vertices: list[int]) -> dict[int, int]:
+    """{vertex: component} of that graph for those of `vertices` it has (none: not built yet)."""
+    cur.execute(COMPONENTS_OF, {"graph_key": graph_key, "profile": profile, "vertices": list(vertices)})
+    return {int(v): int(c) for v, c in cur.fetchall()}
+
+
+def connected(cur, graph_key: str, profile: str, source_vertex: int, target_vertex: int) -> bool | None:
+    """False when the two vertices are in different components of that graph (no path, whatever
+    the directions); True when in the same one (a path may exist); None when unknown (the
+    components of that graph are not built yet)."""
+    found = components(cur, graph_key, profile, [source_vertex, target_vertex])
+    if source_vertex not in found or target_vertex not in found:
+        return None
+    return found[source_vertex] == found[target_vertex]
 
 
 def cells_of(cur, source_vertex: int, target_vertex: int, graph_key: str, max_share: float) -> Cells | None:

@@ -111,6 +111,26 @@ SELECT ST_Distance(k.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat
 """
 
 
+# Every room of a category (case-insensitive) with the vertex it snaps to, as NEAREST_VERTEX
+# snaps one place (the same statement, run for each room); rooms that do not snap are left out.
+CATEGORY_ROOMS = sql.SQL("""
+SELECT rp.ogc_fid, rp.text, rp.level, rp.building, rp.lon, rp.lat, s.*
+  FROM (SELECT ogc_fid, text, level, building, ST_X(wkb_geometry) AS lon, ST_Y(wkb_geometry) AS lat
+          FROM room_points
+         WHERE lower(category) = lower(%(category)s)
+           AND wkb_geometry IS NOT NULL AND NOT ST_IsEmpty(wkb_geometry) AND level IS NOT NULL) rp
+ CROSS JOIN LATERAL ({nearest}) s
+ ORDER BY rp.ogc_fid
+""").format(
+    nearest=sql.SQL(
+        NEAREST_VERTEX.replace("%(lon)s", "rp.lon").replace("%(lat)s", "rp.lat").replace("%(level)s", "rp.level")
+    )
+)
+
+# Whether any room has the category at all (snapped or not): unknown category vs none reachable.
+CATEGORY_EXISTS = "SELECT EXISTS (SELECT 1 FROM room_points WHERE lower(category) = lower(%(category)s))"
+
+
 @dataclass(frozen=True)
 class Room:
     id: int
@@ -145,6 +165,28 @@ def nearest_vertex(cur, lon: float, lat: float, level, profile: str, max_m: floa
     )
     row = cur.fetchone()
     return Snap(int(row[0]), float(row[1]), float(row[2]), row[3], float(row[4])) if row else None
+
+
+@dataclass(frozen=True)
+class CategoryRoom:
+    room: Room
+    snap: Snap
+
+
+def category_rooms(cur, category: str, profile: str, max_m: float) -> list[CategoryRoom] | None:
+    """The rooms of `category` that snap (ordered by id); None when no room has the category."""
+    cur.execute(CATEGORY_ROOMS, {"category": category, "accessible": profile == "accessible", "max_m": float(max_m)})
+    rows = cur.fetchall()
+    if not rows:
+        cur.execute(CATEGORY_EXISTS, {"category": category})
+        return [] if cur.fetchone()[0] else None
+    return [
+        CategoryRoom(
+            Room(int(r[0]), r[1], r[2], r[3], float(r[4]), float(r[5])),
+            Snap(int(r[6]), float(r[7]), float(r[8]), r[9], float(r[10])),
+        )
+        for r in rows
+    ]
 
 
 def nearest_distance(cur, lon: float, lat: float, level, profile: str) -> float | None:
@@ -190,6 +232,14 @@ SELECT e.kind, coalesce(a.level, b.level, 0), coalesce(b.level, a.level, 0),
   LEFT JOIN nav_edges_work_vertices_pgr a ON a.id = p.node
   LEFT JOIN nav_edges_work_vertices_pgr b ON b.id = CASE WHEN e.source = p.node THEN e.target ELSE e.source END
  ORDER BY p.ord
+"""
+
+# Path costs from one vertex to many, or from many to one (no row: not reachable).
+COSTS_FROM = """
+SELECT end_vid, agg_cost FROM pgr_dijkstraCost(%(edges_sql)s, %(vertex)s::bigint, %(others)s::bigint[], true)
+"""
+COSTS_TO = """
+SELECT start_vid, agg_cost FROM pgr_dijkstraCost(%(edges_sql)s, %(others)s::bigint[], %(vertex)s::bigint, true)
 """
 
 FULL_GRAPH_COST = """
@@ -281,6 +331,20 @@ def path_edges(cur, rows) -> list[PathEdge]:
         PathEdge(int(edge), kind, from_level, to_level, float(cost), coordinates)
         for (_, edge, cost), (kind, from_level, to_level, coordinates) in zip(rows, details, strict=True)
     ]
+
+
+def path_costs(
+    cur, vertex: int, others: list[int], edges: str, outward: bool, seqscan: bool
+) -> tuple[dict[int, float], float, int]:
+    """Shortest path costs from `vertex` to each of `others` (outward) or from each to `vertex`,
+    over the edges query `edges` (`seqscan`: the whole graph): ({other: cost} for those reached,
+    pgRouting ms, rows loaded)."""
+    before = _rows_read(cur, NETWORK_TABLES, seqscan)
+    started = time.perf_counter()
+    cur.execute(COSTS_FROM if outward else COSTS_TO, {"edges_sql": edges, "vertex": vertex, "others": others})
+    costs = {int(other): float(cost) for other, cost in cur.fetchall()}
+    elapsed = (time.perf_counter() - started) * 1000
+    return costs, elapsed, _rows_read(cur, NETWORK_TABLES, seqscan) - before
 
 
 def graph_extent(cur) -> Box | None:

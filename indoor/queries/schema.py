@@ -89,6 +89,14 @@ TABLES = [
         nodes bigint[] NOT NULL,
         edges bigint[] NOT NULL,
         costs double precision[] NOT NULL)""",
+    # The network's connected components per profile, ignoring direction, for one graph version
+    # (built with the overlay): two vertices in different components are not connected.
+    """CREATE TABLE IF NOT EXISTS indoor_route_components (
+        graph_key text NOT NULL,
+        profile text NOT NULL,
+        vertex bigint NOT NULL,
+        component bigint NOT NULL,
+        PRIMARY KEY (graph_key, profile, vertex))""",
 ]
 
 # Older databases have the bare tables only (ogr2ogr output, pgr_createTopology vertices).

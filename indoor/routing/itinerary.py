@@ -219,22 +219,36 @@ def duration_s(distance_m: float, route_legs: list[Leg], settings) -> float:
     return total
 
 
-def feature_collection(
-    origin: Place, destination: Place, path: dict, profile: str, settings, same_place: bool = False
-) -> dict:
-    """The response body for a path (see API.md, Routes)."""
-    if same_place:
+def route_collection(stops: list[Place], paths: list[dict | None], graph_version, profile: str, settings) -> dict:
+    """The response body (see API.md, Routes) through `stops` in order: `paths[k]` is the path
+    from stop k to stop k+1, None where the two are the same place. One set of legs for the
+    whole route (they run on through every via); instructions say "Reach ..." at each via and
+    "Arrive at ..." at the end; `distance_m` is the sum of the parts."""
+    origin, destination = stops[0], stops[-1]
+    parts: list[Segment] = []
+    steps: list[dict] = []
+    distance = 0.0
+    last = max((k for k, path in enumerate(paths) if path is not None), default=None)
+    for k, path in enumerate(paths):
+        if path is None:
+            continue
+        start, end = stops[k], stops[k + 1]
+        part = segments(start, end, path["edges"])
+        parts.extend(part)
+        distance += path["cost"] + start.connector_m + end.connector_m
+        # The last part that moves arrives (a via at the destination is the destination).
+        part_steps = instructions(part, end if k < last else destination)
+        if k < last:
+            part_steps[-1]["text"] = f"Reach {end.label or f'via point {k + 1}'}"
+        steps.extend(part_steps)
+    if not parts:  # the same place throughout
         here = point(origin.lon, origin.lat)
         route_legs = [Leg(("level", "corridor", origin.level), "corridor", origin.level, origin.level, [here, here])]
-        parts: list[Segment] = []
         distance = 0.0
         steps = [{"text": f"Arrive at {destination.label or 'your destination'}", "distance_m": 0.0}]
         steps[0]["level"] = json_level(destination.level)
     else:
-        parts = segments(origin, destination, path["edges"])
         route_legs = legs(parts)
-        distance = path["cost"] + origin.connector_m + destination.connector_m
-        steps = instructions(parts, destination)
     features = []
     for leg in route_legs:
         properties = {"level": json_level(leg.level), "kind": leg.kind, "distance_m": round(leg.cost, 2)}
@@ -247,17 +261,15 @@ def feature_collection(
                 "properties": properties,
             }
         )
-    return {
-        "type": "FeatureCollection",
-        "features": features,
-        "route": {
-            "from": origin.description,
-            "to": destination.description,
-            "profile": profile,
-            "distance_m": round(distance, 2),
-            "duration_s": round(duration_s(distance, route_legs, settings), 1),
-            "levels": levels_visited(parts, origin),
-            "instructions": steps,
-            "graph_version": path.get("graph_version"),
-        },
-    }
+    summary = {"from": origin.description, "to": destination.description}
+    if len(stops) > 2:
+        summary["via"] = [stop.description for stop in stops[1:-1]]
+    summary.update(
+        profile=profile,
+        distance_m=round(distance, 2),
+        duration_s=round(duration_s(distance, route_legs, settings), 1),
+        levels=levels_visited(parts, origin),
+        instructions=steps,
+        graph_version=graph_version,
+    )
+    return {"type": "FeatureCollection", "features": features, "route": summary}

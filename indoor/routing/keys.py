@@ -8,13 +8,15 @@ it last changed (so entries of another or a re-created database never match):
   Redis round trip and no database;
 - place -> snapped vertex, keyed by (graph version[, rooms version for a room], profile, place);
 - vertex -> vertex path, keyed by (graph version, profile, source vertex, target vertex);
-  "no route" is cached too. Two ways of naming the same vertices share it.
+  "no route" is cached too. Two ways of naming the same vertices share it;
+- category -> the room chosen, keyed by (versions, profile, category, the vertex it is nearest
+  to and in which direction).
 """
 
 from __future__ import annotations
 
 from indoor.extensions import get_settings
-from indoor.params import RoomPlace
+from indoor.params import CategoryPlace, RoomPlace
 
 KEY_VERSION = "v2"
 
@@ -27,6 +29,8 @@ def _snap_rule() -> str:
 def canonical(place) -> str:
     if isinstance(place, RoomPlace):
         return f"r{place.room}"
+    if isinstance(place, CategoryPlace):
+        return f"c{place.category.lower()!r}"
     return f"p{place.lon!r},{place.lat!r},{place.level.normalize()}"
 
 
@@ -39,10 +43,19 @@ def place_key(place, found_versions: dict, profile: str) -> str:
 
 def body_key(places, found_versions: dict, profile: str) -> str:
     """The finished response, keyed by exactly what it depends on."""
-    rooms = found_versions["rooms_key"] if any(isinstance(p, RoomPlace) for p in places) else "-"
+    rooms = found_versions["rooms_key"] if any(isinstance(p, (RoomPlace, CategoryPlace)) for p in places) else "-"
     ends = ":".join(canonical(p) for p in places)
     return f"route:{KEY_VERSION}:body:{found_versions['graph_key']}:{rooms}:{_snap_rule()}:{profile}:{ends}"
 
 
 def path_key(graph_key: str, profile: str, source: int, target: int) -> str:
     return f"route:{KEY_VERSION}:path:{graph_key}:{profile}:{source}:{target}"
+
+
+def category_key(found_versions: dict, profile: str, category: str, vertex: int, outward: bool) -> str:
+    """The room of `category` nearest from `vertex` (outward) or to it."""
+    direction = "from" if outward else "to"
+    return (
+        f"route:{KEY_VERSION}:category:{found_versions['graph_key']}:{found_versions['rooms_key']}:{_snap_rule()}"
+        f":{profile}:{direction}:{vertex}:{category.lower()!r}"
+    )

@@ -6,7 +6,10 @@ search windows (exact, slower) and asks for a rebuild. One rebuild runs at a tim
 burst of edits (a QGIS session saving) is built once. Across workers and hosts an advisory lock
 lets one build while the others skip, and the last build's time (in the database) spaces
 builds: at least ROUTE_OVERLAY_MIN_INTERVAL_S apart and four times as long as one takes. The
-build is one transaction on the primary (queries/overlay.py).
+build is one transaction on the primary (queries/overlay.py); it waits at most
+ROUTE_OVERLAY_LOCK_TIMEOUT_S for a lock another client holds (an open transaction that ran
+ANALYZE, a LOCK TABLE), then gives up ("locked"): the next route that finds the overlay stale
+asks again, after the usual spacing. Readers never wait for a build.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ _TABLES = "indoor.overlay_tables"
 
 
 def build_now(force: bool = False, min_interval_s: float | None = None):
-    """Build the overlay for the current graph in this thread; what queries.overlay.build says.
+    """Build the overlay for the current graph in this thread; what queries.overlay.build says,
+    or "locked" when another client's lock outlasted ROUTE_OVERLAY_LOCK_TIMEOUT_S.
 
     With `min_interval_s`, not before that long after the last build started, nor before four
     times the last build's time has passed since it ended (whoever built it): under constant
@@ -45,10 +49,15 @@ def build_now(force: bool = False, min_interval_s: float | None = None):
                 max_boundary=settings.route_cell_max_boundary,
                 force=force,
                 min_interval_s=min_interval_s,
+                lock_timeout_ms=int(settings.route_overlay_lock_timeout_s * 1000),
             )
     except psycopg2.errors.SerializationFailure:
         # Another builder committed between this one's snapshot and its lock: it built it.
         result = "busy"
+    except psycopg2.errors.LockNotAvailable:
+        # Another client holds a lock on a table the build writes or reads: retry later.
+        log.warning("route overlay not rebuilt: a lock held by another client (retried later)")
+        result = "locked"
     except Exception:
         metrics.observe_overlay_build("failed")
         raise

@@ -14,8 +14,10 @@ import logging
 import time
 
 from indoor import metrics
+from indoor.errors import NotFound
 from indoor.extensions import cache_get, cache_get_many, cache_set, get_db, get_settings, local_cache
-from indoor.routing import itinerary, keys, search, snap
+from indoor.params import CategoryPlace, RoomPlace
+from indoor.routing import category, itinerary, keys, search, snap
 from indoor.routing.errors import NoRoute
 from indoor.routing.versions import current_versions, remember
 
@@ -26,16 +28,22 @@ def _encode(body: dict) -> bytes:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def route_between(origin, destination, profile: str) -> tuple[bytes, str]:
-    """The route body as JSON (API.md, Routes) and "HIT" or "MISS" (whether the path was cached).
+def _names(count: int) -> list[str]:
+    """How messages name each place: 'from', 'via' #1, ..., 'to'."""
+    return ["'from'", *(f"'via' #{k}" for k in range(1, count - 1)), "'to'"]
+
+
+def route_between(places: list, profile: str) -> tuple[bytes, str]:
+    """The route body as JSON (API.md, Routes) through `places` in order (from, vias, to) and
+    "HIT" or "MISS" (whether every path was cached).
 
     A hit costs one Redis round trip: the finished body. Otherwise the places (cached or
-    snapped), then the path (cached or computed), then the body is built and cached.
+    snapped; a category place: the room chosen, cached or searched), then each part's path
+    (cached or computed, every missing part in one snapshot), then the body is built and cached.
     """
     started = time.perf_counter()
     settings = get_settings()
-    places = [origin, destination]
-    names = ["from", "to"]
+    names = _names(len(places))
     found_versions = current_versions()
     cached_key = keys.body_key(places, found_versions, profile)
     # The worker's own memory first (no round trip), then Redis.
@@ -43,61 +51,132 @@ def route_between(origin, destination, profile: str) -> tuple[bytes, str]:
     if cached_body is not None:
         metrics.observe_route(None, cache_hit=True)
         return cached_body, "HIT"
-    place_keys = [keys.place_key(p, found_versions, profile) for p in places]
-    cached_body, *known = cache_get_many(cached_key, *place_keys)
+    fixed = [k for k, p in enumerate(places) if not isinstance(p, CategoryPlace)]
+    cached_body, *cached_places = cache_get_many(
+        cached_key, *(keys.place_key(places[k], found_versions, profile) for k in fixed)
+    )
     if cached_body is not None:
         local_cache().set(cached_key, cached_body)
         metrics.observe_route(None, cache_hit=True)
         return cached_body, "HIT"
-    if None in known:
+    known = [None] * len(places)
+    for k, value in zip(fixed, cached_places, strict=True):
+        known[k] = value
+    if any(known[k] is None for k in fixed):
         read_at = time.monotonic()
         found_versions, resolved = get_db().read(lambda cur: snap.resolve_all(cur, places, profile, known))
         remember(found_versions, read_at)
-        for place, old, new in zip(places, known, resolved, strict=True):
-            if old is None and not new.get("missing"):
-                cache_set(keys.place_key(place, found_versions, profile), new)
+        for k in fixed:
+            if known[k] is None and not resolved[k].get("missing"):
+                cache_set(keys.place_key(places[k], found_versions, profile), resolved[k])
     else:
         resolved = known
-    ends = [snap.as_place(r, n, p) for r, n, p in zip(resolved, names, places, strict=True)]
-    if _same_place(ends[0], ends[1]):
-        body = itinerary.feature_collection(
-            ends[0], ends[1], {"graph_version": found_versions["graph"]}, profile, settings, same_place=True
-        )
+    for k in fixed:
+        snap.as_place(resolved[k], names[k], places[k])  # an unknown room: 404, before anything else
+    resolved_versions = found_versions
+    route_places = list(places)
+    chosen_under = []  # the versions each category was resolved under
+    for k, place in enumerate(places):
+        if isinstance(place, CategoryPlace):
+            neighbour = 1 if k == 0 else k - 1
+            snap.require_vertex(resolved[neighbour], names[neighbour])
+            versions_seen, resolved[k] = _choose(place, resolved[neighbour], k != 0, profile, names, k, found_versions)
+            chosen_under.append(versions_seen)
+            route_places[k] = RoomPlace(resolved[k]["description"]["room"])
+    ends = [snap.as_place(r, n, p) for r, n, p in zip(resolved, names, route_places, strict=True)]
+    parts = [k for k in range(len(places) - 1) if not search.same_place(resolved[k], resolved[k + 1])]
+    if not parts:
+        body = itinerary.route_collection(ends, [None] * (len(places) - 1), found_versions["graph"], profile, settings)
         return _encode(body), "MISS"
-    for r, n in zip(resolved, names, strict=True):
-        snap.require_vertex(r, n)
+    _require_vertices(resolved, names, parts)
 
-    source, target = resolved[0]["vertex"], resolved[1]["vertex"]
-    path = cache_get(keys.path_key(found_versions["graph_key"], profile, source, target))
-    searched = None
-    cache_state = "HIT"
-    if path is None:
-        cache_state = "MISS"
+    def path_key(k, graph_key):
+        return keys.path_key(graph_key, profile, resolved[k]["vertex"], resolved[k + 1]["vertex"])
+
+    cached_paths = cache_get_many(*(path_key(k, found_versions["graph_key"]) for k in parts))
+    paths = {k: path for k, path in zip(parts, cached_paths, strict=True) if path is not None}
+    missing = [k for k in parts if k not in paths]
+    searches = {}
+    if missing:
         read_at = time.monotonic()
-        found_versions, path, new_resolved, searched = get_db().read(
-            lambda cur: search.compute(cur, places, profile, resolved, found_versions)
+        found_versions, computed, new_resolved, searches = get_db().read(
+            lambda cur: search.compute(cur, route_places, profile, resolved, resolved_versions, missing)
         )
         remember(found_versions, read_at)
         if new_resolved is not resolved:  # the places moved with the graph: answer for the new one
             resolved = new_resolved
-            ends = [snap.as_place(r, n, p) for r, n, p in zip(resolved, names, places, strict=True)]
-            for r, n in zip(resolved, names, strict=True):
-                snap.require_vertex(r, n)
-            source, target = resolved[0]["vertex"], resolved[1]["vertex"]
-        cache_set(keys.path_key(found_versions["graph_key"], profile, source, target), path)
-    _log(searched, cache_state, profile, source, target, path, started)
-    if path["cost"] is None:
-        detail = " without stairs or escalators" if profile == "accessible" else ""
-        raise NoRoute(f"no route from parameter 'from' to parameter 'to'{detail}: they are not connected", cache_state)
-    body = _encode(itinerary.feature_collection(ends[0], ends[1], path, profile, settings))
-    cached_key = keys.body_key(places, found_versions, profile)
-    cache_set(cached_key, body)
-    local_cache().set(cached_key, body)
+            ends = [snap.as_place(r, n, p) for r, n, p in zip(resolved, names, route_places, strict=True)]
+            parts = [k for k in range(len(places) - 1) if not search.same_place(resolved[k], resolved[k + 1])]
+            _require_vertices(resolved, names, parts)
+            paths = {}
+        paths.update(computed)
+        for k, path in computed.items():
+            cache_set(path_key(k, found_versions["graph_key"]), path)
+    cache_state = "MISS" if missing else "HIT"
+    for k in parts:
+        _log(searches.get(k), cache_state, profile, resolved[k]["vertex"], resolved[k + 1]["vertex"], paths[k], started)
+    for k in parts:
+        if paths[k]["cost"] is None:
+            detail = " without stairs or escalators" if profile == "accessible" else ""
+            raise NoRoute(
+                f"no route from parameter {names[k]} to parameter {names[k + 1]}{detail}: they are not connected",
+                cache_state,
+            )
+    body = _encode(
+        itinerary.route_collection(
+            ends, [paths.get(k) for k in range(len(places) - 1)], found_versions["graph"], profile, settings
+        )
+    )
+    if all(seen == found_versions for seen in chosen_under):  # else a category was chosen on older data
+        cached_key = keys.body_key(places, found_versions, profile)
+        cache_set(cached_key, body)
+        local_cache().set(cached_key, body)
     return body, cache_state
 
 
-def _same_place(a: itinerary.Place, b: itinerary.Place) -> bool:
-    return itinerary.point(a.lon, a.lat) == itinerary.point(b.lon, b.lat) and a.level == b.level
+def _require_vertices(resolved: list, names: list, parts: list[int]) -> None:
+    for k in sorted({k for part in parts for k in (part, part + 1)}):
+        snap.require_vertex(resolved[k], names[k])
+
+
+def _choose(place: CategoryPlace, neighbour: dict, outward: bool, profile: str, names, k: int, found_versions):
+    """The resolved room `place` stands for (see category.py), cached; 404 for a category no room
+    has, 422 when no room of it can be reached."""
+    key = keys.category_key(found_versions, profile, place.category, neighbour["vertex"], outward)
+    value = cache_get(key)
+    if value is None:
+        read_at = time.monotonic()
+        found_versions, choice = get_db().read(
+            lambda cur: category.choose(cur, place.category, neighbour, outward, profile)
+        )
+        remember(found_versions, read_at)
+        value = {"resolved": choice.resolved, "why": choice.why}
+        cache_set(keys.category_key(found_versions, profile, place.category, neighbour["vertex"], outward), value)
+        log.info(
+            "route category",
+            extra={
+                "profile": profile,
+                "category": place.category,
+                "found": choice.resolved is not None,
+                "decided_by": choice.decided_by,
+                "searches": choice.searches,
+                "pgrouting_ms": round(choice.pgrouting_ms, 2),
+                "edges_loaded": choice.edges_loaded,
+            },
+        )
+    neighbour_name = names[k - 1] if outward else names[k + 1]
+    if value["why"] == "unknown":
+        raise NotFound(f"no room has category {place.category!r} (parameter {names[k]})")
+    if value["why"] is not None:
+        detail = " without stairs or escalators" if profile == "accessible" else ""
+        direction = "from" if outward else "to"
+        raise NoRoute(
+            f"no route: no room of category {place.category!r} (parameter {names[k]}) can be reached"
+            f" {direction} parameter {neighbour_name}{detail}"
+        )
+    resolved = dict(value["resolved"])
+    resolved["description"] = {**resolved["description"], "category": place.category}
+    return found_versions, resolved
 
 
 def _method(searched) -> str | None:
@@ -111,6 +190,7 @@ def _method(searched) -> str | None:
 
 
 def _log(searched, cache_state: str, profile: str, source, target, path: dict | None, started: float) -> None:
+    """One line per part of a route that was not a finished body in the cache."""
     metrics.observe_route(
         searched.pgrouting_ms / 1000 if searched else None, cache_hit=cache_state == "HIT", method=_method(searched)
     )
@@ -129,6 +209,9 @@ def _log(searched, cache_state: str, profile: str, source, target, path: dict | 
             "overlay": searched.overlay if searched else False,
             "index": searched.index if searched else False,
             "index_us": round(searched.index_us, 1) if searched else 0.0,
+            # How the answer was decided: a search, the components (not connected, no search),
+            # or the cache (a path computed before).
+            "decided_by": searched.decided_by if searched else "cache",
             "total_ms": round((time.perf_counter() - started) * 1000, 2),
         },
     )

@@ -40,43 +40,70 @@ class PathSearch:
     full_graph: bool = False
     overlay: bool = False  # answered through the overlay's shortcuts
     overlay_stale: bool = False  # an overlay was asked for but is not the current graph's
+    decided_by: str = "search"  # or "components": the two are in different components, no search
     index: bool = False  # answered by the worker's in-memory route index (index.py)
     index_us: float = 0.0  # the index search's time, microseconds
 
 
-def compute(cur, places, profile: str, resolved: list, versions_used: dict) -> tuple[dict, dict, list, object]:
-    """The path between the two snapped vertices, exact, in one snapshot with its versions.
+def same_place(a: dict, b: dict) -> bool:
+    """Two resolved places at the same point (7 decimals) and level: a part of length 0."""
+    return itinerary.point(a["lon"], a["lat"]) == itinerary.point(b["lon"], b["lat"]) and a["level"] == b["level"]
+
+
+def compute(
+    cur, places, profile: str, resolved: list, versions_used: dict, parts: list[int]
+) -> tuple[dict, dict, list, dict]:
+    """The paths of `parts` (part k: from place k to place k+1), exact, in one snapshot with its
+    versions: (versions, {k: path}, resolved places, {k: PathSearch}).
 
     If the graph or the rooms changed since the places were snapped, they are snapped again in
-    this snapshot, so the path, the vertices and the version it is cached under all agree.
+    this snapshot and every part is computed (paths cached under the older versions are not
+    this graph's), so the paths, the vertices and the version they are cached under all agree.
     """
-    settings = get_settings()
     queries.begin_snapshot(cur)
     found_versions = versions(cur)
     if found_versions != versions_used:
         resolved = [snap.resolve(cur, p, profile) for p in places]
         if any(r.get("missing") or r.get("vertex") is None for r in resolved):
-            return found_versions, {}, resolved, None
+            return found_versions, {}, resolved, {}
+        parts = [k for k in range(len(places) - 1) if not same_place(resolved[k], resolved[k + 1])]
+    paths, searches = {}, {}
+    for k in parts:
+        paths[k], searches[k] = _compute_part(cur, resolved[k], resolved[k + 1], profile, found_versions)
+    return found_versions, paths, resolved, searches
+
+
+def _compute_part(cur, start: dict, end: dict, profile: str, found_versions: dict) -> tuple[dict, PathSearch]:
+    settings = get_settings()
     source, target = (
-        queries.Snap(r["vertex"], r["vertex_lon"], r["vertex_lat"], r["level"], r["connector_m"]) for r in resolved
+        queries.Snap(r["vertex"], r["vertex_lon"], r["vertex_lat"], r["level"], r["connector_m"]) for r in (start, end)
     )
     graph_version = found_versions["graph"]
     straight = windows.lower_bound_distance_m((source.lon, source.lat), (target.lon, target.lat))
-    same_level = resolved[0]["level"] == resolved[1]["level"]
+    same_level = start["level"] == end["level"]
+    graph_key = found_versions["graph_key"] if settings.route_overlay and overlay.available(cur) else None
+    linked = None
+    # The index answers "not connected" as fast as any pair: the components are for the searches.
     search = indexed_path(cur, source, target, profile, found_versions["graph_key"]) if settings.route_index else None
-    search = search or shortest_path(
-        cur,
-        source,
-        target,
-        profile,
-        max_window_tries=settings.route_window_tries,
-        first_radius=first_radius(straight, same_level),
-        extent=lambda: network_extent(cur, graph_version),
-        graph_key=found_versions["graph_key"] if settings.route_overlay and overlay.available(cur) else None,
-        overlay_max_share=settings.route_overlay_max_share,
-    )
-    if search.overlay_stale:
-        overlay.request_rebuild()
+    if search is None:
+        if graph_key is not None and source.vertex != target.vertex:
+            linked = overlay_queries.connected(cur, graph_key, profile, source.vertex, target.vertex)
+        if linked is False:
+            search = PathSearch(cost=None, decided_by="components")
+        else:
+            search = shortest_path(
+                cur,
+                source,
+                target,
+                profile,
+                max_window_tries=settings.route_window_tries,
+                first_radius=first_radius(straight, same_level),
+                extent=lambda: network_extent(cur, graph_version),
+                graph_key=graph_key,
+                overlay_max_share=settings.route_overlay_max_share,
+            )
+        if search.overlay_stale or (graph_key is not None and linked is None and source.vertex != target.vertex):
+            overlay.request_rebuild()  # the overlay or the components are not this graph's yet
     learn(search.cost, straight, same_level)
     path = {
         "graph_version": graph_version,
@@ -86,7 +113,7 @@ def compute(cur, places, profile: str, resolved: list, versions_used: dict) -> t
             for e in search.edges
         ],
     }
-    return found_versions, path, resolved, search
+    return path, search
 
 
 def indexed_path(cur, source: Snap, target: Snap, profile: str, graph_key: str) -> PathSearch | None:
@@ -186,7 +213,7 @@ def shortest_path(
         boxes = windows.ellipse_cover(s, t, radius)
         if boxes is None:
             break
-        if search.window_tries and extent is not None and _holds(boxes, extent()):
+        if search.window_tries and extent is not None and holds_network(boxes, extent()):
             break  # this window is the whole network: search it plainly
         if boxes:
             cost = _search(cur, source.vertex, target.vertex, boxes, profile, search)
@@ -204,7 +231,7 @@ def shortest_path(
     return search
 
 
-def _holds(boxes: list[windows.Box], extent: windows.Box | None) -> bool:
+def holds_network(boxes: list[windows.Box], extent: windows.Box | None) -> bool:
     """Whether the boxes' bounding box contains the whole network (then a window saves nothing)."""
     if extent is None:
         return True  # no edges at all

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from indoor.errors import NotFound
 from indoor.extensions import get_settings
-from indoor.params import RoomPlace
+from indoor.params import CategoryPlace, RoomPlace
 from indoor.queries import routing as queries
 from indoor.queries.versions import versions
 from indoor.routing import itinerary
@@ -21,8 +21,26 @@ def resolve(cur, place, profile: str) -> dict:
         room = queries.room(cur, place.room)
         if room is None:
             return {"missing": True}
-        level = itinerary.json_level(room.level)
-        lon, lat = room.lon, room.lat
+        lon, lat, level_value = room.lon, room.lat, room.level
+    else:
+        room = None
+        lon, lat, level_value = place.lon, place.lat, place.level
+    snap = queries.nearest_vertex(cur, lon, lat, level_value, profile, get_settings().route_max_snap_m)
+    if snap is None:
+        resolved = _describe(room, lon, lat, level_value, None)
+        resolved["far_m"] = queries.nearest_distance(cur, lon, lat, level_value, profile)
+        return resolved
+    return _describe(room, lon, lat, level_value, snap)
+
+
+def room_resolved(room: queries.Room, snap: queries.Snap) -> dict:
+    """What resolve() says of a room that snapped to `snap` (a room chosen by its category)."""
+    return _describe(room, room.lon, room.lat, room.level, snap)
+
+
+def _describe(room: queries.Room | None, lon: float, lat: float, level_value, snap: queries.Snap | None) -> dict:
+    level = itinerary.json_level(level_value)
+    if room is not None:
         resolved = {
             "description": {
                 "room": room.id,
@@ -33,16 +51,11 @@ def resolve(cur, place, profile: str) -> dict:
             },
             "label": room.name,
         }
-        level_value = room.level
     else:
-        lon, lat, level_value = place.lon, place.lat, place.level
-        level = itinerary.json_level(level_value)
         resolved = {"description": {"coordinates": itinerary.point(lon, lat), "level": level}, "label": None}
     resolved.update(lon=lon, lat=lat, level=level)
-    snap = queries.nearest_vertex(cur, lon, lat, level_value, profile, get_settings().route_max_snap_m)
     if snap is None:
         resolved["vertex"] = None
-        resolved["far_m"] = queries.nearest_distance(cur, lon, lat, level_value, profile)
     else:
         resolved.update(vertex=snap.vertex, vertex_lon=snap.lon, vertex_lat=snap.lat, connector_m=snap.metres)
         resolved["description"].update(vertex=snap.vertex, connector_m=round(snap.metres, 3))
@@ -50,17 +63,20 @@ def resolve(cur, place, profile: str) -> dict:
 
 
 def resolve_all(cur, places, profile: str, known: list) -> tuple[dict, list]:
-    """Versions and every place not in `known`, in one snapshot."""
+    """Versions and every place not in `known`, in one snapshot (a category place stays None:
+    which room it is depends on the route, see category.py)."""
     queries.begin_snapshot(cur)
     found_versions = versions(cur)
     return found_versions, [
-        k if k is not None else resolve(cur, p, profile) for p, k in zip(places, known, strict=True)
+        k if k is not None or isinstance(p, CategoryPlace) else resolve(cur, p, profile)
+        for p, k in zip(places, known, strict=True)
     ]
 
 
 def as_place(resolved: dict, name: str, raw) -> itinerary.Place:
+    """`name`: the parameter as messages name it ("'from'", "'via' #2")."""
     if resolved.get("missing"):
-        raise NotFound(f"room {raw.room} (parameter '{name}') does not exist")
+        raise NotFound(f"room {raw.room} (parameter {name}) does not exist")
     return itinerary.Place(
         description=resolved["description"],
         lon=resolved["lon"],
@@ -79,9 +95,9 @@ def require_vertex(resolved: dict, name: str) -> None:
     far_m = resolved.get("far_m")
     if far_m is not None:
         raise NoRoute(
-            f"no route: parameter '{name}' is {far_m:.0f} m from the walkable network on level {resolved['level']};"
+            f"no route: parameter {name} is {far_m:.0f} m from the walkable network on level {resolved['level']};"
             f" places snap only within ROUTE_MAX_SNAP_M = {get_settings().route_max_snap_m:g} m of it"
         )
     raise NoRoute(
-        f"no route: parameter '{name}' is on level {resolved['level']}, which has no walkable network for this profile"
+        f"no route: parameter {name} is on level {resolved['level']}, which has no walkable network for this profile"
     )
