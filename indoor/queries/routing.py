@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import psycopg2
 from psycopg2 import sql
 
+from indoor.queries.versions import VERSIONS, read_versions
+
 log = logging.getLogger(__name__)
 
 PROFILES = ("walking", "accessible")
@@ -363,6 +365,12 @@ def full_graph_distance(cur, source_vertex: int, target_vertex: int, profile: st
     )
     total, rows = cur.fetchone()
     return float(total) if rows else None
+
+
+def snapshot_versions(cur) -> dict:
+    """begin_snapshot(), then versions() in that snapshot: one round trip."""
+    cur.execute(BEGIN_SNAPSHOT + ";\n" + VERSIONS)
+    return read_versions(cur)
 
 
 def begin_snapshot(cur) -> None:

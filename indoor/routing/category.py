@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from indoor.extensions import get_settings
 from indoor.queries import overlay as overlay_queries
 from indoor.queries import routing as queries
-from indoor.queries.versions import versions
 from indoor.routing import overlay, search, snap, windows
 
 
@@ -42,8 +41,7 @@ def choose(cur, category: str, neighbour: dict, outward: bool, profile: str) -> 
     """In one snapshot: the versions and the room of `category` nearest from `neighbour`'s vertex
     (outward) or to it. `neighbour` is a resolved place with a vertex."""
     settings = get_settings()
-    queries.begin_snapshot(cur)
-    found_versions = versions(cur)
+    found_versions = queries.snapshot_versions(cur)
     candidates = queries.category_rooms(cur, category, profile, settings.route_max_snap_m)
     if candidates is None:
         return found_versions, Choice(None, "unknown", decided_by="rooms")

@@ -21,7 +21,6 @@ from indoor.extensions import get_settings
 from indoor.queries import overlay as overlay_queries
 from indoor.queries import routing as queries
 from indoor.queries.routing import PathEdge, Snap
-from indoor.queries.versions import versions
 from indoor.routing import index, itinerary, overlay, snap, windows
 
 _EXTENT = "indoor.route_extent"
@@ -60,8 +59,7 @@ def compute(
     this snapshot and every part is computed (paths cached under the older versions are not
     this graph's), so the paths, the vertices and the version they are cached under all agree.
     """
-    queries.begin_snapshot(cur)
-    found_versions = versions(cur)
+    found_versions = queries.snapshot_versions(cur)
     if found_versions != versions_used:
         resolved = [snap.resolve(cur, p, profile) for p in places]
         if any(r.get("missing") or r.get("vertex") is None for r in resolved):
