@@ -28,17 +28,18 @@ SELECT count(*), count(r), string_agg(r, ''::bytea ORDER BY id, source, target)
           FROM nav_edges_final) e
 """
 
-# Vertex positions: only the index's cell order uses them (a better order, a faster search);
-# a vertex missing here stands at 0,0 and is still routed exactly.
+# Vertex positions and levels: only the index's vertex order uses them (a better order, a faster
+# search); a vertex missing here stands at the first one's place and is still routed exactly.
 VERTICES = """
-SELECT string_agg(int8send(id::bigint) || float8send(ST_X(the_geom)) || float8send(ST_Y(the_geom)), ''::bytea)
+SELECT string_agg(int8send(id::bigint) || float8send(ST_X(the_geom)) || float8send(ST_Y(the_geom))
+                  || float8send(coalesce(level, 0)::float8), ''::bytea)
   FROM nav_edges_work_vertices_pgr
  WHERE the_geom IS NOT NULL
 """
 
 EDGE_RECORD = np.dtype([("id", ">i8"), ("source", ">i8"), ("target", ">i8"), ("cost", ">f8"),
                         ("reverse_cost", ">f8"), ("accessible", "u1")])  # fmt: skip
-VERTEX_RECORD = np.dtype([("id", ">i8"), ("lon", ">f8"), ("lat", ">f8")])
+VERTEX_RECORD = np.dtype([("id", ">i8"), ("lon", ">f8"), ("lat", ">f8"), ("level", ">f8")])
 
 
 @dataclass(frozen=True)

@@ -136,8 +136,8 @@ def _check(arrays: queries.GraphArrays) -> None:
     vertices = arrays.vertices
     if len(vertices):
         lon, lat = vertices["lon"], vertices["lat"]
-        if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-            raise NotIndexable("a vertex has a non-finite position")
+        if not (np.isfinite(lon).all() and np.isfinite(lat).all() and np.isfinite(vertices["level"]).all()):
+            raise NotIndexable("a vertex has a non-finite position or level")
         if np.ptp(lon) > MAX_SPAN_DEG or np.ptp(lat) > MAX_SPAN_DEG:
             raise NotIndexable("the network spans more than a campus")
 
@@ -166,6 +166,28 @@ def _columns(arrays: queries.GraphArrays):
     return edge_ids, vertex_ids, sources, targets
 
 
+def _order_positions(vertex_ids: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the vertex order (nested dissection by inertial flow) sees each vertex: the levels
+    of a campus side by side, not stacked, so that the cuts it finds between levels are the few
+    stairs and lifts rather than every corridor of every level at once (a station of 16 levels:
+    a customisation ~10x faster). Only the order's quality depends on it, never a route; a
+    vertex without a row stands at the first one's place."""
+    lon = np.zeros(len(vertex_ids), np.float64)
+    lat = np.zeros(len(vertex_ids), np.float64)
+    level = np.zeros(len(vertex_ids), np.float64)
+    if len(known):
+        at = np.searchsorted(vertex_ids, known["id"].astype(np.int64))
+        inside = at < len(vertex_ids)
+        inside[inside] &= vertex_ids[at[inside]] == known["id"][inside]
+        lon[:], lat[:], level[:] = float(known["lon"][0]), float(known["lat"][0]), float(known["level"][0])
+        lon[at[inside]] = known["lon"][inside]
+        lat[at[inside]] = known["lat"][inside]
+        level[at[inside]] = known["level"][inside]
+    _, rank = np.unique(level, return_inverse=True)
+    width = float(np.ptp(lon)) * 1.5 + 1e-4 if len(lon) else 0.0
+    return lat.astype(np.float32), (lon + rank * width).astype(np.float32)
+
+
 def build(arrays: queries.GraphArrays, previous: RouteIndex | None = None) -> RouteIndex:
     """A new index for `arrays`: reusing `previous`'s topology when the edges are the same.
 
@@ -182,17 +204,7 @@ def build(arrays: queries.GraphArrays, previous: RouteIndex | None = None) -> Ro
     if previous is not None and previous.same_topology(edge_ids, sources, targets):
         topology, build_ms = previous.topology, 0.0
     else:
-        # Positions only guide the order; a vertex without one stands at the campus' first.
-        lon = np.zeros(len(vertex_ids), np.float32)
-        lat = np.zeros(len(vertex_ids), np.float32)
-        known = arrays.vertices
-        if len(known):
-            at = np.searchsorted(vertex_ids, known["id"].astype(np.int64))
-            inside = at < len(vertex_ids)
-            inside[inside] &= vertex_ids[at[inside]] == known["id"][inside]
-            lon[:], lat[:] = float(known["lon"][0]), float(known["lat"][0])
-            lon[at[inside]] = known["lon"][inside]
-            lat[at[inside]] = known["lat"][inside]
+        lat, lon = _order_positions(vertex_ids, arrays.vertices)
         topology = prk.CCHTopology()
         topology.build(
             np.concatenate([sources, targets]), np.concatenate([targets, sources]), lat, lon, len(vertex_ids)
