@@ -131,6 +131,8 @@ EDITS = [
      "recustomized"),
     ("a stair becomes a ramp (the accessible metric changes)", "UPDATE nav_edges_final SET kind = 'ramp' WHERE id ="
      " (SELECT min(id) FROM nav_edges_final WHERE kind = 'stairs')", "followed"),
+    ("a corridor is removed (closed in the index)", "DELETE FROM nav_edges_final WHERE id ="
+     " (SELECT min(id) + 30 FROM nav_edges_final WHERE kind = 'corridor')", "followed"),
     ("corridors are removed", "DELETE FROM nav_edges_final WHERE id IN (SELECT id FROM nav_edges_final"
      " WHERE kind = 'corridor' ORDER BY id DESC LIMIT 25)", "built"),
     ("a long one-way shortcut is added", "INSERT INTO nav_edges_final (id, source, target, cost, reverse_cost, kind,"

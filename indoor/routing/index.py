@@ -261,15 +261,23 @@ def update_in_place(index: RouteIndex, arrays: queries.GraphArrays, changed, wei
 
 def apply_changes(index: RouteIndex, found: queries.Changes, graph_key: str) -> int | None:
     """Re-weight the arcs of the changed edges `found` lists and make `index` the version of
-    `graph_key`: the number of arcs re-weighted, or None (nothing done) when the edit changed
-    the topology (an edge added, removed or re-attached) or wrote a cost the index cannot hold.
-    Synchronous: no request sees the index half-updated."""
+    `graph_key`: the number of arcs re-weighted, or None (nothing done) when the edit added an
+    edge, re-attached one or wrote a cost the index cannot hold. A deleted edge stays in the
+    index closed both ways (exact: no path takes it). Synchronous: no request sees the index
+    half-updated."""
     _library()
-    ids = np.asarray(found.edge_ids, dtype=np.int64)
-    rows = {int(r[0]): r for r in found.rows}
-    if len(rows) != len(ids):
-        return None  # an edge was deleted
     m, n = index.edge_count, len(index.vertex_ids)
+    rows = {int(r[0]): r for r in found.rows}
+    gone = [i for i in found.edge_ids if i not in rows]
+    gone = np.asarray(gone, dtype=np.int64)
+    if len(gone):
+        at_gone = np.searchsorted(index.edge_ids, gone)
+        known = at_gone < m
+        known[known] &= index.edge_ids[at_gone[known]] == gone[known]
+        at_gone = at_gone[known]  # an edge added and deleted since: nothing to do
+    else:
+        at_gone = np.zeros(0, dtype=np.int64)
+    ids = np.asarray(sorted(rows), dtype=np.int64)
     if len(ids):
         at = np.searchsorted(index.edge_ids, ids)
         if (at >= m).any() or (index.edge_ids[np.minimum(at, m - 1)] != ids).any():
@@ -292,6 +300,14 @@ def apply_changes(index: RouteIndex, found: queries.Changes, graph_key: str) -> 
         accessible = np.array([bool(r[5]) for r in ordered])
         new = _weights(cost, reverse_cost, accessible)
     arcs_updated = 0
+    if len(at_gone):
+        arcs = np.concatenate([at_gone, at_gone + m]).astype(np.uint32)
+        for profile in PROFILES:
+            closed = np.full(len(arcs), _INF, dtype=np.uint32)
+            index.metrics[profile].update_weights(arcs, closed)
+            index.weights[profile][arcs] = closed
+        arcs_updated += 2 * len(at_gone)
+        index.cost[at_gone], index.reverse_cost[at_gone] = -1.0, -1.0
     if len(ids):
         arcs = np.concatenate([at, at + m]).astype(np.uint32)
         for profile in PROFILES:
