@@ -80,6 +80,9 @@ class RouteIndex:
     metrics: dict[str, object] = field(default_factory=dict)  # profile -> pyroutingkit.CCHMetric
     build_ms: float = 0.0
     customize_ms: float = 0.0
+    # Edges added since the topology was built (id -> source, target, cost, reverse_cost,
+    # accessible), routed exactly beside it until the next build (see _path_with_added).
+    added: dict = field(default_factory=dict)
 
     @property
     def edge_count(self) -> int:
@@ -99,15 +102,24 @@ class RouteIndex:
 
         Synchronous and short: no other request runs between the search and its answer.
         """
-        s, t = (int(np.searchsorted(self.vertex_ids, v)) for v in (source_vertex, target_vertex))
-        n = len(self.vertex_ids)
-        if s >= n or t >= n or self.vertex_ids[s] != source_vertex or self.vertex_ids[t] != target_vertex:
+        if self.added:
+            return self._path_with_added(source_vertex, target_vertex, profile)
+        s, t = self._node(source_vertex), self._node(target_vertex)
+        if s is None or t is None:
             return None
         distance, nodes, arcs = self.metrics[profile].query(s, t)
         if distance >= _INF:
             return None, []
         if distance >= TRUSTED_BELOW:
             return None
+        rows = self._rows(nodes, arcs)
+        return (sum(r[2] for r in rows), rows) if rows is not None else None
+
+    def _node(self, vertex: int) -> int | None:
+        at = int(np.searchsorted(self.vertex_ids, vertex))
+        return at if at < len(self.vertex_ids) and self.vertex_ids[at] == vertex else None
+
+    def _rows(self, nodes, arcs) -> list | None:
         m = self.edge_count
         rows = []
         for k, arc in enumerate(arcs):
@@ -117,6 +129,75 @@ class RouteIndex:
                 return None  # never seen; never answer a path that does not join up
             edge_cost = self.cost[e] if forward else self.reverse_cost[e]
             rows.append((int(self.vertex_ids[nodes[k]]), int(self.edge_ids[e]), float(edge_cost)))
+        return rows
+
+    def _path_with_added(self, source_vertex: int, target_vertex: int, profile: str):
+        """Exact with a few edges added since the topology was built: any path is runs in the
+        indexed graph joined by added edges, so a Dijkstra over {source, target, the added
+        edges' ends} (runs: index distances; added edges: their own integer costs) is the
+        optimum; its runs are then expanded by index searches."""
+        ends = {source_vertex, target_vertex}
+        arcs = []  # (from vertex, to vertex, weight, (node, edge, cost))
+        for edge_id, (a, b, cost, reverse_cost, accessible) in self.added.items():
+            ends.update((a, b))
+            if profile == "accessible" and not accessible:
+                continue
+            for u, v, c in ((a, b, cost), (b, a, reverse_cost)):
+                if c >= 0:
+                    arcs.append((u, v, int(np.rint(c * SCALE)), (u, edge_id, float(c))))
+        vertices = sorted(ends)
+        nodes = [self._node(v) for v in vertices]
+        indexed = [k for k, node in enumerate(nodes) if node is not None]
+        if self._node(source_vertex) is None and not any(u == source_vertex for u, *_ in arcs):
+            return None
+        metric = self.metrics[profile]
+        between = {}
+        if indexed:
+            ids = np.asarray([nodes[k] for k in indexed], dtype=np.uint32)
+            table = metric.distances_many_to_many(ids, ids)
+            for i, ki in enumerate(indexed):
+                for j, kj in enumerate(indexed):
+                    d = int(table[i][j])
+                    if ki != kj and d < _INF:
+                        if d >= TRUSTED_BELOW:
+                            return None
+                        between[vertices[ki], vertices[kj]] = d
+        # Dijkstra over the few vertices (dense: a plain scan).
+        best = {source_vertex: 0}
+        came = {}
+        done = set()
+        while True:
+            open_ = [(d, v) for v, d in best.items() if v not in done]
+            if not open_:
+                break
+            d, u = min(open_)
+            done.add(u)
+            if u == target_vertex:
+                break
+            steps = [(v, w, None) for (x, v), w in between.items() if x == u]
+            steps += [(v, w, row) for x, v, w, row in arcs if x == u]
+            for v, w, row in steps:
+                if v not in best or d + w < best[v]:
+                    best[v], came[v] = d + w, (u, row)
+        if target_vertex not in done:
+            return None, []
+        if best[target_vertex] >= TRUSTED_BELOW:
+            return None
+        legs, v = [], target_vertex
+        while v != source_vertex:
+            u, row = came[v]
+            legs.append((u, v, row))
+            v = u
+        rows = []
+        for u, v, row in reversed(legs):
+            if row is not None:
+                rows.append(row)
+                continue
+            _, run_nodes, run_arcs = metric.query(self._node(u), self._node(v))
+            run = self._rows(run_nodes, run_arcs)
+            if run is None:
+                return None
+            rows += run
         return sum(r[2] for r in rows), rows
 
 
@@ -259,56 +340,59 @@ def update_in_place(index: RouteIndex, arrays: queries.GraphArrays, changed, wei
     index.graph_key = arrays.graph_key
 
 
+MAX_ADDED = 8  # edges added since the topology was built that routes handle beside it
+
+
 def apply_changes(index: RouteIndex, found: queries.Changes, graph_key: str) -> int | None:
-    """Re-weight the arcs of the changed edges `found` lists and make `index` the version of
-    `graph_key`: the number of arcs re-weighted, or None (nothing done) when the edit added an
-    edge, re-attached one or wrote a cost the index cannot hold. A deleted edge stays in the
-    index closed both ways (exact: no path takes it). Synchronous: no request sees the index
-    half-updated."""
+    """Bring `index` to the version `graph_key` from the changed edges `found` lists: re-weight
+    the arcs of edges whose costs or kind changed; close a deleted edge both ways (exact: no
+    path takes it); keep an added or re-attached edge beside the index (at most MAX_ADDED, see
+    RouteIndex.added). The number of arcs changed, or None (nothing done: more added edges, or
+    a cost the index cannot hold). Synchronous: no request sees the index half-updated."""
     _library()
-    m, n = index.edge_count, len(index.vertex_ids)
+    m = index.edge_count
     rows = {int(r[0]): r for r in found.rows}
-    gone = [i for i in found.edge_ids if i not in rows]
-    gone = np.asarray(gone, dtype=np.int64)
-    if len(gone):
-        at_gone = np.searchsorted(index.edge_ids, gone)
-        known = at_gone < m
-        known[known] &= index.edge_ids[at_gone[known]] == gone[known]
-        at_gone = at_gone[known]  # an edge added and deleted since: nothing to do
-    else:
-        at_gone = np.zeros(0, dtype=np.int64)
-    ids = np.asarray(sorted(rows), dtype=np.int64)
-    if len(ids):
-        at = np.searchsorted(index.edge_ids, ids)
-        if (at >= m).any() or (index.edge_ids[np.minimum(at, m - 1)] != ids).any():
-            return None  # a new edge
-        ordered = [rows[int(i)] for i in ids]
-        if any(v is None for r in ordered for v in r[:5]):
+    if any(v is None for r in rows.values() for v in r[:5]):
+        return None
+    for r in rows.values():
+        if not (np.isfinite(r[3]) and np.isfinite(r[4])) or max(r[3], r[4]) > MAX_EDGE_M:
             return None
-        ends = np.array([[r[1], r[2]] for r in ordered], dtype=np.int64)
-        nodes = np.searchsorted(index.vertex_ids, ends)
-        if (nodes >= n).any() or (index.vertex_ids[np.minimum(nodes, n - 1)] != ends).any():
-            return None  # a new vertex
-        if (nodes[:, 0] != index.sources[at]).any() or (nodes[:, 1] != index.targets[at]).any():
-            return None  # re-attached
-        cost = np.array([r[3] for r in ordered], dtype=np.float64)
-        reverse_cost = np.array([r[4] for r in ordered], dtype=np.float64)
-        if not (np.isfinite(cost).all() and np.isfinite(reverse_cost).all()):
-            return None
-        if (cost > MAX_EDGE_M).any() or (reverse_cost > MAX_EDGE_M).any():
-            return None
-        accessible = np.array([bool(r[5]) for r in ordered])
-        new = _weights(cost, reverse_cost, accessible)
+    added = dict(index.added)
+    close, reweight = [], []  # positions in the index
+    for edge_id in found.edge_ids:
+        at = int(np.searchsorted(index.edge_ids, edge_id))
+        indexed = at < m and index.edge_ids[at] == edge_id
+        row = rows.get(edge_id)
+        added.pop(edge_id, None)
+        if row is None:  # deleted
+            if indexed:
+                close.append(at)
+            continue
+        source, target = index._node(row[1]), index._node(row[2])
+        if indexed and source == index.sources[at] and target == index.targets[at]:
+            reweight.append((at, row))
+            continue
+        if indexed:  # re-attached: the old arcs close, the edge is routed beside the index
+            close.append(at)
+        added[edge_id] = (int(row[1]), int(row[2]), float(row[3]), float(row[4]), bool(row[5]))
+    if len(added) > MAX_ADDED:
+        return None
     arcs_updated = 0
-    if len(at_gone):
-        arcs = np.concatenate([at_gone, at_gone + m]).astype(np.uint32)
+    if close:
+        at_close = np.asarray(close, dtype=np.int64)
+        arcs = np.concatenate([at_close, at_close + m]).astype(np.uint32)
         for profile in PROFILES:
             closed = np.full(len(arcs), _INF, dtype=np.uint32)
             index.metrics[profile].update_weights(arcs, closed)
             index.weights[profile][arcs] = closed
-        arcs_updated += 2 * len(at_gone)
-        index.cost[at_gone], index.reverse_cost[at_gone] = -1.0, -1.0
-    if len(ids):
+        arcs_updated += len(arcs)
+        index.cost[at_close], index.reverse_cost[at_close] = -1.0, -1.0
+    if reweight:
+        at = np.asarray([p for p, _ in reweight], dtype=np.int64)
+        cost = np.array([r[3] for _, r in reweight], dtype=np.float64)
+        reverse_cost = np.array([r[4] for _, r in reweight], dtype=np.float64)
+        accessible = np.array([bool(r[5]) for _, r in reweight])
+        new = _weights(cost, reverse_cost, accessible)
         arcs = np.concatenate([at, at + m]).astype(np.uint32)
         for profile in PROFILES:
             differ = index.weights[profile][arcs] != new[profile]
@@ -317,6 +401,7 @@ def apply_changes(index: RouteIndex, found: queries.Changes, graph_key: str) -> 
                 index.weights[profile][arcs[differ]] = new[profile][differ]
                 arcs_updated += int(differ.sum())
         index.cost[at], index.reverse_cost[at], index.accessible[at] = cost, reverse_cost, accessible
+    index.added = added
     index.graph_key = graph_key
     return arcs_updated
 
@@ -361,11 +446,14 @@ def current(graph_key: str, cur=None) -> RouteIndex | None:
             started = time.perf_counter()
             arcs = apply_changes(index, found, graph_key)
             if arcs is not None:
-                state["last"] = {"how": "followed", "arcs": arcs}
+                state["last"] = {"how": "followed", "arcs": arcs, "added": len(index.added)}
+                if index.added:
+                    request_build(app, state)  # a new topology absorbs them, in the background
                 log.info(
                     "route index ready",
                     extra={"graph_key": graph_key, "how": "followed", "edges_changed": len(found.edge_ids),
-                           "arcs_updated": arcs, "total_ms": round((time.perf_counter() - started) * 1000, 2)},
+                           "arcs_updated": arcs, "edges_added": len(index.added),
+                           "total_ms": round((time.perf_counter() - started) * 1000, 2)},
                 )  # fmt: skip
                 return index
         elif state["index"] is not None and state["index"].graph_key == graph_key:
