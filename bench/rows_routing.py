@@ -301,3 +301,94 @@ def cfg_settle_s() -> float:
     from config.settings import Settings
 
     return Settings.from_env().route_overlay_settle_s
+
+
+# One-to-many from the start vertex to the vertices of every room of a category, whole graph:
+# the reference a category route must equal and beat.
+CATEGORY_ROOMS = "SELECT ogc_fid FROM room_points WHERE lower(category) = lower(%s) ORDER BY ogc_fid"
+REFERENCE_MANY = "/* bench-reference */ SELECT end_vid, agg_cost FROM pgr_dijkstraCost(%s, %s::bigint, %s::bigint[])"
+
+
+def via_and_category_routes(ctx: Context) -> list[Row]:
+    """Uncached routes through two vias, and to the nearest room of a category, against the
+    full-graph pgRouting calls that answer the same question (one pgr_dijkstra per part; one
+    pgr_dijkstraCost from the start to every room of the category)."""
+    cfg = ctx.cfg
+    n = 10 if cfg.small else 30
+    via = Row("route_via", "uncached route through 2 vias (3 parts), random rooms", target="p50 ratio <= 0.1")
+    category = Row("route_category", "uncached route to the nearest room of a category (category:toilets)",
+                   target="p50 ratio <= 0.1")  # fmt: skip
+    conn = ctx.stack.connect_reference()
+    cur = conn.cursor()
+    client = ctx.http()
+    redis.Redis.from_url(ctx.stack.redis.url(0)).flushall()
+    # Through vias: each leg is a pair of the usual sample, chained.
+    legs = routing.sample_pairs(cur, 3 * n, cfg.seed + 2, 0)
+    trips = [(legs[3 * k].source_room, legs[3 * k + 1].source_room, legs[3 * k + 2].source_room, legs[3 * k].target_room)
+             for k in range(n)]  # fmt: skip
+    snaps = routing.snap(cur, [room for trip in trips for room in trip])
+    api_times, ref_times, mismatches, errors = [], [], [], 0
+    for trip in trips:
+        path = f"/api/route/?from={trip[0]}&via={trip[1]}&via={trip[2]}&to={trip[3]}"
+        resp = client.get(path)
+        expected, ref_s = 0.0, 0.0
+        for a, b in zip(trip, trip[1:], strict=False):
+            if a == b:
+                continue  # a part of length 0
+            pair = routing.Pair(a, b, "walking", 0, 0, None, None)
+            cost, elapsed = routing.reference_one(cur, pair, snaps)
+            ref_s += elapsed
+            expected = None if expected is None or cost is None else expected + routing.end_to_end(pair, snaps, cost)
+        ref_times.append(ref_s)
+        if resp.status not in (200, 422):
+            errors += 1
+            continue
+        api_times.append(resp.elapsed)
+        got = json.loads(resp.body)["route"]["distance_m"] if resp.status == 200 else None
+        if (got is None) != (expected is None) or (got is not None and abs(got - expected) > 3 * TOLERANCE_M):
+            mismatches.append((path, expected, got))
+    _judge(via, api_times, ref_times, mismatches, errors, n, "3 full-graph pgr_dijkstra (one per part)")
+
+    # The nearest toilets from random rooms.
+    cur.execute(CATEGORY_ROOMS, ("toilets",))
+    toilets = [row[0] for row in cur.fetchall()]
+    starts = [p.source_room for p in routing.sample_pairs(cur, n, cfg.seed + 3, 0)]
+    snaps = routing.snap(cur, starts + toilets)
+    api_times, ref_times, mismatches, errors = [], [], [], 0
+    for start in starts:
+        path = f"/api/route/?from={start}&to=category:toilets"
+        resp = client.get(path)
+        vertex, connector = snaps[start]
+        targets = sorted({snaps[t][0] for t in toilets if t in snaps})
+        started = time.perf_counter()
+        cur.execute(REFERENCE_MANY, (routing.EDGES_SQL["walking"], vertex, targets))
+        costs = {int(v): float(c) for v, c in cur.fetchall()}
+        ref_times.append(time.perf_counter() - started)
+        costs[vertex] = 0.0
+        totals = [connector + costs[snaps[t][0]] + snaps[t][1] for t in toilets if t in snaps and snaps[t][0] in costs]
+        expected = min(totals) if totals else None
+        if resp.status not in (200, 422):
+            errors += 1
+            continue
+        api_times.append(resp.elapsed)
+        got = json.loads(resp.body)["route"]["distance_m"] if resp.status == 200 else None
+        if (got is None) != (expected is None) or (got is not None and abs(got - expected) > TOLERANCE_M):
+            mismatches.append((path, expected, got))
+    _judge(category, api_times, ref_times, mismatches, errors, n,
+           f"full-graph pgr_dijkstraCost to all {len(toilets)} toilets")  # fmt: skip
+    cur.close()
+    conn.close()
+    return [via, category]
+
+
+def _judge(row: Row, api_times, ref_times, mismatches, errors: int, n: int, reference: str) -> None:
+    p50, ref_p50 = median(api_times), median(ref_times)
+    r = ratio(p50, ref_p50)
+    row.measured = (f"p50 {fmt(ms(p50))} ms, p95 {fmt(ms(percentile(api_times, 95)))} ms over {len(api_times)}/{n}; "
+                    f"lengths identical on {len(api_times) - len(mismatches)}/{len(api_times)}")  # fmt: skip
+    row.reference = f"{reference}: p50 {fmt(ms(ref_p50))} ms"
+    row.ratio = f"{fmt(r, 3)} x reference"
+    if mismatches or errors:
+        row.note = f"{errors} errors; first mismatch: {mismatches[0] if mismatches else None}"
+    row.judge(None if r is None else (r <= 0.1 and not mismatches and not errors))
+    row.data.update(p50_ms=ms(p50), ref_p50_ms=ms(ref_p50), ratio=r, mismatches=len(mismatches), errors=errors)

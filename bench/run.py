@@ -16,7 +16,12 @@ from bench import config, machine, report  # noqa: E402
 from bench.context import Context  # noqa: E402
 from bench.report import Row  # noqa: E402
 from bench.rows_misc import campus_row, room_search  # noqa: E402
-from bench.rows_routing import cached_route, route_after_edit, uncached_route  # noqa: E402
+from bench.rows_routing import (  # noqa: E402
+    cached_route,
+    route_after_edit,
+    uncached_route,
+    via_and_category_routes,
+)
 from bench.rows_shapes import shape_rows  # noqa: E402
 from bench.rows_streams import floor_sse, json_paging_and_peer, many_clients  # noqa: E402
 from bench.stack import Stack, raise_fd_limit  # noqa: E402
@@ -71,6 +76,7 @@ def main() -> int:
         rows += _guard(ctx, "uncached route", uncached_route)
         rows += _guard(ctx, "cached route", cached_route)
         rows += _guard(ctx, "route after an edit", route_after_edit)
+        rows += _guard(ctx, "via and category routes", via_and_category_routes)
         rows += _guard(ctx, "floor-plan SSE", floor_sse)
         rows += _guard(ctx, "JSON paging and tipg", json_paging_and_peer)
         stack.stop_app(server)

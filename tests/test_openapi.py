@@ -83,6 +83,7 @@ def test_the_document_carries_api_md_parameters(document):
     route = _parameters(document, "/api/route/")
     assert route["from"]["required"] and route["to"]["required"]
     assert route["profile"]["schema"]["enum"] == ["walking", "accessible"]
+    assert not route["via"].get("required") and route["via"]["schema"]["maxItems"] == 5
     assert _parameters(document, "/api/rooms/{room_id}")["room_id"]["in"] == "path"
     for path in ("/api/rooms/", "/api/base-floor/"):
         answers = _operation(document, path)["responses"]

@@ -6,6 +6,7 @@ One idea per module:
 - keys.py       cache keys, each naming the versions and places its entry depends on
 - versions.py   the data versions a worker trusts for ROUTE_VERSION_MAX_AGE_S
 - snap.py       places: a room or a point, and the usable vertex it snaps to
+- category.py   the nearest room of a category by route cost (exact bounded one-to-many)
 - search.py     the exact search: window tries, overlay choice, the first radius learned
 - windows.py    search windows that provably hold every path of cost <= R
 - overlay.py    keeping the overlay current: background rebuild after the graph changed

@@ -37,14 +37,20 @@ class Choice:
     decided_by: str = "search"
 
 
-def choose(cur, category: str, neighbour: dict, outward: bool, profile: str) -> tuple[dict, Choice]:
-    """In one snapshot: the versions and the room of `category` nearest from `neighbour`'s vertex
-    (outward) or to it. `neighbour` is a resolved place with a vertex."""
+def choose(cur, category: str, neighbour: dict, outward: bool, profile: str, known: tuple | None = None):
+    """In one snapshot: (the versions, the room of `category` nearest from `neighbour`'s vertex
+    (outward) or to it, the category's snapped rooms). `neighbour` is a resolved place with a
+    vertex; `known` (versions, rooms) are the category's rooms if already snapped (cached), used
+    when they are of this snapshot's versions."""
     settings = get_settings()
     found_versions = queries.snapshot_versions(cur)
-    candidates = queries.category_rooms(cur, category, profile, settings.route_max_snap_m)
+    if known is not None and known[0] == found_versions:
+        candidates = known[1]
+    else:
+        candidates = queries.category_rooms(cur, category, profile, settings.route_max_snap_m)
+    rooms = candidates
     if candidates is None:
-        return found_versions, Choice(None, "unknown", decided_by="rooms")
+        return found_versions, Choice(None, "unknown", decided_by="rooms"), rooms
     vertex = neighbour["vertex"]
     graph_key = found_versions["graph_key"] if settings.route_overlay and overlay.available(cur) else None
     choice = Choice(None)
@@ -57,21 +63,24 @@ def choose(cur, category: str, neighbour: dict, outward: bool, profile: str) -> 
             overlay.request_rebuild()  # the components are not this graph's yet
     if not candidates:
         choice.why = "unreachable"
-        return found_versions, choice
+        return found_versions, choice, rooms
     best = _nearest(cur, candidates, neighbour, outward, profile, found_versions["graph"], choice)
     if best is None:
         choice.why = "unreachable"
     else:
         choice.resolved = snap.room_resolved(best.room, best.snap)
-    return found_versions, choice
+    return found_versions, choice, rooms
 
 
 def _nearest(cur, candidates, neighbour: dict, outward: bool, profile: str, graph_version: int, choice: Choice):
     settings = get_settings()
     here = (neighbour["vertex_lon"], neighbour["vertex_lat"])
     straight = {id(c): windows.lower_bound_distance_m(here, (c.snap.lon, c.snap.lat)) for c in candidates}
-    nearest_m = min(straight.values())
-    radius = max(search.first_radius(nearest_m, True), nearest_m, 1.0)
+    # The first window: what the likeliest best candidate needs, as a single route's first
+    # radius would be (a room on another level costs a detour to stairs or an elevator).
+    level = float(neighbour["level"])
+    radius = min(search.first_radius(straight[id(c)], float(c.snap.level) == level) for c in candidates)
+    radius = max(radius, min(straight.values()), 1.0)
     tries = 0
     while tries < settings.route_window_tries:
         # A disc of radius R is the ellipse with both foci at the centre and major axis 2R.

@@ -10,7 +10,7 @@ it last changed (so entries of another or a re-created database never match):
 - vertex -> vertex path, keyed by (graph version, profile, source vertex, target vertex);
   "no route" is cached too. Two ways of naming the same vertices share it;
 - category -> the room chosen, keyed by (versions, profile, category, the vertex it is nearest
-  to and in which direction).
+  to and in which direction), and category -> its rooms with their snapped vertices.
 """
 
 from __future__ import annotations
@@ -58,4 +58,12 @@ def category_key(found_versions: dict, profile: str, category: str, vertex: int,
     return (
         f"route:{KEY_VERSION}:category:{found_versions['graph_key']}:{found_versions['rooms_key']}:{_snap_rule()}"
         f":{profile}:{direction}:{vertex}:{category.lower()!r}"
+    )
+
+
+def category_rooms_key(found_versions: dict, profile: str, category: str) -> str:
+    """Every room of `category` with the vertex it snaps to."""
+    return (
+        f"route:{KEY_VERSION}:category-rooms:{found_versions['graph_key']}:{found_versions['rooms_key']}"
+        f":{_snap_rule()}:{profile}:{category.lower()!r}"
     )

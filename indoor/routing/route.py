@@ -15,7 +15,7 @@ import time
 
 from indoor import metrics
 from indoor.errors import NotFound
-from indoor.extensions import cache_get, cache_get_many, cache_set, cache_set_many, get_db, get_settings, local_cache
+from indoor.extensions import cache_get_many, cache_set, cache_set_many, get_db, get_settings, local_cache
 from indoor.params import CategoryPlace, RoomPlace
 from indoor.routing import category, itinerary, keys, search, snap
 from indoor.routing.errors import NoRoute
@@ -152,15 +152,18 @@ def _choose(place: CategoryPlace, neighbour: dict, outward: bool, profile: str, 
     """The resolved room `place` stands for (see category.py), cached; 404 for a category no room
     has, 422 when no room of it can be reached."""
     key = keys.category_key(found_versions, profile, place.category, neighbour["vertex"], outward)
-    value = cache_get(key)
+    rooms_key = keys.category_rooms_key(found_versions, profile, place.category)
+    value, rooms = cache_get_many(key, rooms_key)
     if value is None:
         read_at = time.monotonic()
-        found_versions, choice = get_db().read(
-            lambda cur: category.choose(cur, place.category, neighbour, outward, profile)
+        known = None if rooms is None else (found_versions, rooms)
+        found_versions, choice, rooms = get_db().read(
+            lambda cur: category.choose(cur, place.category, neighbour, outward, profile, known)
         )
         remember(found_versions, read_at)
         value = {"resolved": choice.resolved, "why": choice.why}
         cache_set(keys.category_key(found_versions, profile, place.category, neighbour["vertex"], outward), value)
+        cache_set(keys.category_rooms_key(found_versions, profile, place.category), rooms)
         log.info(
             "route category",
             extra={
