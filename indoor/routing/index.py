@@ -435,6 +435,8 @@ def current(graph_key: str, cur=None) -> RouteIndex | None:
     state = _state(app)
     index = state["index"]
     if index is not None and index.graph_key == graph_key:
+        if index.added and not state["building"]:
+            request_build(app, state)  # a new topology absorbs the added edges, in the background
         return index
     if index is not None and queries.key_order(graph_key) < queries.key_order(index.graph_key):
         return None  # a snapshot older than the index (the index never goes back)
@@ -499,7 +501,7 @@ def build_now(state=None) -> RouteIndex | None:
     loaded_ms = (time.perf_counter() - started) * 1000
     previous = state["index"]
     previous_key = previous.graph_key if previous is not None else None
-    if previous is not None and previous.graph_key == arrays.graph_key:
+    if previous is not None and previous.graph_key == arrays.graph_key and not previous.added:
         return previous
     how = "built"
     try:
