@@ -18,7 +18,13 @@ from indoor.routing import index as route_index
 from tests import routing_network
 from tests.conftest import run_cli
 from tests.http import get_json
-from tests.test_routes import _routes_equal_networkx, clear_route_cache, make_app
+from tests.test_routes import (
+    _categories_equal_networkx,
+    _routes_equal_networkx,
+    _vias_equal_networkx,
+    clear_route_cache,
+    make_app,
+)
 
 NETWORKS = {
     # name: (seed, origin lon/lat): other seeds and places than test_routes' windows and overlays.
@@ -70,6 +76,34 @@ def test_index_routes_equal_an_independent_shortest_path(indexed_networks, redis
         computed = _routes_equal_networkx(app, name, net, graphs, conn, caplog)
         assert computed and all(r.index for r in computed), [r.__dict__ for r in computed if not r.index][:2]
         assert not any(r.window_tries or r.full_graph or r.overlay for r in computed)
+    finally:
+        app.extensions["indoor.db"].close()
+        clear_route_cache(redis_url)
+        conn.rollback()
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_via_and_category_routes_by_the_index_equal_networkx(indexed_networks, redis_url, name, caplog):
+    """Vias (each part by the index) and the nearest room of a category (one many-to-many sweep
+    of the index, the near-best costed exactly), both profiles, against networkx."""
+    url, net, conn = indexed_networks(name)
+    with conn.cursor() as cur:
+        graphs = routing_network.graphs(cur)
+    conn.rollback()
+    app = _index_app(url, redis_url)
+    clear_route_cache(redis_url)
+    caplog.set_level(logging.INFO, logger="indoor.route")
+    try:
+        with app.app_context():
+            assert route_index.build_now() is not None
+        _vias_equal_networkx(app, name, net, graphs, conn)
+        _categories_equal_networkx(app, name, net, graphs, conn)
+        parts = [
+            r for r in caplog.records if r.name == "indoor.route" and r.getMessage() == "route" and r.cache == "MISS"
+        ]
+        assert parts and all(r.index for r in parts if r.decided_by == "search")
+        chosen = [r for r in caplog.records if r.name == "indoor.route" and r.getMessage() == "route category"]
+        assert chosen and all(r.decided_by == "index" and r.searches == 0 for r in chosen)
     finally:
         app.extensions["indoor.db"].close()
         clear_route_cache(redis_url)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from indoor.extensions import get_settings
 from indoor.queries import overlay as overlay_queries
 from indoor.queries import routing as queries
-from indoor.routing import overlay, search, snap, windows
+from indoor.routing import index, overlay, search, snap, windows
 
 
 @dataclass
@@ -64,7 +64,13 @@ def choose(cur, category: str, neighbour: dict, outward: bool, profile: str, kno
     if not candidates:
         choice.why = "unreachable"
         return found_versions, choice, rooms
-    best = _nearest(cur, candidates, neighbour, outward, profile, found_versions["graph"], choice)
+    indexed = index.current(found_versions["graph_key"], cur) if settings.route_index else None
+    ranked = indexed.nearest_of(vertex, candidates, outward, profile) if indexed is not None else None
+    if ranked is not None:  # the worker's route index holds this graph: one sweep, no pgRouting
+        choice.decided_by = "index"
+        best = ranked[0][2] if ranked else None
+    else:
+        best = _nearest(cur, candidates, neighbour, outward, profile, found_versions["graph"], choice)
     if best is None:
         choice.why = "unreachable"
     else:

@@ -115,6 +115,39 @@ class RouteIndex:
         rows = self._rows(nodes, arcs)
         return (sum(r[2] for r in rows), rows) if rows is not None else None
 
+    def nearest_of(self, vertex: int, candidates: list, outward: bool, profile: str):
+        """The candidate with the smallest path cost + connector from `vertex` (outward) or to
+        it, ties to the smaller room id, as category.py's search decides it: [(total, room id,
+        candidate)] of the best; [] when none is reached; None when the index cannot tell.
+        `candidates` have .snap.vertex, .snap.metres and .room.id. One many-to-many sweep gives
+        integer costs; the candidates within rounding of the best are then costed exactly (the
+        float sums of their paths' edges)."""
+        if self.added or self._node(vertex) is None:
+            return None
+        nodes = [self._node(c.snap.vertex) for c in candidates]
+        if any(n is None for n in nodes):
+            return None
+        here = np.asarray([self._node(vertex)], dtype=np.uint32)
+        there = np.asarray(nodes, dtype=np.uint32)
+        metric = self.metrics[profile]
+        table = metric.distances_many_to_many(here, there) if outward else metric.distances_many_to_many(there, here)
+        distances = np.asarray(table, dtype=np.int64).reshape(-1)
+        if (distances[distances < _INF] >= TRUSTED_BELOW).any():
+            return None
+        totals = [(int(d) / SCALE + c.snap.metres, c) for d, c in zip(distances, candidates, strict=True) if d < _INF]
+        if not totals:
+            return []
+        best = min(t for t, _ in totals)
+        exact = []
+        for total, c in totals:
+            if total > best + 0.05:  # farther than any rounding (0.05 mm per edge) away: not the best
+                continue
+            found = self.path(vertex, c.snap.vertex, profile) if outward else self.path(c.snap.vertex, vertex, profile)
+            if found is None or found[0] is None:
+                return None
+            exact.append((found[0] + c.snap.metres, c.room.id, c))
+        return [min(exact, key=lambda r: (r[0], r[1]))]
+
     def _node(self, vertex: int) -> int | None:
         at = int(np.searchsorted(self.vertex_ids, vertex))
         return at if at < len(self.vertex_ids) and self.vertex_ids[at] == vertex else None
