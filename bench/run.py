@@ -23,6 +23,7 @@ from bench.rows_routing import (  # noqa: E402
     uncached_route,
     via_and_category_routes,
 )
+from bench.rows_shapes import shape_rows  # noqa: E402
 from bench.rows_streams import floor_sse, json_paging_and_peer, many_clients  # noqa: E402
 from bench.stack import Stack, raise_fd_limit  # noqa: E402
 
@@ -84,6 +85,7 @@ def main() -> int:
         rows += _guard(ctx, "JSON paging and tipg", json_paging_and_peer)
         rows += _guard(ctx, "GIS clients and tipg", gis_peers)
         stack.stop_app(server)
+        rows += _guard(ctx, "campus shapes", shape_rows)
         rows += _guard(ctx, "concurrent SSE clients", many_clients)
     finally:
         stack.close(keep=keep)
@@ -117,6 +119,8 @@ def main() -> int:
 
 ORDER = ["campus", "route_uncached", "route_lengths", "route_floor", "route_cached_latency", "route_cached_rps",
          "route_after_edit",
+         "route_shape_bench", "route_shape_grid", "route_shape_huge", "route_shape_station",
+         "route_after_edit_costs", "route_after_edit_topology",
          "sse_rate", "sse_first_event", "peer_sse", "peer_json", "peer_gdal", "peer_tiles", "sse_scaling", "swarm_heartbeats", "swarm_rss",
          "swarm_connections", "room_search"]  # fmt: skip
 

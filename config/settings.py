@@ -79,6 +79,8 @@ class Settings:
     route_cell_max_vertices: int = 20000
     route_cell_max_boundary: int = 64
     route_max_snap_m: float = 50.0
+    route_index: bool = True
+    route_index_load_timeout_s: float = 60.0
     # Observability
     sentry_dsn: str = ""
     sentry_traces_sample_rate: float = 0.0

@@ -42,15 +42,16 @@ def init_db_command(demo_if_empty):
 @click.option("--levels", default=3, show_default=True)
 @click.option("--grid", default=10, show_default=True, help="Corridor nodes per side of a level.")
 @click.option("--min-edges", default=0, help="Add buildings until the campus has at least this many edges.")
+@click.option("--columns", default=0, help="Buildings per row of a grid of buildings (0: all in one row).")
 @with_appcontext
-def demo_command(seed, buildings, levels, grid, min_edges):
+def demo_command(seed, buildings, levels, grid, min_edges, columns):
     """Write a generated multi-level campus (appends; ids continue after the existing ones)."""
     from indoor.demo import DemoSize
 
     size = DemoSize(buildings=buildings, levels=levels, grid=grid)
     while min_edges and size.estimated_edges() < min_edges:
         size = DemoSize(buildings=size.buildings + 1, levels=levels, grid=grid)
-    _write_demo(seed=seed, buildings=size.buildings, levels=levels, grid=grid)
+    _write_demo(seed=seed, buildings=size.buildings, levels=levels, grid=grid, columns=columns)
 
 
 IGNORE_ROUTING_LINES = click.option(
@@ -208,14 +209,16 @@ def check_graph_command(building, as_json, room_distance):
         raise SystemExit(1)
 
 
-def _write_demo(seed, buildings, levels, grid):
+def _write_demo(seed, buildings, levels, grid, columns=0):
     from indoor.demo import DemoSize, generate
     from indoor.queries import network, schema
 
     started = time.perf_counter()
     with get_db().transaction() as cur:
         first_vertex, first_edge = network.next_ids(cur)
-        campus = generate(DemoSize(buildings=buildings, levels=levels, grid=grid), seed, first_vertex, first_edge)
+        campus = generate(
+            DemoSize(buildings=buildings, levels=levels, grid=grid, columns=columns), seed, first_vertex, first_edge
+        )
         counts = network.write_network(cur, campus)
     with get_db().transaction() as cur:
         schema.analyze(cur)

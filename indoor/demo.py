@@ -3,7 +3,8 @@
 Each building is a row of levels; each level a grid of corridor nodes `spacing` metres apart,
 with a room in most grid cells (a door edge from the room's point to a corner of its cell).
 Levels are joined by two stair cores, a pair of one-way escalators (up and down) and an
-elevator shaft; buildings are joined on level 0 by ramps. Besides its rooms, each building has
+elevator shaft; buildings stand in one row (or a grid of `columns` per row) and are joined to
+their neighbours on level 0 by ramps. Besides its rooms, each building has
 facility points with a category (routes take `category:NAME`): toilets in one corner of every
 level, the elevator on every level, an entrance at each end of level 0; named rooms have the
 category of their name (toilets, shop, service, lounge). The facilities draw no random numbers,
@@ -53,6 +54,7 @@ class DemoSize:
     spacing: float = 8.0  # metres between corridor nodes
     room_share: float = 0.9  # share of grid cells that are rooms
     one_way_share: float = 0.03  # share of corridors that are one-way
+    columns: int = 0  # buildings per row of a grid of buildings; 0: one row
 
     def estimated_edges(self) -> int:
         g = self.grid
@@ -80,15 +82,17 @@ def generate(size: DemoSize, seed: int = 1, first_vertex: int = 1, first_edge: i
         campus.edges.append((next_edge, a, b, kind, extra_fwd, extra_rev, None))
         next_edge += 1
 
-    entrances = []  # per building: (west node, east node) on level 0
+    entrances = []  # per building: (west, east, south, north) nodes on level 0
+    columns = size.columns or size.buildings
     for b in range(size.buildings):
         bname = _building_name(b)
-        x0 = b * (width + 20.0)
+        row, column = divmod(b, columns)
+        x0, y0 = column * (width + 20.0), row * (width + 20.0)
         nodes = {}  # (level, i, j) -> vertex id
         for level in range(size.levels):
             for i in range(g):
                 for j in range(g):
-                    nodes[level, i, j] = vertex(level, x0 + i * s, j * s)
+                    nodes[level, i, j] = vertex(level, x0 + i * s, y0 + j * s)
             # Corridors along grid lines, a little slower than straight walking, a few one-way.
             for i in range(g):
                 for j in range(g):
@@ -110,7 +114,7 @@ def generate(size: DemoSize, seed: int = 1, first_vertex: int = 1, first_edge: i
                     if rnd.random() >= size.room_share:
                         continue
                     number += 1
-                    cx, cy = x0 + (i + 0.5) * s, (j + 0.5) * s
+                    cx, cy = x0 + (i + 0.5) * s, y0 + (j + 0.5) * s
                     label = _room_label(bname, level, number, rnd)
                     room_vertex = vertex(level, cx, cy)
                     corner = nodes[level, i + rnd.randint(0, 1), j + rnd.randint(0, 1)]
@@ -124,12 +128,17 @@ def generate(size: DemoSize, seed: int = 1, first_vertex: int = 1, first_edge: i
                             label,
                             level,
                             bname,
-                            _rect(x0 + i * s + inset, j * s + inset, x0 + (i + 1) * s - inset, (j + 1) * s - inset),
+                            _rect(
+                                x0 + i * s + inset,
+                                y0 + j * s + inset,
+                                x0 + (i + 1) * s - inset,
+                                y0 + (j + 1) * s - inset,
+                            ),
                         )
                     )
                     campus.plan.append(("door", None, level, bname, f"POINT({_xy(cx, cy)})"))
-            campus.plan.append(("wall", None, level, bname, _ring(x0 - 1, -1, x0 + width + 1, width + 1)))
-            campus.plan.append(("corridor", None, level, bname, _grid_lines(x0, g, s)))
+            campus.plan.append(("wall", None, level, bname, _ring(x0 - 1, y0 - 1, x0 + width + 1, y0 + width + 1)))
+            campus.plan.append(("corridor", None, level, bname, _grid_lines(x0, y0, g, s)))
         # Between levels: stairs (both ways, penalty), escalators (one-way), an elevator shaft.
         mid = g // 2
         for level in range(size.levels - 1):
@@ -138,22 +147,25 @@ def generate(size: DemoSize, seed: int = 1, first_vertex: int = 1, first_edge: i
             edge(nodes[level, g - 1, g - 1], nodes[up, g - 2, g - 1], "stairs", 6.0, 4.0)
             edge(nodes[level, 0, mid], nodes[up, 1, mid], "escalator", 2.0, -1.0)
             edge(nodes[up, g - 1, mid], nodes[level, g - 2, mid], "escalator", 2.0, -1.0)
-        shaft = [vertex(level, x0 + mid * s + 1.5, mid * s + 1.5) for level in range(size.levels)]
+        shaft = [vertex(level, x0 + mid * s + 1.5, y0 + mid * s + 1.5) for level in range(size.levels)]
         for level, car in enumerate(shaft):
             edge(nodes[level, mid, mid], car, "door")
             if level:
                 edge(shaft[level - 1], car, "elevator", 15.0, 15.0)
-        entrances.append((nodes[0, 0, mid], nodes[0, g - 1, mid]))
+        entrances.append((nodes[0, 0, mid], nodes[0, g - 1, mid], nodes[0, mid, 0], nodes[0, mid, g - 1]))
         for level in range(size.levels):
             # Toilets just off the corridor corner (g-1, 0); the elevator at its car.
-            toilets = to_lonlat(x0 + width - 1.0, 1.0)
+            toilets = to_lonlat(x0 + width - 1.0, y0 + 1.0)
             campus.rooms.append((f"Toilets {bname}{level} (corner)", level, bname, *toilets, "toilets"))
-            car = to_lonlat(x0 + mid * s + 1.5, mid * s + 1.5)
+            car = to_lonlat(x0 + mid * s + 1.5, y0 + mid * s + 1.5)
             campus.rooms.append((f"Elevator {bname}{level}", level, bname, *car, "elevator"))
         for side, x in (("west", x0 - 1.0), ("east", x0 + width + 1.0)):
-            campus.rooms.append((f"Entrance {bname} {side}", 0, bname, *to_lonlat(x, mid * s), "entrance"))
-    for (_, east), (west, _) in zip(entrances, entrances[1:], strict=False):
-        edge(east, west, "ramp", 2.0, 2.0)
+            campus.rooms.append((f"Entrance {bname} {side}", 0, bname, *to_lonlat(x, y0 + mid * s), "entrance"))
+    for b in range(size.buildings):
+        if (b + 1) % columns and b + 1 < size.buildings:  # the next in its row
+            edge(entrances[b][1], entrances[b + 1][0], "ramp", 2.0, 2.0)
+        if b + columns < size.buildings:  # the one behind it
+            edge(entrances[b][3], entrances[b + columns][2], "ramp", 2.0, 2.0)
     return campus
 
 
@@ -186,10 +198,10 @@ def _ring(x1, y1, x2, y2) -> str:
     return f"LINESTRING({_xy(x1, y1)},{_xy(x2, y1)},{_xy(x2, y2)},{_xy(x1, y2)},{_xy(x1, y1)})"
 
 
-def _grid_lines(x0, g, s) -> str:
+def _grid_lines(x0, y0, g, s) -> str:
     top = (g - 1) * s
     lines = []
     for k in range(g):
-        lines.append(f"({_xy(x0 + k * s, 0)},{_xy(x0 + k * s, top)})")
-        lines.append(f"({_xy(x0, k * s)},{_xy(x0 + top, k * s)})")
+        lines.append(f"({_xy(x0 + k * s, y0)},{_xy(x0 + k * s, y0 + top)})")
+        lines.append(f"({_xy(x0, y0 + k * s)},{_xy(x0 + top, y0 + k * s)})")
     return "MULTILINESTRING(" + ",".join(lines) + ")"

@@ -125,6 +125,13 @@ def cache_set(key: str, value, timeout: int | None = None) -> bool:
     return bool(_guarded("set", lambda: cache.set(key, value, timeout=timeout), False))
 
 
+def cache_set_many(mapping: dict, timeout: int | None = None) -> bool:
+    """Several cache writes in one round trip (a pipeline), never failing the request."""
+    if not mapping:
+        return True
+    return bool(_guarded("set", lambda: cache.set_many(mapping, timeout=timeout), False))
+
+
 class LocalCache:
     """A small per-worker LRU in front of Redis for the hottest answers (finished routes). Its
     keys carry the data versions, exactly like the Redis keys, so it is never staler than them."""

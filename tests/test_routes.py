@@ -71,8 +71,17 @@ def _length_m(coordinates) -> float:
 
 
 def make_app(url, redis_url, **settings):
+    # The in-memory route index off unless asked for: these tests watch windows and the overlay
+    # (tests/test_route_index.py has the index's own).
     return create_app(
-        {"DATABASE_URL": url, "REDIS_URL": redis_url, "LOG_FORMAT": "text", **TEST_RATE_LIMITS, **settings}
+        {
+            "DATABASE_URL": url,
+            "REDIS_URL": redis_url,
+            "LOG_FORMAT": "text",
+            "ROUTE_INDEX": "false",
+            **TEST_RATE_LIMITS,
+            **settings,
+        }  # fmt: skip
     )
 
 
@@ -884,6 +893,7 @@ def test_an_edit_by_another_client_changes_the_next_route_within_1s(serve, small
         workers=2,
         DATABASE_URL=url,
         ROUTE_OVERLAY="true",
+        ROUTE_INDEX="false",
         ROUTE_OVERLAY_SETTLE_S="0.2",
         ROUTE_OVERLAY_MIN_INTERVAL_S="0.5",
         **SMALL_CELLS,

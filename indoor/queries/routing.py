@@ -18,6 +18,7 @@ import psycopg2
 from psycopg2 import sql
 
 from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql, is_open_sql, open_cost_sql
+from indoor.queries.versions import VERSIONS, read_versions
 
 log = logging.getLogger(__name__)
 
@@ -348,16 +349,21 @@ def path(cur, source: int, target: int, edges: str, tables: list[str], seqscan: 
         return run
     if unpack is not None:
         rows = unpack(cur, rows)
+    run.edges = path_edges(cur, rows)
+    run.cost = sum(e.cost for e in run.edges)
+    return run
+
+
+def path_edges(cur, rows) -> list[PathEdge]:
+    """The edges of a path given as (vertex left, edge, cost) rows in travel order."""
     cur.execute(PATH_EDGES, {"nodes": [r[0] for r in rows], "edges": [r[1] for r in rows]})
     details = cur.fetchall()
     if len(details) != len(rows):  # cannot happen in one snapshot; never answer a broken path
         raise RuntimeError("path edges vanished during the search")
-    run.edges = [
+    return [
         PathEdge(int(edge), kind, from_level, to_level, float(cost), coordinates or [])
         for (_, edge, cost), (kind, from_level, to_level, coordinates) in zip(rows, details, strict=True)
     ]
-    run.cost = sum(e.cost for e in run.edges)
-    return run
 
 
 def path_costs(
@@ -390,6 +396,12 @@ def full_graph_distance(cur, source_vertex: int, target_vertex: int, profile: st
     )
     total, rows = cur.fetchone()
     return float(total) if rows else None
+
+
+def snapshot_versions(cur) -> dict:
+    """begin_snapshot(), then versions() in that snapshot: one round trip."""
+    cur.execute(BEGIN_SNAPSHOT + ";\n" + VERSIONS)
+    return read_versions(cur)
 
 
 def begin_snapshot(cur) -> None:

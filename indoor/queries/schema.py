@@ -174,6 +174,57 @@ TRIGGERS = [
        FOR EACH STATEMENT EXECUTE FUNCTION indoor_bump_version('floor')""",
 ]
 
+# Which edges each graph version changed (ids; NULL: too many to list, or a TRUNCATE), so a
+# worker's route index follows an edit by reading only the edges it touched. Logged by triggers
+# that fire after indoor_graph_version (triggers fire in name order), so `version` is the one this
+# statement's bump made, with its time (graph keys are version and time: a log of another
+# database's history never matches); the last 10,000 versions are kept.
+GRAPH_CHANGES = [
+    """CREATE TABLE IF NOT EXISTS indoor_graph_changes (
+        version bigint NOT NULL,
+        edge_ids bigint[],
+        changed_at timestamptz NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS indoor_graph_changes_version_idx ON indoor_graph_changes (version)",
+    """CREATE OR REPLACE FUNCTION indoor_log_graph_change() RETURNS trigger
+       LANGUAGE plpgsql AS $$
+       DECLARE
+         ids bigint[];
+         current_version bigint;
+         current_changed timestamptz;
+       BEGIN
+         IF TG_TABLE_NAME <> 'nav_edges_final' THEN
+           ids := '{}';  -- vertices: pgRouting reads edges only
+         ELSIF TG_OP = 'TRUNCATE' THEN
+           ids := NULL;
+         ELSIF TG_OP = 'INSERT' THEN
+           SELECT coalesce(array_agg(id), '{}') INTO ids FROM (SELECT id FROM indoor_new_rows LIMIT 10001) n;
+         ELSIF TG_OP = 'DELETE' THEN
+           SELECT coalesce(array_agg(id), '{}') INTO ids FROM (SELECT id FROM indoor_old_rows LIMIT 10001) o;
+         ELSE
+           SELECT coalesce(array_agg(id), '{}') INTO ids
+             FROM (SELECT id FROM indoor_old_rows UNION SELECT id FROM indoor_new_rows LIMIT 10001) u;
+         END IF;
+         IF cardinality(ids) > 10000 THEN
+           ids := NULL;
+         END IF;
+         SELECT version, changed_at INTO current_version, current_changed FROM indoor_versions WHERE name = 'graph';
+         INSERT INTO indoor_graph_changes (version, edge_ids, changed_at) VALUES (current_version, ids, current_changed);
+         DELETE FROM indoor_graph_changes WHERE version < current_version - 10000;
+         RETURN NULL;
+       END $$""",
+    """CREATE OR REPLACE TRIGGER indoor_graph_xlog_insert AFTER INSERT ON nav_edges_final
+       REFERENCING NEW TABLE AS indoor_new_rows FOR EACH STATEMENT EXECUTE FUNCTION indoor_log_graph_change()""",
+    """CREATE OR REPLACE TRIGGER indoor_graph_xlog_update AFTER UPDATE ON nav_edges_final
+       REFERENCING OLD TABLE AS indoor_old_rows NEW TABLE AS indoor_new_rows
+       FOR EACH STATEMENT EXECUTE FUNCTION indoor_log_graph_change()""",
+    """CREATE OR REPLACE TRIGGER indoor_graph_xlog_delete AFTER DELETE ON nav_edges_final
+       REFERENCING OLD TABLE AS indoor_old_rows FOR EACH STATEMENT EXECUTE FUNCTION indoor_log_graph_change()""",
+    """CREATE OR REPLACE TRIGGER indoor_graph_xlog_truncate AFTER TRUNCATE ON nav_edges_final
+       FOR EACH STATEMENT EXECUTE FUNCTION indoor_log_graph_change()""",
+    """CREATE OR REPLACE TRIGGER indoor_graph_xlog AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+       ON nav_edges_work_vertices_pgr FOR EACH STATEMENT EXECUTE FUNCTION indoor_log_graph_change()""",
+]
+
 ANALYZE = [
     "ANALYZE room_points",
     "ANALYZE base_floor",
@@ -194,6 +245,7 @@ def init_db(cur) -> list[str]:
         ("columns", COLUMNS),
         ("indexes", INDEXES),
         ("triggers", TRIGGERS),
+        ("graph changes", GRAPH_CHANGES),
     ):
         for statement in group:
             cur.execute(statement)

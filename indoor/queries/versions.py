@@ -29,6 +29,11 @@ def graph_version(cur) -> int:
 def versions(cur) -> dict:
     """{'graph': N, 'rooms': M, 'floor': F, 'graph_key': 'N-t', ...}."""
     cur.execute(VERSIONS)
+    return read_versions(cur)
+
+
+def read_versions(cur) -> dict:
+    """versions() from the rows of VERSIONS just run on `cur` (alone or last of several)."""
     found = {}
     for name, version, changed in cur.fetchall():
         found[name] = int(version)

@@ -10,6 +10,7 @@ One idea per module:
 - search.py     the exact search: window tries, overlay choice, the first radius learned
 - windows.py    search windows that provably hold every path of cost <= R
 - overlay.py    keeping the overlay current: background rebuild after the graph changed
+- index.py      the in-memory route index (contraction hierarchies) per worker per graph version
 - itinerary.py  a path as users read it: legs, distance, duration, instructions
 - errors.py     422 no_route
 

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from indoor.extensions import get_settings
 from indoor.queries import overlay as overlay_queries
 from indoor.queries import routing as queries
-from indoor.queries.versions import versions
-from indoor.routing import overlay, search, snap, windows
+from indoor.routing import index, overlay, search, snap, windows
 
 
 @dataclass
@@ -44,8 +43,7 @@ def choose(cur, category: str, neighbour: dict, outward: bool, profile: str, kno
     vertex; `known` (versions, rooms) are the category's rooms if already snapped (cached), used
     when they are of this snapshot's versions."""
     settings = get_settings()
-    queries.begin_snapshot(cur)
-    found_versions = versions(cur)
+    found_versions = queries.snapshot_versions(cur)
     if known is not None and known[0] == found_versions:
         candidates = known[1]
     else:
@@ -66,7 +64,13 @@ def choose(cur, category: str, neighbour: dict, outward: bool, profile: str, kno
     if not candidates:
         choice.why = "unreachable"
         return found_versions, choice, rooms
-    best = _nearest(cur, candidates, neighbour, outward, profile, found_versions["graph"], choice)
+    indexed = index.current(found_versions["graph_key"], cur) if settings.route_index else None
+    ranked = indexed.nearest_of(vertex, candidates, outward, profile) if indexed is not None else None
+    if ranked is not None:  # the worker's route index holds this graph: one sweep, no pgRouting
+        choice.decided_by = "index"
+        best = ranked[0][2] if ranked else None
+    else:
+        best = _nearest(cur, candidates, neighbour, outward, profile, found_versions["graph"], choice)
     if best is None:
         choice.why = "unreachable"
     else:

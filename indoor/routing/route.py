@@ -16,7 +16,7 @@ import time
 
 from indoor import metrics
 from indoor.errors import NotFound
-from indoor.extensions import cache_get_many, cache_set, get_db, get_settings, local_cache
+from indoor.extensions import cache_get_many, cache_set, cache_set_many, get_db, get_settings, local_cache
 from indoor.params import CategoryPlace, RoomPlace
 from indoor.routing import category, itinerary, keys, search, snap
 from indoor.routing.errors import NoRoute
@@ -42,7 +42,16 @@ def route_between(places: list, profile: str) -> tuple[bytes, str]:
     A hit costs one Redis round trip: the finished body. Otherwise the places (cached or
     snapped; a category place: the room chosen, cached or searched), then each part's path
     (cached or computed, every missing part in one snapshot), then the body is built and cached.
+    What a miss learns (places, paths, the body) is written to Redis in one round trip at the end.
     """
+    writes = {}
+    try:
+        return _route_between(places, profile, writes)
+    finally:
+        cache_set_many(writes)
+
+
+def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str]:
     started = time.perf_counter()
     settings = get_settings()
     names = _names(len(places))
@@ -70,7 +79,7 @@ def route_between(places: list, profile: str) -> tuple[bytes, str]:
         remember(found_versions, read_at)
         for k in fixed:
             if known[k] is None and not resolved[k].get("missing"):
-                cache_set(keys.place_key(places[k], found_versions, profile), resolved[k])
+                writes[keys.place_key(places[k], found_versions, profile)] = resolved[k]
     else:
         resolved = known
     for k in fixed:
@@ -113,7 +122,7 @@ def route_between(places: list, profile: str) -> tuple[bytes, str]:
             paths = {}
         paths.update(computed)
         for k, path in computed.items():
-            cache_set(path_key(k, found_versions["graph_key"]), path)
+            writes[path_key(k, found_versions["graph_key"])] = path
     cache_state = "MISS" if missing else "HIT"
     for k in parts:
         _log(searches.get(k), cache_state, profile, resolved[k]["vertex"], resolved[k + 1]["vertex"], paths[k], started)
@@ -133,7 +142,7 @@ def route_between(places: list, profile: str) -> tuple[bytes, str]:
     )
     if all(seen == found_versions for seen in chosen_under):  # else a category was chosen on older data
         cached_key = keys.body_key(places, found_versions, profile)
-        cache_set(cached_key, body)
+        writes[cached_key] = body
         local_cache().set(cached_key, body)
     return body, cache_state
 
@@ -189,8 +198,10 @@ def _choose(place: CategoryPlace, neighbour: dict, outward: bool, profile: str, 
 def _method(searched) -> str | None:
     """How a computed path was found (the last search decides: a window that could not prove its
     answer before the overlay counts as the overlay)."""
-    if searched is None or not (searched.overlay or searched.full_graph or searched.window_tries):
+    if searched is None or not (searched.index or searched.overlay or searched.full_graph or searched.window_tries):
         return None
+    if searched.index:
+        return "index"
     return "overlay" if searched.overlay else "full_graph" if searched.full_graph else "window"
 
 
@@ -212,6 +223,8 @@ def _log(searched, cache_state: str, profile: str, source, target, path: dict | 
             "window_tries": searched.window_tries if searched else 0,
             "full_graph": searched.full_graph if searched else False,
             "overlay": searched.overlay if searched else False,
+            "index": searched.index if searched else False,
+            "index_us": round(searched.index_us, 1) if searched else 0.0,
             # How the answer was decided: a search, the components (not connected, no search),
             # or the cache (a path computed before).
             "decided_by": searched.decided_by if searched else "cache",

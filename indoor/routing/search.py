@@ -1,6 +1,7 @@
 """The exact search: which edges each pgr_dijkstra gets, and when an answer is proven optimal.
 
-`shortest_path` routes between cells through the overlay's shortcuts when the overlay is the
+With the in-memory route index on (ROUTE_INDEX) and built for the snapshot's graph version,
+one search in it answers (`indexed_path`, see index.py); otherwise `shortest_path` routes between cells through the overlay's shortcuts when the overlay is the
 current graph's (see queries/overlay.py for why that is exact); otherwise, or within one cell,
 it searches a small window around the two vertices (see windows.py for why a window answer can
 be proven optimal), widens when it cannot prove it, and ends on the whole graph. The first
@@ -11,6 +12,7 @@ queries/routing.py and queries/overlay.py.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -20,8 +22,7 @@ from indoor.extensions import get_settings
 from indoor.queries import overlay as overlay_queries
 from indoor.queries import routing as queries
 from indoor.queries.routing import PathEdge, Snap
-from indoor.queries.versions import versions
-from indoor.routing import itinerary, overlay, snap, windows
+from indoor.routing import index, itinerary, overlay, snap, windows
 
 _EXTENT = "indoor.route_extent"
 _RATIOS = "indoor.route_ratios"
@@ -40,6 +41,8 @@ class PathSearch:
     overlay: bool = False  # answered through the overlay's shortcuts
     overlay_stale: bool = False  # an overlay was asked for but is not the current graph's
     decided_by: str = "search"  # or "components": the two are in different components, no search
+    index: bool = False  # answered by the worker's in-memory route index (index.py)
+    index_us: float = 0.0  # the index search's time, microseconds
 
 
 def same_place(a: dict, b: dict) -> bool:
@@ -57,8 +60,7 @@ def compute(
     this snapshot and every part is computed (paths cached under the older versions are not
     this graph's), so the paths, the vertices and the version they are cached under all agree.
     """
-    queries.begin_snapshot(cur)
-    found_versions = versions(cur)
+    found_versions = queries.snapshot_versions(cur)
     if found_versions != versions_used:
         resolved = [snap.resolve(cur, p, profile) for p in places]
         if any(r.get("missing") or r.get("unlocated") or r.get("vertex") is None for r in resolved):
@@ -80,24 +82,27 @@ def _compute_part(cur, start: dict, end: dict, profile: str, found_versions: dic
     same_level = start["level"] == end["level"]
     graph_key = found_versions["graph_key"] if settings.route_overlay and overlay.available(cur) else None
     linked = None
-    if graph_key is not None and source.vertex != target.vertex:
-        linked = overlay_queries.connected(cur, graph_key, profile, source.vertex, target.vertex)
-    if linked is False:
-        search = PathSearch(cost=None, decided_by="components")
-    else:
-        search = shortest_path(
-            cur,
-            source,
-            target,
-            profile,
-            max_window_tries=settings.route_window_tries,
-            first_radius=first_radius(straight, same_level),
-            extent=lambda: network_extent(cur, graph_version),
-            graph_key=graph_key,
-            overlay_max_share=settings.route_overlay_max_share,
-        )
-    if search.overlay_stale or (graph_key is not None and linked is None and source.vertex != target.vertex):
-        overlay.request_rebuild()  # the overlay or the components are not this graph's yet
+    # The index answers "not connected" as fast as any pair: the components are for the searches.
+    search = indexed_path(cur, source, target, profile, found_versions["graph_key"]) if settings.route_index else None
+    if search is None:
+        if graph_key is not None and source.vertex != target.vertex:
+            linked = overlay_queries.connected(cur, graph_key, profile, source.vertex, target.vertex)
+        if linked is False:
+            search = PathSearch(cost=None, decided_by="components")
+        else:
+            search = shortest_path(
+                cur,
+                source,
+                target,
+                profile,
+                max_window_tries=settings.route_window_tries,
+                first_radius=first_radius(straight, same_level),
+                extent=lambda: network_extent(cur, graph_version),
+                graph_key=graph_key,
+                overlay_max_share=settings.route_overlay_max_share,
+            )
+        if search.overlay_stale or (graph_key is not None and linked is None and source.vertex != target.vertex):
+            overlay.request_rebuild()  # the overlay or the components are not this graph's yet
     learn(search.cost, straight, same_level)
     path = {
         "graph_version": graph_version,
@@ -108,6 +113,24 @@ def _compute_part(cur, start: dict, end: dict, profile: str, found_versions: dic
         ],
     }
     return path, search
+
+
+def indexed_path(cur, source: Snap, target: Snap, profile: str, graph_key: str) -> PathSearch | None:
+    """The path through this worker's route index when it holds this snapshot's graph version
+    (its edges then read in this snapshot); None when it does not (a build is started) or
+    cannot tell."""
+    found_index = index.current(graph_key, cur)
+    if found_index is None:
+        return None
+    started = time.perf_counter()
+    found = found_index.path(source.vertex, target.vertex, profile)
+    if found is None:
+        return None
+    search = PathSearch(cost=found[0], index=True, index_us=(time.perf_counter() - started) * 1e6)
+    if found[1]:
+        search.edges = queries.path_edges(cur, found[1])
+        search.cost = sum(e.cost for e in search.edges)
+    return search
 
 
 def _search(cur, source: int, target: int, boxes, profile: str, search: PathSearch) -> float | None:

@@ -6,7 +6,6 @@ from indoor.errors import NotFound
 from indoor.extensions import get_settings
 from indoor.params import CategoryPlace, RoomPlace
 from indoor.queries import routing as queries
-from indoor.queries.versions import versions
 from indoor.routing import itinerary
 from indoor.routing.errors import NoRoute
 
@@ -67,8 +66,7 @@ def _describe(room: queries.Room | None, lon: float, lat: float, level_value, sn
 def resolve_all(cur, places, profile: str, known: list) -> tuple[dict, list]:
     """Versions and every place not in `known`, in one snapshot (a category place stays None:
     which room it is depends on the route, see category.py)."""
-    queries.begin_snapshot(cur)
-    found_versions = versions(cur)
+    found_versions = queries.snapshot_versions(cur)
     return found_versions, [
         k if k is not None or isinstance(p, CategoryPlace) else resolve(cur, p, profile)
         for p, k in zip(places, known, strict=True)
