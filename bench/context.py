@@ -16,6 +16,7 @@ class Context:
     cfg: object
     stack: object
     base_url: str = ""
+    server_log: object = None  # stack.ServerLog of the service at base_url
     started: float = field(default_factory=time.perf_counter)
     shared: dict = field(default_factory=dict)  # figures one row hands to another (e.g. SSE rate -> tipg row)
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from psycopg2.extras import execute_values
 
+from bench.client import Http
+
 # The whole network, as pgRouting reads it with no search window (the reference the API must beat).
 EDGES_SQL = {
     "walking": "SELECT id, source, target, cost, reverse_cost FROM nav_edges_final",
@@ -191,3 +193,19 @@ class InMemoryGraph:
         elapsed = time.perf_counter() - started
         d = float(dist[t])
         return (None if d == float("inf") else d), elapsed
+
+
+def wait_for_index(base_url: str, server_log, rooms: list[int], workers: int, since: int = 0, timeout: float = 300):
+    """Routes between random rooms (new pairs, so each is computed) until every worker logged its
+    route index ready for the current graph (each builds it in the background after its first
+    route); the ready lines. Raises after `timeout` seconds."""
+    rnd = random.Random(99)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready = server_log.lines("route index ready")[since:]
+        if len(ready) >= workers:  # each worker logs once per graph version
+            return ready
+        a, b = rnd.sample(rooms, 2)
+        Http(base_url).get(f"/api/route/?from={a}&to={b}&profile=accessible")  # a new connection: any worker
+        time.sleep(0.05)
+    raise RuntimeError(f"the route index was not ready on {workers} workers within {timeout:.0f} s")

@@ -25,7 +25,7 @@ from bench import routing
 from bench.client import Http
 from bench.context import Context
 from bench.report import Row, fmt
-from bench.stack import REFERENCE_ROLE
+from bench.stack import REFERENCE_ROLE, ServerLog
 from bench.stats import median, ms, percentile, ratio
 from scripts.services import flask_cli
 
@@ -93,8 +93,7 @@ class Campus:
             cur.execute("SELECT count(*) FROM nav_edges_final")
             self.edges = cur.fetchone()[0]
         conn.close()
-        self.log_path = stack.workdir / "gunicorn.log"
-        self.log_from = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.log = ServerLog(stack.log_path)
         self.server = stack.start_app(ctx.cfg.workers, DATABASE_URL=self.url)
         self.base_url = self.server.base_url
 
@@ -103,33 +102,8 @@ class Campus:
         conn.autocommit = True
         return conn
 
-    def log_lines(self, message: str) -> list[dict]:
-        with open(self.log_path, "rb") as f:
-            f.seek(self.log_from)
-            text = f.read().decode(errors="replace")
-        out = []
-        for line in text.splitlines():
-            if line.startswith("{") and f'"message": "{message}"' in line:
-                out.append(json.loads(line))
-        return out
-
     def close(self) -> None:
         self.ctx.stack.stop_app(self.server)
-
-
-def wait_for_index(campus: Campus, rooms: list[int], workers: int, since: int = 0, timeout: float = 300):
-    """Routes between rooms not measured later (cache-busting: new pairs), until every worker
-    logged its index ready for the current graph; the ready lines."""
-    rnd = random.Random(99)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready = campus.log_lines("route index ready")[since:]
-        if len(ready) >= workers:  # each worker logs once per graph version
-            return ready
-        a, b = rnd.sample(rooms, 2)
-        Http(campus.base_url).get(f"/api/route/?from={a}&to={b}&profile=accessible")  # a new connection: any worker
-        time.sleep(0.05)
-    raise RuntimeError(f"the route index was not ready on {workers} workers within {timeout:.0f} s")
 
 
 def _timed(i: int, n: int, timed: int) -> bool:
@@ -198,11 +172,11 @@ def _shape(ctx: Context, name: str) -> list[Row]:
         cur.execute("SELECT ogc_fid FROM room_points ORDER BY ogc_fid")
         rooms = [r[0] for r in cur.fetchall()]
         started = time.monotonic()
-        ready = wait_for_index(campus, rooms, cfg.workers)
+        ready = routing.wait_for_index(campus.base_url, campus.log, rooms, cfg.workers)
         waited = time.monotonic() - started
         pairs = sample_pairs(cur, n, cfg.seed, same_building, cfg.accessible_every)
         api, ref_times, snaps = measure(campus, pairs, client, timed, cur)
-        routes = campus.log_lines("route")
+        routes = campus.log.lines("route")
         misses = [i for i, a in api.items() if a[0] in (200, 422) and a[2].upper() == "MISS"]
         by_index = sum(1 for r in routes[-len(pairs) :] if r.get("index"))
         # The ratio is the p50 of every uncached route against the p50 of the references spread
@@ -279,15 +253,15 @@ def _after_edits(ctx: Context, campus: Campus, cur, client, rooms, _shape_ref_p5
         before_pairs, after_pairs = pairs[:n], pairs[n:]
         ref_times = []
         before = _timed_routes(client, before_pairs, cur, 5, ref_times)
-        ready_before = len(campus.log_lines("route index ready"))
-        routes_before = len(campus.log_lines("route"))
+        ready_before = len(campus.log.lines("route index ready"))
+        routes_before = len(campus.log.lines("route"))
         cur.execute(statement, {"offset": 17 * (k + 1)})
         committed = time.monotonic()
         after = _timed_routes(client, after_pairs, cur, 5, ref_times)
         after_s = time.monotonic() - committed
-        routes = campus.log_lines("route")[routes_before:]
+        routes = campus.log.lines("route")[routes_before:]
         by_index = sum(1 for r in routes if r.get("index"))
-        ready = campus.log_lines("route index ready")[ready_before:]
+        ready = campus.log.lines("route index ready")[ready_before:]
         p50, p50_before, ref_p50 = median([t[0] for t in after]), median([t[0] for t in before]), median(ref_times)
         r = ratio(p50, ref_p50)
         how = ", ".join(sorted({x["how"] for x in ready})) or "not yet"
@@ -310,7 +284,7 @@ def _after_edits(ctx: Context, campus: Campus, cur, client, rooms, _shape_ref_p5
                         by_index=by_index, routes=len(routes), ready=ready,
                         times_ms=[round(t[0] * 1000, 2) for t in after])  # fmt: skip
         rows.append(row)
-        wait_for_index(campus, rooms, ctx.cfg.workers, since=ready_before)
+        routing.wait_for_index(campus.base_url, campus.log, rooms, ctx.cfg.workers, since=ready_before)
     return rows
 
 

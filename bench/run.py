@@ -25,7 +25,7 @@ from bench.rows_routing import (  # noqa: E402
 )
 from bench.rows_shapes import shape_rows  # noqa: E402
 from bench.rows_streams import floor_sse, json_paging_and_peer, many_clients  # noqa: E402
-from bench.stack import Stack, raise_fd_limit  # noqa: E402
+from bench.stack import ServerLog, Stack, raise_fd_limit  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "BENCHMARKS.md"
@@ -74,6 +74,7 @@ def main() -> int:
         rows.append(campus_row(campus))
         ctx.log(f"starting gunicorn ({cfg.workers} gevent workers) ...")
         # TRUSTED_HOSTS: OGC links are then absolute (GDAL 3.6 cannot follow path-only ones).
+        ctx.server_log = ServerLog(stack.log_path)
         server = stack.start_app(cfg.workers, TRUSTED_HOSTS="127.0.0.1")
         ctx.base_url = server.base_url
         rows += _guard(ctx, "room search", room_search)

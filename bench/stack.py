@@ -4,6 +4,7 @@ service under gunicorn + gevent as deployed, and the peer (tipg) in a venv of it
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import resource
@@ -51,11 +52,28 @@ def campus_size(cfg) -> tuple[int, dict]:
     return buildings, {"grid": cfg.grid, "levels": cfg.levels, "buildings": buildings}
 
 
+class ServerLog:
+    """The service's JSON log lines written after this was made (every server the bench starts
+    appends to the same file, one after another)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.start = path.stat().st_size if path.exists() else 0
+
+    def lines(self, message: str) -> list[dict]:
+        with open(self.path, "rb") as f:
+            f.seek(self.start)
+            text = f.read().decode(errors="replace")
+        marker = f'"message": "{message}"'
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{") and marker in line]
+
+
 class Stack:
     def __init__(self, log=print):
         self.log = log
         self.workdir = Path(tempfile.mkdtemp(prefix="indoor-bench-"))
         os.chmod(self.workdir, 0o755)
+        self.log_path = self.workdir / "gunicorn.log"  # every server's output (ServerLog reads it)
         self.cluster: PostgresCluster | None = None
         self.redis: RedisServer | None = None
         self.database_url = ""
@@ -139,7 +157,7 @@ class Stack:
             "RATELIMIT_ENABLED": "false",
             **{k: str(v) for k, v in env.items()},
         }
-        server = GunicornServer(environment, workers=workers).start(self.workdir / "gunicorn.log")
+        server = GunicornServer(environment, workers=workers).start(self.log_path)
         self.servers.append(server)
         self._wait_ready(server, workers)
         return server
@@ -155,7 +173,7 @@ class Stack:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"service not ready after 60 s (see {self.workdir / 'gunicorn.log'})")
+                raise RuntimeError(f"service not ready after 60 s (see {self.log_path})")
             time.sleep(0.2)
         # Every worker creates its app (and pool) on its first request: warm them all.
         for _ in range(workers * 20):
