@@ -186,15 +186,18 @@ class Database:
         self.in_use = 0
         # observe(name, delta) hears every change of `in_use`/`waiting` (metrics gauges).
         self.observe = observe
+        self.closed = False
         if observe:
             observe("size", settings.db_pool_size)
 
     def close(self):
         for ep in [self.primary, *self.replicas]:
             ep.pool.closeall()
-        if self.observe:
+        # The size goes at once; `observe` stays, so a connection still checked out (a background
+        # build) is counted back when it returns and the gauges end at zero.
+        if self.observe and not self.closed:
             self.observe("size", -self.settings.db_pool_size)
-            self.observe = None
+        self.closed = True
 
     def stats(self) -> dict:
         return {"size": self.settings.db_pool_size, "in_use": self.in_use, "waiting": self.waiting}

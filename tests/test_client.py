@@ -5,6 +5,7 @@ API, the accessible toggle avoids stairs, errors say so in the page, the page's 
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -48,8 +49,21 @@ def wait_labels(page):
     page.wait_for_timeout(600)  # MapLibre fades placed symbols in over 300 ms
 
 
-def worker_ids(page, kind: str) -> list:
-    """The ids of the features the page's map holds in its `kind` sources (`rooms@0`, `rooms@1`...)."""
+def worker_ids(page, kind: str, expected: list | None = None) -> list:
+    """The ids of the features the page's map holds in its `kind` sources (`rooms@0`, `rooms@1`...).
+
+    With `expected`: read again (up to 15 s) until they are those, since MapLibre hands an update
+    to its worker after the page did; what is read last is returned, for the caller to compare.
+    """
+    deadline = time.monotonic() + 15
+    while True:
+        ids = _worker_ids(page, kind)
+        if expected is None or sorted(ids) == sorted(expected) or time.monotonic() > deadline:
+            return ids
+        page.wait_for_timeout(100)
+
+
+def _worker_ids(page, kind: str) -> list:
     return page.evaluate(
         """async (kind) => {
             const ids = [];
@@ -88,7 +102,7 @@ def test_page_streams_every_room_and_draws_the_level_switched_to(serve, sql, pag
 
     room_ids = sorted(r[0] for r in sql("SELECT ogc_fid FROM room_points"))
     assert page.evaluate("indoor.stats.rooms") == len(room_ids)
-    assert sorted(worker_ids(page, "rooms")) == room_ids, "every room once, as the page's map holds them"
+    assert sorted(worker_ids(page, "rooms", room_ids)) == room_ids, "every room once, as the page's map holds them"
     rooms_streams = event_streams(seen, "/api/rooms/")
     assert len(rooms_streams) == 1 and rooms_streams[0].headers["accept"] == "text/event-stream"
 
@@ -104,7 +118,9 @@ def test_page_streams_every_room_and_draws_the_level_switched_to(serve, sql, pag
     assert page.url.endswith("/?level=1")
     floor_1 = sorted(r[0] for r in sql("SELECT ogc_fid FROM base_floor WHERE level = 1"))
     assert page.evaluate("indoor.stats.floor[1]") == len(floor_1)
-    assert sorted(worker_ids(page, "floor")) == sorted(floor_0 + floor_1), "both levels, nothing twice"
+    assert sorted(worker_ids(page, "floor", floor_0 + floor_1)) == sorted(floor_0 + floor_1), (
+        "both levels, nothing twice"
+    )
     page.wait_for_function("() => indoor.stats.firstDrawnMs[1] > 0")
     page.wait_for_timeout(300)
     assert drawn_levels(page) == {1}
@@ -255,7 +271,7 @@ def test_a_lost_stream_shows_a_banner_and_resumes_without_losing_or_repeating_a_
     assert proxy.matched == 2, "the stream was cut, then its resume refused"
     room_ids = sorted(r[0] for r in sql("SELECT ogc_fid FROM room_points"))
     assert page.evaluate("() => indoor.stats.rooms") == len(room_ids)
-    assert sorted(worker_ids(page, "rooms")) == room_ids, "every room once after the drop"
+    assert sorted(worker_ids(page, "rooms", room_ids)) == room_ids, "every room once after the drop"
     assert page.evaluate("() => indoor.stats.troubles") >= 1, "the page noticed the loss"
     expect(page.locator("#banner")).to_be_hidden()
     resumed = [r.url for r in event_streams(seen, "/api/rooms/") if "lastEventId=" in r.url]
