@@ -109,7 +109,8 @@ def main() -> int:
     }
     report.write_results(out, payload)
     ctx.log(f"results: {out.relative_to(ROOT)}; whole run {elapsed:.0f} s")
-    if not cfg.small or os.environ.get("BENCH_UPDATE_DOC") == "1":
+    # Only a full run of every row replaces the table (a BENCH_ONLY run would drop the other rows).
+    if (not cfg.small and not cfg.only) or os.environ.get("BENCH_UPDATE_DOC") == "1":
         if report.update_benchmarks_md(DOC, _doc_section(payload, table, out)):
             ctx.log("BENCHMARKS.md updated")
     not_met = [r for r in rows if r.status == report.NOT_MET]
