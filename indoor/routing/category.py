@@ -52,30 +52,41 @@ def choose(cur, category: str, neighbour: dict, outward: bool, profile: str, kno
     if candidates is None:
         return found_versions, Choice(None, "unknown", decided_by="rooms"), rooms
     vertex = neighbour["vertex"]
-    graph_key = found_versions["graph_key"] if settings.route_overlay and overlay.available(cur) else None
     choice = Choice(None)
-    if graph_key is not None and candidates:
-        found = overlay_queries.components(cur, graph_key, profile, [vertex, *(c.snap.vertex for c in candidates)])
-        if vertex in found:
-            candidates = [c for c in candidates if found.get(c.snap.vertex, found[vertex]) == found[vertex]]
-            choice.decided_by = "components" if not candidates else "search"
-        else:
-            overlay.request_rebuild()  # the components are not this graph's yet
-    if not candidates:
-        choice.why = "unreachable"
-        return found_versions, choice, rooms
-    indexed = index.current(found_versions["graph_key"], cur) if settings.route_index else None
+    # The worker's route index first: one sweep tells the best room and the unreachable ones,
+    # so neither the components nor pgRouting are asked.
+    indexed = index.current(found_versions["graph_key"], cur) if settings.route_index and candidates else None
     ranked = indexed.nearest_of(vertex, candidates, outward, profile) if indexed is not None else None
-    if ranked is not None:  # the worker's route index holds this graph: one sweep, no pgRouting
+    if ranked is not None:
         choice.decided_by = "index"
         best = ranked[0][2] if ranked else None
     else:
+        candidates = _same_component(cur, candidates, vertex, profile, found_versions, choice)
+        if not candidates:
+            choice.why = "unreachable"
+            return found_versions, choice, rooms
         best = _nearest(cur, candidates, neighbour, outward, profile, found_versions["graph"], choice)
     if best is None:
         choice.why = "unreachable"
     else:
         choice.resolved = snap.room_resolved(best.room, best.snap)
     return found_versions, choice, rooms
+
+
+def _same_component(cur, candidates, vertex: int, profile: str, found_versions: dict, choice: Choice) -> list:
+    """The candidates in the same component as `vertex` (components built with the overlay for
+    this graph); all of them while the components are not this graph's."""
+    settings = get_settings()
+    if not candidates or not (settings.route_overlay and overlay.available(cur)):
+        return candidates
+    graph_key = found_versions["graph_key"]
+    found = overlay_queries.components(cur, graph_key, profile, [vertex, *(c.snap.vertex for c in candidates)])
+    if vertex not in found:
+        overlay.request_rebuild()  # the components are not this graph's yet
+        return candidates
+    kept = [c for c in candidates if found.get(c.snap.vertex, found[vertex]) == found[vertex]]
+    choice.decided_by = "components" if not kept else "search"
+    return kept
 
 
 def _nearest(cur, candidates, neighbour: dict, outward: bool, profile: str, graph_version: int, choice: Choice):

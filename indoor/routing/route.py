@@ -16,7 +16,7 @@ import time
 
 from indoor import metrics
 from indoor.errors import NotFound
-from indoor.extensions import cache_get_many, cache_set, cache_set_many, get_db, get_settings, local_cache
+from indoor.extensions import cache_get_many, cache_set_many, get_db, get_settings, local_cache
 from indoor.params import CategoryPlace, RoomPlace
 from indoor.routing import category, itinerary, keys, search, snap
 from indoor.routing.errors import NoRoute
@@ -166,8 +166,10 @@ def _choose(place: CategoryPlace, neighbour: dict, outward: bool, profile: str, 
         )
         remember(found_versions, read_at)
         value = {"resolved": choice.resolved, "why": choice.why}
-        cache_set(keys.category_key(found_versions, profile, place.category, neighbour["vertex"], outward), value)
-        cache_set(keys.category_rooms_key(found_versions, profile, place.category), rooms)
+        writes = {keys.category_key(found_versions, profile, place.category, neighbour["vertex"], outward): value}
+        if known is None or known[0] != found_versions:  # rooms read from the cache go back unchanged
+            writes[keys.category_rooms_key(found_versions, profile, place.category)] = rooms
+        cache_set_many(writes)
         log.info(
             "route category",
             extra={
