@@ -110,6 +110,35 @@ def test_via_and_category_routes_by_the_index_equal_networkx(indexed_networks, r
         conn.rollback()
 
 
+# The bench's campus shapes (bench/rows_shapes.py), small: `indoor demo` options.
+CAMPUS_SHAPES = {
+    "buildings in a row": ("--buildings", "3", "--levels", "3", "--grid", "7"),
+    "grid of buildings": ("--buildings", "4", "--columns", "2", "--levels", "3", "--grid", "6"),
+    "one huge building": ("--levels", "2", "--grid", "22"),
+    "station of many levels": ("--levels", "9", "--grid", "7"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(CAMPUS_SHAPES))
+def test_index_is_exact_on_every_campus_shape(pg_cluster, redis_url, shape):
+    """The generated campuses the bench measures, small: every index answer (both profiles)
+    equals networkx, and a few equal full-graph pgr_dijkstra."""
+    url = pg_cluster.create_database(f"index_shape_{shape.split()[0]}_{shape.split()[-1]}_{os.getpid()}")
+    assert run_cli(url, "init-db").returncode == 0
+    result = run_cli(url, "demo", "--seed", "5", *CAMPUS_SHAPES[shape])
+    assert result.returncode == 0, result.stderr
+    conn = psycopg2.connect(url)
+    app = _index_app(url, redis_url)
+    try:
+        with app.app_context():
+            index = route_index.build_now()
+        assert index is not None and index.edge_count > 500, shape
+        _compare(index, conn, random.Random(shape), pairs=120)
+    finally:
+        app.extensions["indoor.db"].close()
+        conn.close()
+
+
 def _compare(index, conn, rnd, pairs=150, reference_pairs=6):
     """Random vertex pairs through the index against networkx (and a few against full-graph
     pgr_dijkstra): the same cost within 1e-6 relative, and a path that joins up."""
