@@ -81,7 +81,9 @@ def room_search(ctx: Context) -> list[Row]:
         if why is None:
             got = json.loads(resp.body).get("features", [])
             names = [f["properties"].get("name", "") for f in got]
-            if len(got) != len(expected["features"]) or any(q.strip().lower() not in (nm or "").lower() for nm in names):
+            if len(got) != len(expected["features"]) or any(
+                q.strip().lower() not in (nm or "").lower() for nm in names
+            ):
                 wrong.append((q, f"{len(got)} features, expected {len(expected['features'])}"))
     cur.close()
     conn.close()
