@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -163,10 +164,10 @@ def runner(app):
     return app.test_cli_runner()
 
 
-@pytest.fixture
-def sql(direct_database_url):
-    """Run SQL on the test database on a connection of its own (autocommit), as psql would."""
-    conn = psycopg2.connect(direct_database_url)
+@contextmanager
+def autocommit_sql(url: str):
+    """A function that runs SQL on `url` on a connection of its own (autocommit), as psql would."""
+    conn = psycopg2.connect(url)
     conn.autocommit = True
 
     def run(statement: str, params=None):
@@ -174,8 +175,17 @@ def sql(direct_database_url):
             cur.execute(statement, params)
             return cur.fetchall() if cur.description else None
 
-    yield run
-    conn.close()
+    try:
+        yield run
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def sql(direct_database_url):
+    """Run SQL on the test database, as psql would (see autocommit_sql)."""
+    with autocommit_sql(direct_database_url) as run:
+        yield run
 
 
 @pytest.fixture

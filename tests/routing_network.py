@@ -12,10 +12,12 @@ bent line) plus a random extra that is often exactly 0, so DATA.md's invariant h
 from __future__ import annotations
 
 import math
+import os
 import random
 from dataclasses import dataclass, field
 
 import networkx as nx
+import psycopg2
 from psycopg2.extras import execute_values
 
 M_PER_DEG_LAT = 111_132.0
@@ -33,6 +35,20 @@ class Network:
     attic: list = field(default_factory=list)
     island: list = field(default_factory=list)
     gadgets: list = field(default_factory=list)  # (a, b, apex): the best a-b path bends out to the apex
+
+
+def network_database(pg_cluster, name: str, seed: int, origin: tuple[float, float], grid: int = 13):
+    """A new database `name` with the schema (init-db) and a generated network: (url, network,
+    an open connection to it)."""
+    from tests.conftest import run_cli
+
+    url = pg_cluster.create_database(f"{name}_{os.getpid()}")
+    result = run_cli(url, "init-db")
+    assert result.returncode == 0, result.stderr
+    conn = psycopg2.connect(url)
+    with conn, conn.cursor() as cur:
+        net = build(cur, seed, origin, grid=grid)
+    return url, net, conn
 
 
 def build(cur, seed: int, origin: tuple[float, float], grid: int = 13, spacing: float = 12.0) -> Network:

@@ -11,7 +11,7 @@ import pytest
 
 from indoor import create_app
 from tests import strict_json
-from tests.conftest import TEST_RATE_LIMITS, run_cli
+from tests.conftest import TEST_RATE_LIMITS, autocommit_sql, run_cli
 
 # A small network of its own, far from the demo campus, on level 7:
 #   A (10.0000, 50.0) --10 m-- B (10.0001, 50.0) --x-- C (10.0002, 50.0)
@@ -63,16 +63,8 @@ def hostile_url(pg_cluster):
 
 @pytest.fixture
 def hostile_sql(hostile_url):
-    conn = psycopg2.connect(hostile_url)
-    conn.autocommit = True
-
-    def run(statement, params=None):
-        with conn.cursor() as cur:
-            cur.execute(statement, params)
-            return cur.fetchall() if cur.description else None
-
-    yield run
-    conn.close()
+    with autocommit_sql(hostile_url) as run:
+        yield run
 
 
 @pytest.fixture

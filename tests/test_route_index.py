@@ -40,13 +40,7 @@ def indexed_networks(pg_cluster):
     def get(name, grid=13):
         if name not in built:
             seed, origin = NETWORKS[name]
-            url = pg_cluster.create_database(f"index_{name}_{os.getpid()}")
-            result = run_cli(url, "init-db")
-            assert result.returncode == 0, result.stderr
-            conn = psycopg2.connect(url)
-            with conn, conn.cursor() as cur:
-                net = routing_network.build(cur, seed, origin, grid=grid)
-            built[name] = (url, net, conn)
+            built[name] = routing_network.network_database(pg_cluster, f"index_{name}", seed, origin, grid)
         return built[name]
 
     yield get
@@ -232,11 +226,7 @@ def test_index_follows_edits_of_costs_and_topology_exactly(pg_cluster, redis_url
     rebuilt; after each, every answer equals networkx and full-graph pgr_dijkstra."""
     from indoor.extensions import get_db
 
-    url = pg_cluster.create_database(f"index_edits_{os.getpid()}")
-    assert run_cli(url, "init-db").returncode == 0
-    conn = psycopg2.connect(url)
-    with conn, conn.cursor() as cur:
-        net = routing_network.build(cur, 77, (151.2093, -33.8688), grid=9)
+    url, net, conn = routing_network.network_database(pg_cluster, "index_edits", 77, (151.2093, -33.8688), 9)
     app = _index_app(url, redis_url)
     rnd = random.Random(77)
     try:
@@ -277,11 +267,8 @@ def test_index_follows_edits_of_costs_and_topology_exactly(pg_cluster, redis_url
 
 def test_a_graph_the_index_cannot_hold_exactly_is_routed_by_windows(pg_cluster, redis_url, caplog):
     """A NaN cost (another tool's bad write): no index for that version, routes stay exact by windows."""
-    url = pg_cluster.create_database(f"index_nan_{os.getpid()}")
-    assert run_cli(url, "init-db").returncode == 0
-    conn = psycopg2.connect(url)
+    url, net, conn = routing_network.network_database(pg_cluster, "index_nan", 5, (13.40, 52.52), 7)
     with conn, conn.cursor() as cur:
-        net = routing_network.build(cur, 5, (13.40, 52.52), grid=7)
         cur.execute("UPDATE nav_edges_final SET cost = 'NaN' WHERE id = (SELECT max(id) FROM nav_edges_final)")
     app = _index_app(url, redis_url)
     caplog.set_level(logging.INFO, logger="indoor.route")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -108,12 +107,7 @@ def networks(pg_cluster, redis_url):
     def get(name):
         if name not in built:
             seed, origin = NETWORKS[name]
-            url = pg_cluster.create_database(f"route_{name}_{os.getpid()}")
-            result = run_cli(url, "init-db")
-            assert result.returncode == 0, result.stderr
-            conn = psycopg2.connect(url)
-            with conn, conn.cursor() as cur:
-                net = routing_network.build(cur, seed, origin)
+            url, net, conn = routing_network.network_database(pg_cluster, f"route_{name}", seed, origin)
             with conn.cursor() as cur:
                 graphs = routing_network.graphs(cur)
             conn.rollback()

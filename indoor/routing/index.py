@@ -36,9 +36,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from flask import current_app
 
-from indoor.db import DatabaseUnavailable, gevent_active
+from indoor.db import gevent_active
 from indoor.extensions import get_db, get_settings
 from indoor.queries import route_index as queries
+from indoor.routing.background import run_logged
 
 log = logging.getLogger("indoor.route_index")
 
@@ -509,13 +510,12 @@ def request_build(app, state=None) -> bool:
 
 
 def _build_in_background(app, state) -> None:
-    try:
+    def build():
         with app.app_context():
             build_now(state)
-    except DatabaseUnavailable as exc:
-        log.warning("route index not built: %s", exc.why)
-    except Exception:  # a background task must not die silently; routes go on without it
-        log.exception("route index build failed")
+
+    try:
+        run_logged(log, build, "route index not built", "route index build failed")
     finally:
         with state["lock"]:
             state["building"] = False

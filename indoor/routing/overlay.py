@@ -22,9 +22,9 @@ import psycopg2.errors
 from flask import current_app
 
 from indoor import metrics
-from indoor.db import DatabaseUnavailable
 from indoor.extensions import get_db, get_settings
 from indoor.queries import overlay as queries
+from indoor.routing.background import run_logged
 
 log = logging.getLogger("indoor.overlay")
 
@@ -106,14 +106,14 @@ def request_rebuild() -> bool:
 
 def _rebuild(app, state) -> None:
     settings = app.extensions["indoor.settings"]
-    try:
+
+    def rebuild():
         time.sleep(settings.route_overlay_settle_s)
         with app.app_context():
             build_now(min_interval_s=settings.route_overlay_min_interval_s)
-    except DatabaseUnavailable as exc:
-        log.warning("route overlay not rebuilt: %s", exc.why)
-    except Exception:  # a background task must not die silently; routes go on without it
-        log.exception("route overlay rebuild failed")
+
+    try:
+        run_logged(log, rebuild, "route overlay not rebuilt", "route overlay rebuild failed")
     finally:
         with state["lock"]:
             state["running"] = False

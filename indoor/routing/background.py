@@ -1,0 +1,20 @@
+"""Work a worker does beside its requests (the route index build, the overlay rebuild): routes go
+on without it, so it never raises, and it never dies silently."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from indoor.db import DatabaseUnavailable
+
+
+def run_logged(log: logging.Logger, work: Callable[[], object], unavailable: str, failed: str) -> None:
+    """work(); database trouble is a warning (`unavailable: why`), anything else `failed` with
+    its traceback."""
+    try:
+        work()
+    except DatabaseUnavailable as exc:
+        log.warning("%s: %s", unavailable, exc.why)
+    except Exception:
+        log.exception(failed)
