@@ -254,6 +254,7 @@ def test_unreachable_destination_says_so_in_the_page(serve, sql, page):
     expect(message).to_be_visible()
     expect(message).to_contain_text("no route")
     expect(page.locator("#route-summary")).to_be_hidden()
+    wait_labels(page)  # the screenshot shows the map as people see it, labels included
     screenshot(page, "client-no-route")
     assert seen.problems(page, allow_http=(422,)) == []
     assert [status for status, _ in seen.http_errors] == [422]

@@ -382,7 +382,7 @@ function routeError(status, body) {
   if (status === 422) {
     return view.profile === "accessible"
       ? `No step-free route between these places${detail}. Turn off "Step-free" to allow stairs and escalators.`
-      : `These places are not connected: there is no route between them${detail}.`;
+      : `No route between these places${detail}.`; // the API's message says why (not connected, too far...)
   }
   if (status === 404) return `A room of this route does not exist${detail}.`;
   if (status === 400) return `This route cannot be asked for${detail}.`;
