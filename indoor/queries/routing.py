@@ -112,15 +112,19 @@ SELECT v.id, ST_X(v.the_geom), ST_Y(v.the_geom), v.level,
 # Only when a place did not snap: how far the nearest usable vertex of its level is (KNN, one
 # index scan; no row: the level has no usable vertex at all). For the error message.
 NEAREST_FAR = f"""
-SELECT ST_Distance(k.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography)
-  FROM nav_edges_work_vertices_pgr k
- WHERE k.level = %(level)s::numeric
-   AND k.the_geom @ ST_MakeEnvelope(-180, -90, 180, 90, 4326)
-   AND EXISTS (SELECT 1 FROM nav_edges_final e
-                WHERE (e.source = k.id OR e.target = k.id)
-                  AND {is_open_sql("e")}
-                  AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
- ORDER BY k.the_geom <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)
+SELECT metres FROM (
+  SELECT ST_Distance(k.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) AS metres
+    FROM nav_edges_work_vertices_pgr k
+   WHERE k.level = %(level)s::numeric
+     AND k.the_geom @ ST_MakeEnvelope(-180, -90, 180, 90, 4326)
+     AND EXISTS (SELECT 1 FROM nav_edges_final e
+                  WHERE (e.source = k.id OR e.target = k.id)
+                    AND {is_open_sql("e")}
+                    AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
+   ORDER BY k.the_geom <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)
+   LIMIT 16) near
+ -- `@` lets an empty or NaN position through (no distance): the nearest with one, of a bounded few.
+ WHERE metres < 'Infinity'
  LIMIT 1
 """  # noqa: S608 - constant fragments; values are parameters
 
