@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg2
 
 from bench.client import Http
-from indoor.demo import DemoSize
+from indoor.ops.demo import DemoSize
 from scripts.services import GunicornServer, PostgresCluster, RedisServer, flask_cli, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -55,6 +55,6 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from indoor import cli
+    from indoor.ops import cli
 
     app.cli.add_command(cli.indoor)

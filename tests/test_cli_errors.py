@@ -9,7 +9,7 @@ import time
 import psycopg2
 import pytest
 
-from indoor.cli import indoor
+from indoor.ops.cli import indoor
 from scripts.services import free_port
 from tests.conftest import SHARED_DATA, run_cli
 

@@ -13,7 +13,7 @@ import shlex
 import pytest
 import yaml
 
-from indoor.cli import indoor
+from indoor.ops.cli import indoor
 from tests.deploy_config import DEPLOY, ROOT
 
 README = (ROOT / "README.md").read_text()

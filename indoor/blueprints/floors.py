@@ -2,7 +2,7 @@
 
 from flask import Blueprint
 
-from indoor import listing
+from indoor.http import listing
 from indoor.queries import floors
 
 blueprint = Blueprint("floors", __name__)

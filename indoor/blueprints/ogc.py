@@ -1,8 +1,8 @@
-"""OGC API - Features under `/ogc/`: route -> indoor.ogc (collections, documents, items)."""
+"""OGC API - Features under `/ogc/`: route -> indoor.gis.ogc (collections, documents, items)."""
 
 from flask import Blueprint
 
-from indoor import ogc
+from indoor.gis import ogc
 
 blueprint = Blueprint("ogc", __name__)
 

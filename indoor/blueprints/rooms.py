@@ -2,9 +2,9 @@
 
 from flask import Blueprint, Response
 
-from indoor import listing, params
 from indoor.errors import NotFound
 from indoor.extensions import get_db
+from indoor.http import listing, params
 from indoor.queries import rooms
 
 blueprint = Blueprint("rooms", __name__)

@@ -2,8 +2,9 @@
 
 from flask import Blueprint, Response
 
-from indoor import params, routing
+from indoor import routing
 from indoor.errors import BadRequest
+from indoor.http import params
 from indoor.queries.routing import PROFILES
 
 blueprint = Blueprint("routes", __name__)

@@ -6,8 +6,8 @@ import json
 
 from flask import Blueprint, Response, request
 
-from indoor import tiles
 from indoor.errors import BadRequest, NotFound
+from indoor.gis import tiles
 
 blueprint = Blueprint("tiles", __name__)
 

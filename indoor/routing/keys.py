@@ -16,7 +16,7 @@ it last changed (so entries of another or a re-created database never match):
 from __future__ import annotations
 
 from indoor.extensions import get_settings
-from indoor.params import CategoryPlace, RoomPlace
+from indoor.http.params import CategoryPlace, RoomPlace
 
 KEY_VERSION = "v2"
 

@@ -17,7 +17,7 @@ import time
 from indoor import metrics
 from indoor.errors import NotFound
 from indoor.extensions import cache_get_many, cache_set_many, get_db, get_settings, local_cache
-from indoor.params import CategoryPlace, RoomPlace
+from indoor.http.params import CategoryPlace, RoomPlace
 from indoor.routing import category, itinerary, keys, search, snap
 from indoor.routing.errors import NoRoute
 from indoor.routing.versions import current_versions, remember

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from indoor.errors import NotFound
 from indoor.extensions import get_settings
-from indoor.params import CategoryPlace, RoomPlace
+from indoor.http.params import CategoryPlace, RoomPlace
 from indoor.queries import routing as queries
 from indoor.routing import itinerary
 from indoor.routing.errors import NoRoute

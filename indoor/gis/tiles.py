@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 
-from indoor import extents, links
 from indoor.extensions import cache_get, cache_set, get_db, get_settings
+from indoor.http import extents, links
 from indoor.queries import tiles, versions
 
 # A building is ~40 px wide at 16 and a door a few px at 20; below 16 a tile of a large campus
@@ -59,7 +59,7 @@ def tilejson() -> dict:
         "description": "Rooms, the floor plan and the route network; every feature carries its level.",
         "scheme": "xyz",
         # TileJSON 3.0 wants absolute URLs; without PUBLIC_URL or TRUSTED_HOSTS only a path can
-        # be given (MapLibre resolves it against the page's origin; see indoor.links).
+        # be given (MapLibre resolves it against the page's origin; see indoor.http.links).
         "tiles": [links.link(TILE_PATH)],
         "minzoom": MIN_ZOOM,
         "maxzoom": MAX_ZOOM,

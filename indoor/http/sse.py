@@ -18,11 +18,12 @@ from collections.abc import Callable, Iterator
 
 from flask import Response, request, stream_with_context
 
-from indoor import metrics, params
+from indoor import metrics
 from indoor.db import DatabaseUnavailable, gevent_active
 from indoor.errors import BadRequest
+from indoor.http import params
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("indoor.sse")  # the name README and log pipelines know
 
 CONTENT_TYPE = "text/event-stream"
 HEARTBEAT = b": keep-alive\n\n"

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 from flask import Response, request, url_for
 
-from indoor import links, params, sse
 from indoor.errors import ApiError
 from indoor.extensions import get_db, get_settings
+from indoor.http import links, params, sse
 from indoor.queries import floors, rooms
 
 GEOJSON = "application/geo+json"
@@ -82,7 +82,7 @@ def next_href(cursor: str) -> str:
     """This request's URL with `cursor` set to continue after this page.
 
     Never built from an unchecked Host (a client, or a CDN caching the page, would send users
-    wherever the header said): indoor/links.py decides the base, as for every link we write. The
+    wherever the header said): indoor/http/links.py decides the base, as for every link we write. The
     path is the route's canonical one, whatever slashes the request had.
     """
     args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("cursor", "lastEventId")]

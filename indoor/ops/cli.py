@@ -8,7 +8,7 @@ import click
 from flask.cli import with_appcontext
 
 from indoor.extensions import get_db
-from indoor.operator_errors import OperatorErrorsGroup
+from indoor.ops.operator_errors import OperatorErrorsGroup
 
 
 @click.group(cls=OperatorErrorsGroup)
@@ -46,7 +46,7 @@ def init_db_command(demo_if_empty):
 @with_appcontext
 def demo_command(seed, buildings, levels, grid, min_edges, columns):
     """Write a generated multi-level campus (appends; ids continue after the existing ones)."""
-    from indoor.demo import DemoSize
+    from indoor.ops.demo import DemoSize
 
     size = DemoSize(buildings=buildings, levels=levels, grid=grid)
     while min_edges and size.estimated_edges() < min_edges:
@@ -167,7 +167,7 @@ def _import(path, building, replace, mapping, routing_lines, command):
             f" {result.stairs_open} still open (waiting for the next floor's file)"
         )
     _build_overlay()
-    from indoor.graph_report import print_report
+    from indoor.ops.graph_report import print_report
 
     print_report(building)
 
@@ -203,14 +203,14 @@ def _build_overlay(force=False):
 @with_appcontext
 def check_graph_command(building, as_json, room_distance):
     """Report breaches of the routing invariants (DATA.md) and whether rooms connect; exit 1 on an error."""
-    from indoor.graph_report import print_report
+    from indoor.ops.graph_report import print_report
 
     if print_report(building, as_json, room_distance):
         raise SystemExit(1)
 
 
 def _write_demo(seed, buildings, levels, grid, columns=0):
-    from indoor.demo import DemoSize, generate
+    from indoor.ops.demo import DemoSize, generate
     from indoor.queries import network, schema
 
     started = time.perf_counter()

@@ -3,7 +3,7 @@ queries as the rooms and floor-plan listings, plus the route network's edges and
 
 The blueprint (`blueprints/ogc.py`) only routes; this module knows the collections, frames the
 documents, and builds the API definition served at `/ogc/api`. Feature bodies are the bytes
-PostGIS built for the listings; only the wrappers are made here. Links follow `indoor.links`.
+PostGIS built for the listings; only the wrappers are made here. Links follow `indoor.http.links`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 
 from flask import Response, request
 
-from indoor import extents, links, listing, params
 from indoor.errors import BadRequest, NotFound
 from indoor.extensions import get_db
+from indoor.http import extents, links, listing, params
 from indoor.queries import floors, ogc, rooms
 
 GEOJSON = "application/geo+json"

@@ -1,0 +1,1 @@
+"""The GIS standards: OGC API - Features documents and vector tiles (their SQL is in queries/)."""

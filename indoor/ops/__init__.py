@@ -1,0 +1,1 @@
+"""The command line (`flask --app wsgi indoor ...`): commands, the demo campus, check-graph reports."""
