@@ -21,6 +21,8 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY config ./config
 COPY indoor ./indoor
+# The words: every catalogue compiled here, so the image never carries a stale or missing one.
+RUN pybabel compile -d indoor/translations -D messages && pybabel compile -d indoor/translations -D page
 COPY --from=client /src/indoor/client/dist ./indoor/client/dist
 COPY scripts/backup.sh scripts/restore.sh scripts/pg_env.py ./scripts/
 COPY wsgi.py .

@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint format deps clean client
+.PHONY: run test bench lint format deps clean client translations messages
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -21,26 +21,43 @@ $(CLIENT)/dist/index.html: $(CLIENT)/node_modules/.package-lock.json $(CLIENT)/b
 
 client: $(CLIENT)/dist/index.html
 
+# The words (indoor/translations, README "Languages"): every .po compiled to its .mo before the
+# service runs or is tested, so no catalogue is ever stale. pybabel skips a fuzzy catalogue
+# without failing: the check after it does fail.
+PO := $(wildcard indoor/translations/*/LC_MESSAGES/*.po)
+MO := $(PO:.po=.mo)
+%.mo: %.po $(VENV)/.installed
+	@$(VENV)/bin/pybabel compile -i $< -o $@ -l $(word 3,$(subst /, ,$<)) >/dev/null
+	@test -f $@ && touch $@ || { echo "$< was not compiled (fuzzy?): fix it and rerun" >&2; exit 1; }
+translations: $(MO)
+
+# After changing words in the code: extract the templates and merge them into every catalogue.
+messages: $(VENV)/.installed
+	$(VENV)/bin/pybabel extract -F babel.cfg --no-location --omit-header -o indoor/translations/messages.pot .
+	$(VENV)/bin/pybabel extract -F babel-page.cfg --no-location --omit-header -o indoor/translations/page.pot .
+	$(VENV)/bin/pybabel update -i indoor/translations/messages.pot -d indoor/translations -D messages --no-fuzzy-matching
+	$(VENV)/bin/pybabel update -i indoor/translations/page.pot -d indoor/translations -D page --no-fuzzy-matching
+
 deps:
 	@bash scripts/system-deps.sh
 
-run: deps $(VENV)/.installed client
+run: deps $(VENV)/.installed client translations
 	$(PY) scripts/run.py
 
 # Twice: the service connected directly, then (all but the slow fault tests, which bring their
 # own servers) through a real pgbouncer in transaction pooling mode.
-test: $(VENV)/.installed client
+test: $(VENV)/.installed client translations
 	@bash scripts/system-deps.sh --test
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	INDOOR_TEST_PGBOUNCER=1 $(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed translations
 	@bash scripts/system-deps.sh --bench
 	$(PY) -m bench
 
 # locustfile.py headless against `make run`'s server for a short time (LOADTEST_TIME, 30s): the summary.
 .PHONY: loadtest
-loadtest: deps $(VENV)/.installed
+loadtest: deps $(VENV)/.installed client translations
 	$(PY) scripts/loadtest.py
 
 lint: $(VENV)/.installed
