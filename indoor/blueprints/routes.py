@@ -1,10 +1,10 @@
-"""GET /api/route/?from=<place>&to=<place>[&via=<place>...][&profile=walking|accessible]."""
+"""GET /api/route/?from=<place>&to=<place>[&via=<place>...][&profile=walking|accessible][&lang=xx]."""
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
-from indoor import routing
+from indoor import i18n, routing
 from indoor.errors import BadRequest
-from indoor.http import params
+from indoor.http import instructions, params
 from indoor.queries.routing import PROFILES
 
 blueprint = Blueprint("routes", __name__)
@@ -22,7 +22,11 @@ def route():
         raise BadRequest("parameter 'via' takes a room id or lon,lat[,level]; category:NAME is for 'from' or 'to'")
     if isinstance(origin, params.CategoryPlace) and isinstance(destination, params.CategoryPlace):
         raise BadRequest("parameters 'from' and 'to' are both category:NAME; at most one of them can be")
-    body, cache_state = routing.route_between([origin, *vias, destination], profile)
-    response = Response(body, mimetype="application/geo+json")
+    language = i18n.negotiate(request.args.get("lang"), request.accept_languages)
+    # One cached route serves every language: the words are rendered here, per request.
+    cached, cache_state = routing.route_between([origin, *vias, destination], profile)
+    response = Response(instructions.frame_route(cached, language), mimetype="application/geo+json")
     response.headers["X-Cache"] = cache_state
+    response.headers["Content-Language"] = language
+    response.vary.add("Accept-Language")
     return response

@@ -4,8 +4,9 @@ Three things are cached in Redis, all keyed by the versions the database's trigg
 (indoor_versions: 'graph' for the network tables, 'rooms' for room_points), each with the time
 it last changed (so entries of another or a re-created database never match):
 
-- the finished response, keyed by (versions, profile, the places as asked): a hit is one
-  Redis round trip and no database;
+- the finished response in no language (its maneuvers beside it; the words are rendered per
+  request), keyed by (versions, profile, the places as asked): a hit is one Redis round trip and
+  no database. The directions name rooms and spaces ('rooms', 'floor'), so every body names both;
 - place -> snapped vertex, keyed by (graph version[, rooms version for a room], profile, place);
 - vertex -> vertex path, keyed by (graph version, profile, source vertex, target vertex);
   "no route" is cached too. Two ways of naming the same vertices share it;
@@ -18,7 +19,7 @@ from __future__ import annotations
 from indoor.extensions import get_settings
 from indoor.http.params import CategoryPlace, RoomPlace
 
-KEY_VERSION = "v2"
+KEY_VERSION = "v3"  # v3: a body is cached without words, its maneuvers beside it
 
 
 def _snap_rule() -> str:
@@ -43,9 +44,9 @@ def place_key(place, found_versions: dict, profile: str) -> str:
 
 def body_key(places, found_versions: dict, profile: str) -> str:
     """The finished response, keyed by exactly what it depends on."""
-    rooms = found_versions["rooms_key"] if any(isinstance(p, (RoomPlace, CategoryPlace)) for p in places) else "-"
+    names = f"{found_versions['rooms_key']}:{found_versions['floor_key']}"
     ends = ":".join(canonical(p) for p in places)
-    return f"route:{KEY_VERSION}:body:{found_versions['graph_key']}:{rooms}:{_snap_rule()}:{profile}:{ends}"
+    return f"route:{KEY_VERSION}:body:{found_versions['graph_key']}:{names}:{_snap_rule()}:{profile}:{ends}"
 
 
 def path_key(graph_key: str, profile: str, source: int, target: int) -> str:

@@ -18,16 +18,23 @@ from indoor import metrics
 from indoor.errors import NotFound
 from indoor.extensions import cache_get_many, cache_set_many, get_db, get_settings, local_cache
 from indoor.http.params import CategoryPlace, RoomPlace
-from indoor.routing import category, itinerary, keys, search, snap
+from indoor.routing import category, itinerary, keys, search, snap, spaces
 from indoor.routing.errors import NoRoute
 from indoor.routing.versions import current_versions, remember
 
 log = logging.getLogger("indoor.route")
 
 
-def _encode(body: dict) -> bytes:
+def _json(value) -> bytes:
     # allow_nan=False: a non-finite number is a bug to see (500), never a body JSON.parse rejects.
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _encode(collection: tuple[dict, list]) -> bytes:
+    """A route as cached, in no language: the body without its words, a newline (never inside
+    compact JSON), the maneuvers. `route.instructions` is framed per request (http/instructions.py)."""
+    body, steps = collection
+    return _json(body) + b"\n" + _json(steps)
 
 
 def _names(count: int) -> list[str]:
@@ -36,8 +43,8 @@ def _names(count: int) -> list[str]:
 
 
 def route_between(places: list, profile: str) -> tuple[bytes, str]:
-    """The route body as JSON (API.md, Routes) through `places` in order (from, vias, to) and
-    "HIT" or "MISS" (whether every path was cached).
+    """The route as cached (see _encode: the body without words, then its maneuvers) through
+    `places` in order (from, vias, to) and "HIT" or "MISS" (whether every path was cached).
 
     A hit costs one Redis round trip: the finished body. Otherwise the places (cached or
     snapped; a category place: the room chosen, cached or searched), then each part's path
@@ -97,7 +104,9 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
     ends = [snap.as_place(r, n, p) for r, n, p in zip(resolved, names, route_places, strict=True)]
     parts = [k for k in range(len(places) - 1) if not search.same_place(resolved[k], resolved[k + 1])]
     if not parts:
-        body = itinerary.route_collection(ends, [None] * (len(places) - 1), found_versions["graph"], profile, settings)
+        body = itinerary.route_collection(
+            ends, [None] * (len(places) - 1), found_versions["graph"], profile, settings, spaces.current(found_versions)
+        )
         return _encode(body), "MISS"
     _require_vertices(resolved, names, parts)
 
@@ -137,7 +146,12 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
             raise NoRoute("no route: the costs along the path add up to more than a number can hold", cache_state)
     body = _encode(
         itinerary.route_collection(
-            ends, [paths.get(k) for k in range(len(places) - 1)], found_versions["graph"], profile, settings
+            ends,
+            [paths.get(k) for k in range(len(places) - 1)],
+            found_versions["graph"],
+            profile,
+            settings,
+            spaces.current(found_versions),
         )
     )
     if all(seen == found_versions for seen in chosen_under):  # else a category was chosen on older data

@@ -1,0 +1,474 @@
+"""Maneuvers from a path: what a person does, where, and by what name. No language in here: the
+words are rendered per request (http/instructions.py) from these fields (API.md, Directions).
+
+How, as the street engines do it, tuned indoors:
+- The path is cut into straight pieces (each pair of coordinates of a horizontal segment). A turn
+  is the change of heading between the stretch walked so far and the next piece of at least
+  MERGE_M: pieces shorter than that (door thresholds, visibility-graph corners, two kinks that
+  make one) never decide a turn alone, so their turns merge into one by the net angle.
+- Bands: straight below 20 degrees of change, slight to 45, a turn to 135, sharp to 160, else a
+  U-turn. Straight changes are never announced.
+- Events come from the data, found spatially on each piece's level (routing/spaces.py): entering
+  a named room, corridor or area, the door into a named room, leaving a named area or room, a
+  building's footprint left or entered, a level change with the connector's name. A turn at the
+  same junction as such an event is said with it ("Turn left into corridor F03").
+- Last, any turn or continue step shorter than MERGE_M is folded into the step before it (and a
+  turn after it takes the net angle), so none remains; nothing merges across a level change, a
+  building change, the start or the end.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from indoor.routing.spaces import Space, Spaces
+
+MERGE_M = 2.0
+STRAIGHT_DEG = 20.0
+SLIGHT_DEG = 45.0
+TURN_DEG = 135.0
+SHARP_DEG = 160.0
+# A building or space seen for less than this between two stretches of another is a glimpse
+# (a footprint's corner, a door's threshold), not a change.
+GLIMPSE_M = 1.5
+# Where the destination lies beside the way in, it is "on your left/right".
+SIDE_MIN_DEG, SIDE_MAX_DEG = 30.0, 150.0
+_M_PER_DEG = 111_320.0
+PENALTY_KINDS = ("stairs", "escalator", "elevator")
+
+
+def metres(a, b) -> float:
+    dx = (b[0] - a[0]) * math.cos(math.radians((a[1] + b[1]) / 2)) * _M_PER_DEG
+    return math.hypot(dx, (b[1] - a[1]) * _M_PER_DEG)
+
+
+def bearing(a, b) -> float | None:
+    dx = (b[0] - a[0]) * math.cos(math.radians((a[1] + b[1]) / 2))
+    dy = b[1] - a[1]
+    if abs(dx) < 1e-10 and abs(dy) < 1e-10:
+        return None
+    return math.degrees(math.atan2(dx, dy)) % 360
+
+
+def turn_angle(before: float, after: float) -> float:
+    """Signed change of heading in (-180, 180]: positive turns right."""
+    return (after - before + 540) % 360 - 180
+
+
+def modifier(angle: float) -> str:
+    size = abs(angle)
+    if size < STRAIGHT_DEG:
+        return "straight"
+    if size >= SHARP_DEG:
+        return "uturn"
+    side = "right" if angle > 0 else "left"
+    if size < SLIGHT_DEG:
+        return f"slight_{side}"
+    if size < TURN_DEG:
+        return side
+    return f"sharp_{side}"
+
+
+@dataclass
+class Piece:
+    start: list
+    end: list
+    bearing: float | None
+    length: float  # metres on the ground
+    cost: float  # this piece's share of its segment's cost
+    level: object
+    kind: str
+    segment: int  # index in the part's segments
+    first: bool  # the first piece of its segment
+    at: tuple  # (leg, coordinate) where the piece starts
+    space: Space | None = None
+    building: str | None = None
+
+
+@dataclass
+class Vertical:
+    """A segment between levels, whole."""
+
+    seg: object  # itinerary.Segment
+    at: tuple
+    building: str | None = None
+
+
+def _pieces(parts, positions) -> list:
+    """Each horizontal segment as straight pieces; a vertical one stays whole."""
+    result = []
+    for s, seg in enumerate(parts):
+        leg, indices = positions[s]
+        if seg.vertical:
+            result.append(Vertical(seg, (leg, indices[0] if indices else 0)))
+            continue
+        coordinates = seg.coordinates
+        pairs = list(zip(coordinates, coordinates[1:], strict=False))
+        lengths = [metres(a, b) for a, b in pairs]
+        total = sum(lengths)
+        if not pairs:  # nothing to draw: its cost still counts
+            here = indices[0] if indices else 0
+            result.append(Piece(None, None, None, 0.0, seg.cost, seg.from_level, seg.kind, s, True, (leg, here)))
+            continue
+        for j, ((a, b), length) in enumerate(zip(pairs, lengths, strict=True)):
+            share = seg.cost * (length / total if total > 0 else (1.0 if j == 0 else 0.0))
+            result.append(
+                Piece(a, b, bearing(a, b), length, share, seg.from_level, seg.kind, s, j == 0, (leg, indices[j]))
+            )
+    return result
+
+
+def _smooth(pieces: list, attribute: str) -> None:
+    """A value seen for less than GLIMPSE_M between stretches of one other value is that value."""
+    runs = []  # [value, first index, last index, length]
+    for k, piece in enumerate(pieces):
+        value = getattr(piece, attribute)
+        if runs and runs[-1][0] == value:
+            runs[-1][2], runs[-1][3] = k, runs[-1][3] + piece.length
+        else:
+            runs.append([value, k, k, piece.length])
+    for r in range(1, len(runs) - 1):
+        before, run, after = runs[r - 1], runs[r], runs[r + 1]
+        if run[3] < GLIMPSE_M and before[0] == after[0]:
+            for k in range(run[1], run[2] + 1):
+                setattr(pieces[k], attribute, before[0])
+            run[0] = before[0]
+
+
+def _level_fields(spaces: Spaces, level, building) -> dict:
+    fields = {"level": _json_level(level)}
+    name = spaces.level_name(level, building)
+    if name:
+        fields["level_name"] = name
+    return fields
+
+
+def _json_level(value):
+    if value is None:
+        return None
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def _space_fields(space: Space | None) -> dict:
+    return {"space": {"name": space.name, "layer": space.layer}} if space else {}
+
+
+class _Builder:
+    """One part of a route (between two stops) as maneuvers."""
+
+    def __init__(self, spaces: Spaces, origin, destination, via: int | None):
+        self.spaces = spaces
+        self.origin = origin
+        self.destination = destination
+        self.via = via  # the via's number when this part ends at a via
+        self.out: list[dict] = []
+        self.run_bearing = None  # heading of the stretch walked since the last decided turn
+        self.waiting_bearing: dict | None = None  # a depart/continue that takes the next heading
+        self.junction: dict | None = None  # an event maneuver a turn at this junction joins
+        self.in_destination = False  # through the door into a destination the plan does not draw
+        self.short_bearing = None  # a heading for a depart that meets no long piece
+
+    def emit(self, kind: str, at: tuple, level, in_building, **fields) -> dict:
+        maneuver = {"type": kind, **fields}
+        maneuver.update(_level_fields(self.spaces, level, in_building))
+        if in_building and "building" not in maneuver:
+            maneuver["building"] = in_building
+        maneuver["at"] = {"leg": at[0], "coordinate": at[1]}
+        maneuver["distance_m"] = 0.0
+        self.out.append(maneuver)
+        return maneuver
+
+    def build(self, items: list) -> list[dict]:
+        pieces = [item for item in items if isinstance(item, Piece)]
+        origin_space = self._origin_space(pieces)
+        space = origin_space
+        building = next((p.building for p in pieces if p.building), None)
+        first_at = items[0].at
+        first_level = pieces[0].level if pieces else self.origin.level
+        depart = self.emit("depart", first_at, first_level, building, **_space_fields(origin_space))
+        self.waiting_bearing = depart
+        after_vertical = False
+        # Where a run of door segments starts (a door drawn as two edges through its node is one door).
+        doors = [
+            k
+            for k, item in enumerate(items)
+            if isinstance(item, Piece)
+            and item.kind == "door"
+            and item.first
+            and not (k > 0 and isinstance(items[k - 1], Piece) and items[k - 1].kind == "door")
+        ]
+        for k, item in enumerate(items):
+            if item.building != building and k > 0 and not (isinstance(item, Vertical) and item.building is None):
+                self._building_change(item, building)
+                building = item.building
+            if isinstance(item, Vertical):
+                self._vertical(item, building)
+                after_vertical = True
+                continue
+            piece = item
+            if after_vertical:
+                self._continue(piece, building)
+                after_vertical = False
+            if piece.kind == "door":
+                if piece.first and k in doors:
+                    space = self._door(items, k, doors, space, origin_space, building)
+            elif piece.space is not None and piece.space != space:
+                self.junction = self.emit("enter", piece.at, piece.level, building, **_space_fields(piece.space))
+                space = piece.space
+            elif piece.space is None and space is not None and not self.in_destination:
+                if space != origin_space and space.layer != "corridor":
+                    self.junction = self.emit("leave", piece.at, piece.level, building, **_space_fields(space))
+                space = None
+            self._heading(piece, building)
+            self.out[-1]["distance_m"] += piece.cost
+        if self.waiting_bearing is not None and self.short_bearing is not None:
+            self.waiting_bearing["bearing_after"] = round(self.short_bearing)
+        self._arrive(pieces, space, building)
+        return self.out
+
+    def _origin_space(self, pieces) -> Space | None:
+        label = self.origin.label
+        first = pieces[0].space if pieces else None
+        if label:  # a room place: the route starts in it, whether or not it is drawn
+            return first if first is not None and first.name == label else Space(label, "room", None)
+        return first
+
+    def _heading(self, piece: Piece, building) -> None:
+        if piece.bearing is not None and self.waiting_bearing is not None and self.short_bearing is None:
+            self.short_bearing = piece.bearing
+        if piece.bearing is None or piece.length < MERGE_M:
+            return  # too short to decide a heading: its turn merges into the next one's
+        if self.run_bearing is None:
+            if self.waiting_bearing is not None:
+                self.waiting_bearing["bearing_after"] = round(piece.bearing)
+                self.waiting_bearing = None
+            if self.junction is not None:
+                self.junction["bearing_after"] = round(piece.bearing)
+                self.junction = None
+            self.run_bearing = piece.bearing
+            return
+        angle = turn_angle(self.run_bearing, piece.bearing)
+        turn = modifier(angle)
+        junction, self.junction = self.junction, None
+        if junction is not None and turn != "uturn":
+            junction.update(modifier=turn, bearing_before=round(self.run_bearing), bearing_after=round(piece.bearing))
+        elif turn != "straight":
+            maneuver = self.emit("turn", piece.at, piece.level, building, modifier=turn)
+            maneuver.update(bearing_before=round(self.run_bearing), bearing_after=round(piece.bearing))
+            if piece.space is not None:
+                maneuver.update(_space_fields(piece.space))
+        self.run_bearing = piece.bearing
+
+    def _continue(self, piece: Piece, building) -> None:
+        maneuver = self.emit("continue", piece.at, piece.level, building, modifier="straight")
+        maneuver.update(_space_fields(piece.space))
+        self.waiting_bearing = maneuver
+        self.short_bearing = None
+        self.run_bearing = None
+
+    def _vertical(self, item: Vertical, building) -> None:
+        seg, at = item.seg, item.at
+        last = self.out[-1]
+        if (
+            last["type"] == "level_change"
+            and last["connector"]["kind"] == seg.kind
+            and last["to_level"] == _json_level(seg.from_level)
+        ):
+            last["to_level"] = _json_level(seg.to_level)
+            name = self.spaces.level_name(seg.to_level, building)
+            last.pop("to_level_name", None)
+            if name:
+                last["to_level_name"] = name
+            last["direction"] = "up" if float(last["to_level"]) > float(last["from_level"]) else "down"
+            last["distance_m"] += seg.cost
+            return
+        self.junction = None
+        self.waiting_bearing = None
+        start = seg.coordinates[0] if seg.coordinates else None
+        connector = {"kind": seg.kind}
+        if start is not None:
+            name = self.spaces.connector_name(seg.kind, start[0], start[1], seg.from_level)
+            if name:
+                connector["name"] = name
+        maneuver = self.emit("level_change", at, seg.from_level, building, modifier="straight", connector=connector)
+        maneuver["from_level"] = _json_level(seg.from_level)
+        maneuver["to_level"] = _json_level(seg.to_level)
+        for key, level in (("from_level_name", seg.from_level), ("to_level_name", seg.to_level)):
+            name = self.spaces.level_name(level, building)
+            if name:
+                maneuver[key] = name
+        maneuver["direction"] = "up" if float(seg.to_level) > float(seg.from_level) else "down"
+        maneuver["distance_m"] += seg.cost
+        self.run_bearing = None
+
+    def _building_change(self, item, building) -> None:
+        level = item.level if isinstance(item, Piece) else item.seg.from_level
+        if item.building is None:
+            maneuver = self.emit("building_exit", item.at, level, None, building=building)
+        else:
+            maneuver = self.emit("building_enter", item.at, level, item.building, building=item.building)
+            if building is not None:
+                maneuver["from_building"] = building
+        # A turn where the building changes is said with it ("Turn right and exit building A").
+        self.junction = maneuver if isinstance(item, Piece) and "from_building" not in maneuver else None
+
+    def _door(self, items, k, doors, space, origin_space, building):
+        """The door that opens into a named room, or into the destination, is said; others
+        (the start room's own door: "Leave ..." says it) are walked through silently."""
+        piece = items[k]
+        beside = [items[j] for j in (k - 1, k + 1) if 0 <= j < len(items)]
+        seg_end = next(
+            (j for j in range(k + 1, len(items)) if getattr(items[j], "segment", None) != piece.segment), None
+        )
+        if any(isinstance(item, Vertical) for item in beside) or (
+            seg_end is not None and isinstance(items[seg_end], Vertical)
+        ):
+            return space  # an elevator's or a staircase's own door: the level change says it
+        after = None
+        for item in items[k + 1 :]:
+            if not isinstance(item, Piece):
+                break
+            if item.kind != "door" and item.space is not None:
+                after = item.space
+                break
+            if item.kind != "door":
+                break
+        last_door = k == doors[-1]
+        into = None
+        if after is not None and after.layer == "room" and after != space:
+            into = after
+        elif last_door and self.destination.label and self.via is None:
+            into = Space(self.destination.label, "room", None)
+            self.in_destination = True
+        if into is None:
+            if space is not None and space == origin_space:
+                return space
+            if len(doors) and k == doors[0] and space is None and origin_space is not None:
+                return space
+            self.junction = self.emit("door", piece.at, piece.level, building)
+            return space
+        self.junction = self.emit("door", piece.at, piece.level, building, **_space_fields(into))
+        return into
+
+    def _arrive(self, pieces, space, building) -> None:
+        destination = self.destination
+        end = [destination.lon, destination.lat]
+        at_leg, at_coordinate = pieces[-1].at if pieces else (0, 0)
+        if pieces and pieces[-1].end is not None:
+            at_coordinate += 1
+        fields = {}
+        name = destination.label or (space.name if space else None)
+        if name:
+            fields["space"] = {"name": name, "layer": space.layer if space and space.name == name else "room"}
+        if self.via is not None:
+            fields["via"] = self.via
+        side = self._side(pieces, end)
+        if side:
+            fields["side"] = side
+        maneuver = self.emit("arrive", (at_leg, at_coordinate), destination.level, building, **fields)
+        if self.run_bearing is not None:
+            maneuver["bearing_before"] = round(self.run_bearing)
+
+    def _side(self, pieces, end) -> str | None:
+        """Left or right where the destination lies clearly beside the last long stretch."""
+        long = [p for p in pieces if p.bearing is not None and p.length >= MERGE_M]
+        if not long:
+            return None
+        last = long[-1]
+        if metres(last.end, end) < 0.5:
+            return None
+        towards = bearing(last.end, end)
+        if towards is None:
+            return None
+        angle = turn_angle(last.bearing, towards)
+        if SIDE_MIN_DEG <= abs(angle) <= SIDE_MAX_DEG:
+            return "right" if angle > 0 else "left"
+        return None
+
+
+def _drop_connector_rooms(steps: list[dict]) -> list[dict]:
+    """Entering the staircase or elevator room the next step takes is said by that step."""
+    for k in range(len(steps) - 2, 0, -1):
+        step, following = steps[k], steps[k + 1]
+        name = (step.get("space") or {}).get("name")
+        if (
+            step["type"] in ("enter", "door")
+            and following["type"] == "level_change"
+            and name is not None
+            and following["connector"].get("name") == name
+        ):
+            steps[k - 1]["distance_m"] += step["distance_m"]
+            del steps[k]
+    return steps
+
+
+def _fold_short_steps(steps: list[dict]) -> list[dict]:
+    """No turn or continue step shorter than MERGE_M: its distance goes to the step before; a turn
+    right after it takes the net angle (two kinks that make one), or goes too when that is straight."""
+    changed = True
+    while changed:
+        changed = False
+        for k in range(1, len(steps) - 1):
+            step = steps[k]
+            if step["type"] not in ("turn", "continue") or step["distance_m"] >= MERGE_M:
+                continue
+            steps[k - 1]["distance_m"] += step["distance_m"]
+            following = steps[k + 1]
+            before = step.get("bearing_before")
+            if following["type"] == "turn" and before is not None and "bearing_after" in following:
+                net = modifier(turn_angle(before, following["bearing_after"]))
+                following["bearing_before"] = before
+                following["modifier"] = net
+                if net == "straight":
+                    steps[k - 1]["distance_m"] += following["distance_m"]
+                    del steps[k + 1]
+            elif step["type"] == "continue" and "bearing_after" in step and following["type"] == "turn":
+                following.pop("bearing_before", None)
+                following["type"] = "continue"
+                following["modifier"] = "straight"
+            del steps[k]
+            changed = True
+            break
+    return steps
+
+
+def maneuvers(parts: list, positions: list, spaces: Spaces, origin, destination, via: int | None, settings) -> list:
+    """The maneuvers of one part of a route (from `origin` to `destination`, the via numbered
+    `via` or the end when None): `parts` its segments (itinerary.Segment) in travel order,
+    `positions[k]` = (leg index, [coordinate index in the leg of each of segment k's coordinates])."""
+    items = _pieces(parts, positions)
+    pieces = [item for item in items if isinstance(item, Piece)]
+    points = [((p.start[0] + p.end[0]) / 2, (p.start[1] + p.end[1]) / 2, p.level) for p in pieces if p.start]
+    found_spaces = spaces.spaces_at(points)
+    found_buildings = spaces.buildings_at(points)
+    drawn = (p for p in pieces if p.start)
+    for piece, space, building in zip(drawn, found_spaces, found_buildings, strict=True):
+        piece.space, piece.building = space, building
+    verticals = [item for item in items if isinstance(item, Vertical) and item.seg.coordinates]
+    starts = [(v.seg.coordinates[0][0], v.seg.coordinates[0][1], v.seg.from_level) for v in verticals]
+    for vertical, building in zip(verticals, spaces.buildings_at(starts), strict=True):
+        vertical.building = building
+    _smooth(pieces, "building")
+    _smooth(pieces, "space")
+    if not items:
+        return []
+    steps = _fold_short_steps(_drop_connector_rooms(_Builder(spaces, origin, destination, via).build(items)))
+    for step in steps:
+        step["distance_m"] = round(step["distance_m"], 2)
+        penalty = 0.0
+        if step["type"] == "level_change" and step["connector"]["kind"] in PENALTY_KINDS:
+            penalty = getattr(settings, f"{step['connector']['kind']}_penalty_s")
+        step["duration_s"] = round(step["distance_m"] / settings.walking_speed_mps + penalty, 1)
+    return steps
+
+
+def arrival_only(spaces: Spaces, destination, at: tuple) -> list[dict]:
+    """A route of length zero: one arrive step."""
+    fields = {}
+    if destination.label:
+        fields["space"] = {"name": destination.label, "layer": "room"}
+    step = {"type": "arrive", **fields, **_level_fields(spaces, destination.level, None)}
+    step.update(at={"leg": at[0], "coordinate": at[1]}, distance_m=0.0, duration_s=0.0)
+    return [step]

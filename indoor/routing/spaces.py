@@ -1,0 +1,204 @@
+"""Where a path runs, by name: the named room, corridor or area around a point on its level, the
+building it is in, the room a connector stands in, a level's display name.
+
+One `Spaces` per worker per (floor-plan, rooms) version, read in one snapshot
+(queries/spaces.py) and kept in memory as R-trees per level, so naming a route's points is a few
+vectorised look-ups, not a database round trip. Floor-plan and rooms edits bump those versions
+(triggers), so the names are never older than the versions a body is cached under.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from flask import current_app
+
+from indoor.extensions import get_db
+from indoor.queries import spaces as queries
+from indoor.queries.versions import versions
+
+log = logging.getLogger("indoor.spaces")
+
+_STATE = "indoor.spaces"
+# A connector's labelled room point counts within this distance of where the connector starts.
+CONNECTOR_ROOM_M = 12.0
+_M_PER_DEG = 111_320.0
+
+# What kind of space a layer is, for the words ("Follow corridor F03", "Cross the Foyer").
+CORRIDOR_LAYERS = {"corridor", "walkway", "hallway", "hall way", "passage", "circulation"}
+AREA_LAYERS = {"area", "yes", "hall", "lobby", "foyer", "concourse", "platform", "open", "opentobelow"}
+_CATEGORIES = {
+    "elevator": "elevator",
+    "stairs": "stairs",
+    "steps": "stairs",
+    "staircase": "stairs",
+    "escalator": "escalator",
+    "ramp": "ramp",
+}
+
+
+def space_kind(layer: str | None) -> str:
+    """corridor, area or room: how the words name a space of this layer."""
+    layer = (layer or "").lower()
+    if layer in CORRIDOR_LAYERS:
+        return "corridor"
+    if layer in AREA_LAYERS:
+        return "area"
+    return "room"
+
+
+@dataclass(frozen=True)
+class Space:
+    name: str
+    layer: str  # corridor | area | room (space_kind)
+    building: str | None = field(default=None, compare=False)  # the same space whoever drew it
+
+
+def _level(value) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+class Spaces:
+    """The named things of one floor-plan and rooms version."""
+
+    def __init__(self, rows: queries.SpaceRows, seen: dict):
+        self.key = _key(seen)
+        self.numbers = (seen["floor"], seen["rooms"])
+        self.loaded_at = time.monotonic()
+        self._spaces: dict[float, tuple] = {}  # level -> (tree, [Space], areas)
+        by_level: dict[float, list] = {}
+        for layer, name, level, building, wkb in rows.spaces:
+            by_level.setdefault(float(level), []).append((layer, name, building, bytes(wkb)))
+        for level, found in by_level.items():
+            shapes = shapely.from_wkb([row[3] for row in found])
+            bad = ~shapely.is_valid(shapes)
+            if bad.any():  # a self-touching ring another tool drew: repaired, not dropped
+                shapes[bad] = shapely.make_valid(shapes[bad])
+            self._spaces[level] = (
+                shapely.STRtree(shapes),
+                [Space(name, space_kind(layer), building) for layer, name, building, _ in found],
+                shapely.area(shapes),
+            )
+        self._footprints: dict[float, tuple] = {}
+        by_level = {}
+        for building, level, wkb in rows.footprints:
+            if wkb is not None:
+                by_level.setdefault(float(level), []).append((building, bytes(wkb)))
+        for level, found in by_level.items():
+            shapes = shapely.from_wkb([row[1] for row in found])
+            self._footprints[level] = (shapely.STRtree(shapes), [row[0] for row in found], shapely.area(shapes))
+        self._connector_rooms: dict[float, list] = {}
+        for category, name, level, lon, lat in rows.connector_rooms:
+            self._connector_rooms.setdefault(float(level), []).append((_CATEGORIES[category], name, lon, lat))
+        self._level_names: dict[tuple, str] = {}
+        shared: dict[float, set] = {}
+        for building, level, name in rows.level_names:
+            self._level_names[(building or "", float(level))] = name
+            shared.setdefault(float(level), set()).add(name)
+        for level, names in shared.items():  # a level every building names alike
+            if len(names) == 1:
+                self._level_names.setdefault(("", level), next(iter(names)))
+
+    def _smallest(self, tables: dict, points: list[tuple]) -> list[int | None]:
+        """For each (lon, lat, level): the index of the smallest shape of its level holding it."""
+        found: list[int | None] = [None] * len(points)
+        by_level: dict[float, list[int]] = {}
+        for k, (_, _, level) in enumerate(points):
+            level = _level(level)
+            if level is not None and level in tables:
+                by_level.setdefault(level, []).append(k)
+        for level, ks in by_level.items():
+            tree, _, areas = tables[level]
+            geometries = shapely.points([points[k][0] for k in ks], [points[k][1] for k in ks])
+            hits = tree.query(geometries, predicate="intersects")
+            best_area = np.full(len(ks), np.inf)
+            for i, j in zip(hits[0], hits[1], strict=True):
+                if areas[j] < best_area[i]:
+                    best_area[i] = areas[j]
+                    found[ks[i]] = int(j)
+        return found
+
+    def spaces_at(self, points: list[tuple]) -> list[Space | None]:
+        """The named space around each (lon, lat, level): the smallest that holds it."""
+        hits = self._smallest(self._spaces, points)
+        result = []
+        for point, hit in zip(points, hits, strict=True):
+            result.append(None if hit is None else self._spaces[_level(point[2])][1][hit])
+        return result
+
+    def buildings_at(self, points: list[tuple]) -> list[str | None]:
+        hits = self._smallest(self._footprints, points)
+        return [
+            None if hit is None else self._footprints[_level(point[2])][1][hit]
+            for point, hit in zip(points, hits, strict=True)
+        ]
+
+    def connector_name(self, kind: str, lon: float, lat: float, level) -> str | None:
+        """The name of the room a connector stands in: the nearest labelled room point of its
+        kind (an elevator, a staircase) close by, else a named room drawn around where it starts."""
+        best, best_m = None, CONNECTOR_ROOM_M
+        scale = math.cos(math.radians(lat))
+        for category, name, room_lon, room_lat in self._connector_rooms.get(_level(level), ()):
+            if category != kind:
+                continue
+            metres = math.hypot((room_lon - lon) * scale, room_lat - lat) * _M_PER_DEG
+            if metres <= best_m:
+                best, best_m = name, metres
+        if best is None:
+            space = self.spaces_at([(lon, lat, level)])[0]
+            if space is not None and space.layer == "room":
+                return space.name
+        return best
+
+    def level_name(self, level, building: str | None = None) -> str | None:
+        level = _level(level)
+        if level is None:
+            return None
+        return self._level_names.get((building or "", level)) or self._level_names.get(("", level))
+
+
+_lock = threading.Lock()
+
+
+def _key(found_versions: dict) -> str:
+    return f"{found_versions['floor_key']}:{found_versions['rooms_key']}"
+
+
+def _fits(held: Spaces | None, found_versions: dict) -> bool:
+    """Held names serve `found_versions`: the same versions, or newer ones just read (a worker's
+    versions may lag the database by ROUTE_VERSION_MAX_AGE_S; never rebuild back and forth)."""
+    if held is None:
+        return False
+    if held.key == _key(found_versions):
+        return True
+    newer = held.numbers[0] >= found_versions["floor"] and held.numbers[1] >= found_versions["rooms"]
+    return newer and time.monotonic() - held.loaded_at < 5.0
+
+
+def current(found_versions: dict) -> Spaces:
+    """The worker's Spaces for the floor-plan and rooms versions of `found_versions` (read now,
+    in one snapshot, when the worker holds older ones)."""
+    state = current_app.extensions.setdefault(_STATE, {})
+    if _fits(state.get("spaces"), found_versions):
+        return state["spaces"]
+    with _lock:
+        if _fits(state.get("spaces"), found_versions):
+            return state["spaces"]
+        started = time.perf_counter()
+        seen, rows = get_db().read(lambda cur: (versions(cur), queries.space_rows(cur)))
+        held = Spaces(rows, seen)
+        log.info(
+            "spaces loaded",
+            extra={"spaces": len(rows.spaces), "ms": round((time.perf_counter() - started) * 1000, 1)},
+        )
+        state["spaces"] = held
+        return held
