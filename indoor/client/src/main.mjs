@@ -1,6 +1,7 @@
 // The reference map client: a building level by level, room search and routes, all from the API
 // of the same origin. The view lives in the URL (`/?level=L`, `/?room=ID`,
-// `/?from=A&to=B[&profile=accessible]`), so a link reproduces it and Back goes back.
+// `/?from=A&to=B[&profile=accessible]`, each with `&lang=` once a language was chosen), so a link
+// reproduces it and Back goes back.
 
 import { Map as MapLibre, NavigationControl, Popup, prewarm, setWorkerCount } from "./vendor/maplibre-gl.mjs";
 import {
@@ -16,11 +17,12 @@ import {
 import { RouteView } from "./route.mjs";
 import { RoomSearch, levelName } from "./search.mjs";
 import { FeatureStream } from "./stream.mjs";
+import { LANGUAGES, besidePanel, formatNumber, lang, match, served, setLanguage, t } from "./i18n.mjs";
 
 const $ = (selector) => document.querySelector(selector);
 
 // What the page shows; `stats` is read by the end-to-end test and the benchmark.
-const view = { level: null, room: null, from: null, to: null, profile: "walking" };
+const view = { level: null, room: null, from: null, to: null, profile: "walking", lang: null };
 const stats = { rooms: 0, roomsEnded: false, floor: {}, floorEnded: {}, firstDrawnMs: {}, firstDrawnAt: {}, streamStartedAt: {}, floorEndedAt: {}, batches: 0, routes: 0, troubles: 0 };
 window.indoor = { view, stats };
 
@@ -33,6 +35,7 @@ const floorStreams = new Map(); // level -> FeatureStream
 let roomStream;
 let routeView;
 let popup;
+let navigation;
 let fittedOnce = false;
 
 // -- drawing batches ----------------------------------------------------------------------------
@@ -127,9 +130,13 @@ function drawProgress() {
   const totalRooms = levels.reduce((sum, level) => sum + (level.rooms || 0), 0);
   const floorCount = stats.floor[view.level] || 0;
   const floorDone = stats.floorEnded[view.level];
-  const parts = [`Rooms ${stats.rooms.toLocaleString("en")}${totalRooms ? ` / ${totalRooms.toLocaleString("en")}` : ""}`];
+  const parts = [
+    totalRooms
+      ? t("Rooms {count} / {total}", { count: formatNumber(stats.rooms), total: formatNumber(totalRooms) })
+      : t("Rooms {count}", { count: formatNumber(stats.rooms) }),
+  ];
   if (view.level != null) {
-    parts.push(`floor plan ${floorCount.toLocaleString("en")}${floorDone ? "" : "…"}`);
+    parts.push(t("floor plan {count}", { count: formatNumber(floorCount) }) + (floorDone ? "" : "…"));
   }
   const done = stats.roomsEnded && floorDone;
   const element = $("#progress");
@@ -153,7 +160,10 @@ function buildLevelSwitcher() {
     button.type = "button";
     button.textContent = levelLabel(entry.level);
     button.dataset.level = String(entry.level);
-    button.title = `Level ${levelLabel(entry.level)}: ${entry.rooms} rooms`;
+    button.title = t("Level {level}: {count} rooms", { level: levelLabel(entry.level), count: formatNumber(entry.rooms) });
+    const active = Number(entry.level) === view.level;
+    button.classList.toggle("active", active);
+    button.setAttribute("aria-pressed", String(active));
     button.addEventListener("click", () => navigate({ level: entry.level, room: null }));
     nav.append(button);
   }
@@ -233,7 +243,7 @@ function fitLevel(level) {
       [w, s],
       [e, n],
     ],
-    { padding: { top: 40, bottom: 60, left: 360, right: 80 }, duration: 0, maxZoom: 20 }
+    { padding: besidePanel(40, 60, 360, 80), duration: 0, maxZoom: 20 }
   );
 }
 
@@ -312,28 +322,30 @@ function showRoomPopup(room) {
   const title = document.createElement("strong");
   title.textContent = room.properties.name;
   const where = document.createElement("small");
-  const building = room.properties.building ? `Building ${room.properties.building} · ` : "";
-  const category = room.properties.category ? ` · ${room.properties.category}` : "";
-  where.textContent = `${building}level ${levelLabel(room.properties.level)}${category}`;
+  const parts = [t("level {level}", { level: levelLabel(room.properties.level) })];
+  if (room.properties.building) parts.unshift(t("Building {name}", { name: room.properties.building }));
+  if (room.properties.category) parts.push(room.properties.category);
+  where.textContent = parts.join(" · ");
   const from = document.createElement("button");
   from.type = "button";
-  from.textContent = "Directions from here";
+  from.textContent = t("Directions from here");
   from.addEventListener("click", () => navigate({ from: String(room.id), room: null }));
   const to = document.createElement("button");
   to.type = "button";
-  to.textContent = "Directions to here";
+  to.textContent = t("Directions to here");
   to.addEventListener("click", () => navigate({ to: String(room.id), room: null }));
   content.append(title, where, from, to);
   popup = new Popup({ offset: 10, closeButton: true, maxWidth: "240px" })
     .setLngLat(room.geometry.coordinates)
     .setDOMContent(content)
     .addTo(map);
+  popup.getElement().querySelector(".maplibregl-popup-close-button")?.setAttribute("aria-label", t("Close popup"));
 }
 
 async function showRoom(id) {
   const room = await getRoom(id);
   if (!room) {
-    routeView.message(`Room ${id} not found.`);
+    routeView.message(t("Room {id} not found.", { id }));
     return;
   }
   if (view.level !== Number(room.properties.level)) showLevel(room.properties.level);
@@ -352,7 +364,8 @@ async function showRoute(level) {
   const request = new AbortController();
   routeRequest = request;
   routeView.message("");
-  const params = new URLSearchParams({ from: view.from, to: view.to, profile: view.profile });
+  // The steps' words come from the server, in the page's language.
+  const params = new URLSearchParams({ from: view.from, to: view.to, profile: view.profile, lang: lang() });
   let response;
   let body;
   try {
@@ -361,7 +374,7 @@ async function showRoute(level) {
   } catch (error) {
     if (error.name === "AbortError") return;
     routeView.clear();
-    routeView.message("The route could not be loaded: the connection was lost. Try again in a moment.");
+    routeView.message(t("The route could not be loaded: the connection was lost. Try again in a moment."));
     return;
   }
   if (routeRequest !== request) return;
@@ -378,16 +391,24 @@ async function showRoute(level) {
 }
 
 function routeError(status, body) {
-  const detail = body?.error?.message ? ` (${body.error.message})` : "";
+  // The API's message says why (not connected, too far...); it is in English, as error messages are.
+  const reason = body?.error?.message;
   if (status === 422) {
-    return view.profile === "accessible"
-      ? `No step-free route between these places${detail}. Turn off "Step-free" to allow stairs and escalators.`
-      : `No route between these places${detail}.`; // the API's message says why (not connected, too far...)
+    if (view.profile === "accessible") {
+      return reason
+        ? t('No step-free route between these places ({reason}). Turn off "Step-free" to allow stairs and escalators.', { reason })
+        : t('No step-free route between these places. Turn off "Step-free" to allow stairs and escalators.');
+    }
+    return reason ? t("No route between these places ({reason}).", { reason }) : t("No route between these places.");
   }
-  if (status === 404) return `A room of this route does not exist${detail}.`;
-  if (status === 400) return `This route cannot be asked for${detail}.`;
-  if (status === 429) return "Too many requests: try again in a moment.";
-  return "The route service is unavailable right now: try again in a moment.";
+  if (status === 404) {
+    return reason ? t("A room of this route does not exist ({reason}).", { reason }) : t("A room of this route does not exist.");
+  }
+  if (status === 400) {
+    return reason ? t("This route cannot be asked for ({reason}).", { reason }) : t("This route cannot be asked for.");
+  }
+  if (status === 429) return t("Too many requests: try again in a moment.");
+  return t("The route service is unavailable right now: try again in a moment.");
 }
 
 // -- the view in the URL ------------------------------------------------------------------------
@@ -401,6 +422,7 @@ function viewFromUrl() {
     from: params.get("from"),
     to: params.get("to"),
     profile: params.get("profile") === "accessible" ? "accessible" : "walking",
+    lang: match(params.get("lang")), // an unknown language: the one the page was served in
   };
 }
 
@@ -411,6 +433,7 @@ function urlFromView(next) {
   if (next.from) params.set("from", next.from);
   if (next.to) params.set("to", next.to);
   if (next.profile === "accessible") params.set("profile", "accessible");
+  if (next.lang) params.set("lang", next.lang);
   const query = params.toString();
   return query ? `/?${query}` : "/";
 }
@@ -425,9 +448,17 @@ function navigate(changes) {
 }
 
 let shownRoute = "";
+let shownLanguage = null;
 
 async function applyUrl() {
   const wanted = viewFromUrl();
+  view.lang = wanted.lang;
+  const language = wanted.lang ?? served;
+  if (language !== shownLanguage) {
+    shownLanguage = language;
+    await setLanguage(language);
+    languageChanged();
+  }
   view.room = wanted.room;
   view.from = wanted.from;
   view.to = wanted.to;
@@ -436,13 +467,14 @@ async function applyUrl() {
   popup?.remove();
   map.getSource("selected").setData({ type: "FeatureCollection", features: [] });
 
-  const routeKey = wanted.from && wanted.to ? `${wanted.from}|${wanted.to}|${wanted.profile}` : "";
+  // The language is part of the route: its steps are worded by the server.
+  const routeKey = wanted.from && wanted.to ? `${wanted.from}|${wanted.to}|${wanted.profile}|${lang()}` : "";
   fromSearch.set(await placeName(wanted.from));
   toSearch.set(await placeName(wanted.to));
   if (!routeKey) {
     shownRoute = "";
     routeView.clear();
-    routeView.message(wanted.from || wanted.to ? "Choose the other end of the route." : "");
+    routeView.message(wanted.from || wanted.to ? t("Choose the other end of the route.") : "");
   }
 
   if (wanted.level != null) showLevel(wanted.level);
@@ -462,6 +494,46 @@ async function applyUrl() {
   }
 }
 
+/** Everything drawn in words that the document's data-i18n attributes do not cover. */
+function languageChanged() {
+  $("#language").value = lang();
+  buildLevelSwitcher();
+  drawProgress();
+  localiseMap();
+}
+
+/** MapLibre's own words (its constructor sets them once): the canvas and the navigation buttons. */
+function localiseMap() {
+  // The controls sit in the corner opposite the panel, which changes sides with the direction.
+  const corner = document.documentElement.dir === "rtl" ? "bottom-left" : "bottom-right";
+  if (navigation.corner !== corner) {
+    if (navigation.corner) map.removeControl(navigation.control);
+    map.addControl(navigation.control, corner);
+    navigation.corner = corner;
+  }
+  map.getCanvas().setAttribute("aria-label", t("Map"));
+  for (const [selector, text] of [
+    [".maplibregl-ctrl-zoom-in", t("Zoom in")],
+    [".maplibregl-ctrl-zoom-out", t("Zoom out")],
+    [".maplibregl-ctrl-compass", t("Reset bearing to north")],
+  ]) {
+    const button = map.getContainer().querySelector(selector);
+    button?.setAttribute("title", text);
+    button?.setAttribute("aria-label", text);
+  }
+}
+
+function buildLanguageSwitcher() {
+  const select = $("#language");
+  for (const [tag, name] of Object.entries(LANGUAGES)) {
+    const option = new Option(name, tag);
+    option.lang = tag; // read out in its own language
+    select.append(option);
+  }
+  select.value = lang();
+  select.addEventListener("change", () => navigate({ lang: select.value }));
+}
+
 function defaultLevel() {
   const ground = levels.find((l) => Number(l.level) === 0);
   return Number((ground || levels[0] || { level: 0 }).level);
@@ -479,8 +551,10 @@ async function loadLevels() {
 }
 
 async function start() {
-  // The map (and its worker) start while the levels load.
+  // The map (and its worker) start while the levels and the words load.
   const levelsLoaded = loadLevels();
+  shownLanguage = viewFromUrl().lang ?? served;
+  const wordsLoaded = setLanguage(shownLanguage);
   map = new MapLibre({
     container: "map",
     style: baseStyle(),
@@ -491,8 +565,8 @@ async function start() {
     attributionControl: false,
   });
   window.indoor.map = map;
-  map.addControl(new NavigationControl({ showCompass: true }), "bottom-right");
-  await Promise.all([map.once("load"), levelsLoaded]);
+  navigation = { control: new NavigationControl({ showCompass: true }), corner: null };
+  await Promise.all([map.once("load"), levelsLoaded, wordsLoaded]);
   addLayers(map);
   for (const entry of levels) addLevel(map, Number(entry.level));
   map.on("sourcedata", onSourceData);
@@ -509,7 +583,8 @@ async function start() {
     (level) => navigate({ level: Number(level), room: null }),
     levelLabel
   );
-  buildLevelSwitcher();
+  buildLanguageSwitcher();
+  languageChanged();
 
   new RoomSearch($("#room-search"), (room) => navigate({ room: String(room.id) }), () => levelNames);
   fromSearch = new RoomSearch($("#from-search"), (room) => navigate({ from: String(room.id) }), () => levelNames);

@@ -1,19 +1,26 @@
 // A route from `/api/route/` on the map and in the panel: legs (drawn by the route layers),
 // markers at the start, the end and every change of level, distance, duration, instructions.
 
+import { besidePanel, formatDistance, formatDuration, t } from "./i18n.mjs";
+import { maneuverIcon } from "./icons.mjs";
 import { Marker } from "./vendor/maplibre-gl.mjs";
 
 const EMPTY = { type: "FeatureCollection", features: [] };
-const KIND_NAMES = { stairs: "stairs", escalator: "escalator", elevator: "elevator", ramp: "ramp" };
 
-export function formatDistance(metres) {
-  return metres >= 1000 ? `${(metres / 1000).toFixed(2)} km` : `${Math.round(metres)} m`;
-}
-
-export function formatDuration(seconds) {
-  if (seconds < 60) return `${Math.round(seconds)} s`;
-  return `${Math.round(seconds / 60)} min`;
-}
+// A marker's title where the route leaves a level and where it arrives on the next, by connector.
+// Whole sentences per kind: languages inflect the kind differently in each.
+const LEAVING = {
+  stairs: (level) => t("Take the stairs to level {level}", { level }),
+  escalator: (level) => t("Take the escalator to level {level}", { level }),
+  elevator: (level) => t("Take the elevator to level {level}", { level }),
+  ramp: (level) => t("Take the ramp to level {level}", { level }),
+};
+const ARRIVING = {
+  stairs: (level) => t("Arriving by stairs from level {level}", { level }),
+  escalator: (level) => t("Arriving by escalator from level {level}", { level }),
+  elevator: (level) => t("Arriving by elevator from level {level}", { level }),
+  ramp: (level) => t("Arriving by ramp from level {level}", { level }),
+};
 
 export class RouteView {
   /**
@@ -54,34 +61,45 @@ export class RouteView {
     if (legs.length) {
       const first = legs[0].geometry.coordinates[0];
       const lastLeg = legs[legs.length - 1].geometry.coordinates;
-      this.addMarker(first, route.from.level, "start", "A", `Start: ${route.from.name ?? "start"}`);
-      this.addMarker(lastLeg[lastLeg.length - 1], route.to.level, "end", "B", `Destination: ${route.to.name ?? "end"}`);
+      const start = route.from.name ? t("Start: {name}", { name: route.from.name }) : t("Start");
+      const end = route.to.name ? t("Destination: {name}", { name: route.to.name }) : t("Destination");
+      this.addMarker(first, route.from.level, "start", "A", start);
+      this.addMarker(lastLeg[lastLeg.length - 1], route.to.level, "end", "B", end);
     }
     for (const leg of legs) {
       const { level, to_level: toLevel, kind } = leg.properties;
       if (toLevel == null || toLevel === level) continue;
       const coords = leg.geometry.coordinates;
-      const how = KIND_NAMES[kind] ?? kind;
+      const leaving = (LEAVING[kind] ?? ((level) => t("Change to level {level}", { level })))(this.levelLabel(toLevel));
+      const arriving = (ARRIVING[kind] ?? ((level) => t("Arriving from level {level}", { level })))(this.levelLabel(level));
       const up = Number(toLevel) > Number(level) ? "↑" : "↓";
       // Where the user leaves this level, and where they arrive on the next.
-      this.addMarker(coords[0], level, "change", `${up} ${this.levelLabel(toLevel)}`, `Take the ${how} to level ${this.levelLabel(toLevel)}`, toLevel);
-      this.addMarker(coords[coords.length - 1], toLevel, "change", `${up === "↑" ? "↓" : "↑"} ${this.levelLabel(level)}`, `Arriving by ${how} from level ${this.levelLabel(level)}`, level);
+      this.addMarker(coords[0], level, "change", `${up} ${this.levelLabel(toLevel)}`, leaving, toLevel);
+      this.addMarker(coords[coords.length - 1], toLevel, "change", `${up === "↑" ? "↓" : "↑"} ${this.levelLabel(level)}`, arriving, level);
     }
     this.ui.distance.textContent = formatDistance(route.distance_m);
     this.ui.distance.dataset.distanceM = String(route.distance_m);
     this.ui.duration.textContent = formatDuration(route.duration_s);
     for (const step of route.instructions) {
       const item = document.createElement("li");
+      if (step.type) item.dataset.maneuver = step.type;
       const button = document.createElement("button");
       button.type = "button";
       const text = document.createElement("span");
+      text.className = "step-text";
       text.textContent = step.text;
       const detail = document.createElement("small");
       const parts = [];
-      if (step.distance_m > 0) parts.push(formatDistance(step.distance_m));
-      if (step.level != null) parts.push(`level ${this.levelLabel(step.level)}`);
+      // The server's own wording of the distance when it sends one (it knows the language's
+      // rounding and units for directions), else the number as the page's language writes it.
+      if (step.distance_text) parts.push(step.distance_text);
+      else if (step.distance_m > 0) parts.push(formatDistance(step.distance_m));
+      if (step.level != null) parts.push(t("level {level}", { level: step.level_name ?? this.levelLabel(step.level) }));
       detail.textContent = parts.join(" · ");
-      button.append(text, detail);
+      const words = document.createElement("span");
+      words.className = "step-words";
+      words.append(text, detail);
+      button.append(maneuverIcon(step), words);
       button.dataset.level = String(step.level);
       button.addEventListener("click", () => {
         for (const other of this.ui.instructions.querySelectorAll("button")) other.classList.remove("selected");
@@ -146,7 +164,7 @@ export class RouteView {
         [minX, minY],
         [maxX, maxY],
       ],
-      { padding: { top: 60, bottom: 60, left: 380, right: 80 }, maxZoom: 19.5, duration: 400 }
+      { padding: besidePanel(60, 60, 380, 80), maxZoom: 19.5, duration: 400 }
     );
   }
 }

@@ -1,6 +1,8 @@
 // A room search box: suggestions from `/api/rooms/?q=` as the user types, chosen with the mouse
 // or the arrow keys and Enter.
 
+import { t } from "./i18n.mjs";
+
 const DEBOUNCE_MS = 150;
 const SUGGESTIONS = 8;
 
@@ -67,7 +69,7 @@ export class RoomSearch {
     if (!this.rooms.length) {
       const empty = document.createElement("li");
       empty.className = "empty";
-      empty.textContent = "No room found";
+      empty.textContent = t("No room found");
       this.list.append(empty);
     }
     const names = this.levelNames();
@@ -78,7 +80,7 @@ export class RoomSearch {
       name.textContent = room.properties.name;
       const where = document.createElement("small");
       const building = room.properties.building ? `${room.properties.building} · ` : "";
-      where.textContent = `${building}level ${levelName(names, room.properties.level)}`;
+      where.textContent = `${building}${t("level {level}", { level: levelName(names, room.properties.level) })}`;
       item.append(name, where);
       item.addEventListener("click", () => this.choose(index));
       this.list.append(item);
