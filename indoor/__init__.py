@@ -21,8 +21,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
 
-    from indoor import db, extensions, metrics, observability, security
+    from indoor import db, extensions, i18n, metrics, observability, security
 
+    i18n.check_catalogues()  # a missing or stale catalogue stops the start: never wrong words later
     observability.init_app(app, settings)
     security.init_app(app, settings)
     db.make_cooperative()

@@ -91,7 +91,7 @@ def _level_change(tag: str, step: dict) -> str:
     count = max(1, round(abs(float(step["to_level"]) - float(step["from_level"]))))
     up = step.get("direction") == "up"
     values = {"level": level, "name": name, "count": count}
-    if name and _name_says_kind(tag, kind, name):
+    if name and (_name_says_kind(tag, kind, name) or kind not in ("elevator", "stairs", "escalator")):
         return tr.gettext("Take %(name)s to %(level)s") % values
     if kind == "elevator":
         if name:
