@@ -12,6 +12,7 @@ from bench.context import Context, missing
 from bench.report import INFO, Row, fmt
 from bench.stack import REFERENCE_ROLE
 from bench.stats import median, ms, percentile, ratio
+from indoor.http import instructions
 
 TOLERANCE_M = 0.01
 TARGET_VIA_CATEGORY = 0.03  # issue 13: uncached p50 <= 0.03 x full-graph pgr_dijkstra
@@ -77,6 +78,8 @@ def uncached_route(ctx: Context) -> list[Row]:
     if why is None:
         routing.reset_statement_stats(cur)
     routes_from = len(ctx.server_log.lines("route"))
+    directions_from = len(ctx.server_log.lines("route directions"))
+    bodies = []
     for i, pair in enumerate(pairs):
         if why is None:
             resp = client.get(pair.path())
@@ -88,6 +91,7 @@ def uncached_route(ctx: Context) -> list[Row]:
                 if ends in vertex_pairs:
                     repeats.add(i)
                 vertex_pairs.add(ends)
+                bodies.append(answer["instructions"])
             api[i] = (resp.status, distance, resp.headers.get("x-cache", ""), resp.elapsed, resp.snippet(100))
         if i < timed:  # interleaved with the API, so both see the same machine weather
             cost, elapsed = routing.reference_one(cur, pair, snaps)
@@ -180,7 +184,42 @@ def uncached_route(ctx: Context) -> list[Row]:
     lengths.data.update(mismatches=len(mismatches), examples=mismatches[:5])
     floor.measured += f"; the API's uncached p50 is {fmt(ratio(p50, floor_p50), 1)} x this"
     ctx.shared["cached_paths"] = [pairs[i].path() for i in misses if api[i][0] == 200][:20]
-    return [main, lengths, floor]
+    return [main, lengths, floor, _directions_row(ctx, routes_from, directions_from, bodies)]
+
+
+def _directions_row(ctx: Context, routes_from: int, directions_from: int, bodies: list) -> Row:
+    """What directions add to an uncached route: the maneuvers and their names (the service's own
+    "route directions" log lines), and the words for one language (rendered here, the same code)."""
+    row = Row("route_directions", "directions added to an uncached route (maneuvers, names, words)",
+              target="< 1 ms per route")  # fmt: skip
+    lines = ctx.server_log.lines("route directions")[directions_from:]
+    searched = [r["total_ms"] for r in ctx.server_log.lines("route")[routes_from:] if r.get("cache") == "MISS"]
+    loads = ctx.server_log.lines("spaces loaded")
+    if not lines or not bodies:
+        return row.not_measured("no uncached route logged its directions")
+    words = []
+    for steps in bodies:
+        maneuvers = [{k: v for k, v in s.items() if k not in ("text", "distance_text")} for s in steps]
+        started = time.perf_counter()
+        instructions.render(maneuvers, "de")
+        words.append((time.perf_counter() - started) * 1000)
+    directions_p50 = median([r["directions_ms"] for r in lines])
+    spaces_p50 = median([r["spaces_ms"] for r in lines])
+    words_p50 = median(words)
+    added = directions_p50 + spaces_p50 + words_p50
+    search_p50 = median(searched) if searched else None
+    row.measured = (f"p50 {fmt(added, 3)} ms: maneuvers and names {fmt(directions_p50, 3)} ms, names held "
+                    f"{fmt(spaces_p50, 3)} ms, German words {fmt(words_p50, 3)} ms ({len(lines)} routes, "
+                    f"median {median([r['steps'] for r in lines]):.0f} steps)")  # fmt: skip
+    if loads:
+        row.measured += (f"; names loaded once per worker per floor-plan version: "
+                         f"{fmt(median([r['ms'] for r in loads]), 0)} ms for {loads[-1]['spaces']:,} named spaces")  # fmt: skip
+    row.reference = f"the same routes up to their path (route log total_ms) p50 {fmt(search_p50, 2)} ms"
+    row.ratio = f"+{fmt(ratio(added, search_p50) * 100 if search_p50 else None, 1)}% of that"
+    row.judge(added < 1.0)
+    row.data.update(added_ms=added, directions_p50_ms=directions_p50, spaces_p50_ms=spaces_p50,
+                    words_p50_ms=words_p50, search_p50_ms=search_p50, routes=len(lines))  # fmt: skip
+    return row
 
 
 def cached_route(ctx: Context) -> list[Row]:

@@ -81,6 +81,16 @@ def _steps():
         {**base, "type": "depart", "bearing_after": 200},
         {**base, "type": "depart", "space": {"name": "E023", "layer": "room"}},
         {**base, "type": "depart"},
+        *(
+            {
+                **base,
+                "type": "depart",
+                "bearing_after": 90,
+                "space": {"name": "E023", "layer": "room"},
+                "onto": {"name": "F03", "layer": layer},
+            }
+            for layer in ("corridor", "area", "room")
+        ),
         {**base, "type": "continue", "modifier": "straight", "bearing_after": 300},
         {**base, "type": "continue", "modifier": "straight"},
         {**base, "type": "turn", "modifier": "uturn"},
@@ -127,7 +137,8 @@ def test_every_maneuver_renders_with_its_names(tag):
     differs = 0
     for step, words, english_words in zip(_steps(), rendered, english, strict=True):
         assert words["text"] and "%(" not in words["text"] and "None" not in words["text"], (tag, step, words)
-        for name in (step.get("space", {}).get("name"), step.get("connector", {}).get("name"), step.get("building")):
+        names = (step.get("space", {}).get("name"), step.get("connector", {}).get("name"), step.get("building"))
+        for name in (*names, step.get("onto", {}).get("name")):
             if name and step["type"] != "depart" or (name and "bearing_after" in step):
                 assert name in words["text"], (tag, step, words["text"])
         if step.get("to_level_name"):

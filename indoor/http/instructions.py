@@ -72,10 +72,20 @@ def _level(tag: str, number, name: str | None) -> str:
 
 def distance_text(tag: str, metres: float) -> str:
     """12 m, 850 m, 1.5 km (1,5 km in German): as the locale writes numbers."""
-    tr = i18n.translations(tag)
     if metres >= 1000:
-        return tr.gettext("%(distance)s km") % {"distance": i18n.format_decimal(metres / 1000, tag, decimals=1)}
-    return tr.gettext("%(distance)s m") % {"distance": i18n.format_decimal(max(round(metres), 0), tag)}
+        return _kilometres(tag, round(metres / 100))
+    return _metres(tag, max(round(metres), 0))
+
+
+@functools.lru_cache(maxsize=8192)  # Babel's number formatting is slow; a route repeats few values
+def _metres(tag: str, metres: int) -> str:
+    return i18n.translations(tag).gettext("%(distance)s m") % {"distance": i18n.format_decimal(metres, tag)}
+
+
+@functools.lru_cache(maxsize=4096)
+def _kilometres(tag: str, tenths: int) -> str:
+    distance = i18n.format_decimal(tenths / 10, tag, decimals=1)
+    return i18n.translations(tag).gettext("%(distance)s km") % {"distance": distance}
 
 
 def _name_says_kind(tag: str, kind: str, name: str) -> bool:
@@ -191,6 +201,14 @@ def text(tag: str, step: dict) -> str:
         "modifier": _words(tag)["modifiers"].get(turned) if turned else None,
     }
     if kind == "depart":
+        onto = step.get("onto")
+        if name and onto:
+            values["onto"] = onto["name"]
+            if onto["layer"] == "corridor":
+                return tr.gettext("Leave %(name)s and follow corridor %(onto)s") % values
+            if onto["layer"] == "area":
+                return tr.gettext("Leave %(name)s and cross %(onto)s") % values
+            return tr.gettext("Leave %(name)s and enter %(onto)s") % values
         if name and space.get("layer") != "corridor":
             if values["heading"] is None:
                 return tr.gettext("Leave %(name)s") % values

@@ -1,4 +1,4 @@
-"""Routing: exact shortest routes through a campus, cached, as legs and instructions.
+"""Routing: exact shortest routes through a campus, cached, as legs and maneuvers.
 
 One idea per module:
 
@@ -11,7 +11,9 @@ One idea per module:
 - windows.py    search windows that provably hold every path of cost <= R
 - overlay.py    keeping the overlay current: background rebuild after the graph changed
 - index.py      the in-memory route index (contraction hierarchies) per worker per graph version
-- itinerary.py  a path as users read it: legs, distance, duration, instructions
+- itinerary.py  a path as users read it: legs, distance, duration, maneuvers
+- directions.py maneuvers from a path (turn bands, merging, names); no language in it
+- spaces.py     the named spaces, footprints, connector rooms and level names per floor-plan version
 - errors.py     422 no_route
 
 Every SQL statement they run is in indoor/queries/ (routing.py, overlay.py, versions.py).

@@ -404,6 +404,52 @@ def _drop_connector_rooms(steps: list[dict]) -> list[dict]:
     return steps
 
 
+# A step right after a level change that only walks a few metres to the next one is said by it.
+CONTINUE_MERGE_M = 5.0
+
+
+def _merge_openings(steps: list[dict]) -> list[dict]:
+    """Fewer words where one sentence says it: "Leave E023 and follow corridor F03" when the
+    corridor starts at the room's door, and no "Continue" a few metres before the next step."""
+    k = 0
+    while k < len(steps) - 1:
+        step, following = steps[k], steps[k + 1]
+        if (
+            step["type"] == "depart"
+            and step.get("space")
+            and step["distance_m"] < MERGE_M
+            and following["type"] == "enter"
+            and following["space"]["name"] != step["space"]["name"]
+        ):
+            step["onto"] = following["space"]
+            step["distance_m"] += following["distance_m"]
+            if "bearing_after" in following:
+                step["bearing_after"] = following["bearing_after"]
+            del steps[k + 1]
+            continue
+        if (
+            step["type"] == "enter"
+            and following["type"] == "arrive"
+            and step.get("modifier", "straight") == "straight"
+            and following.get("space", {}).get("name") == step["space"]["name"]
+            and k > 0
+        ):  # "Enter 2030" then "Arrive at 2030": the arrival says it
+            steps[k - 1]["distance_m"] += step["distance_m"]
+            del steps[k]
+            continue
+        if (
+            step["type"] == "continue"
+            and step["distance_m"] < CONTINUE_MERGE_M
+            and following["type"] in ("enter", "door", "turn", "leave")
+        ):
+            following["at"] = step["at"]
+            following["distance_m"] += step["distance_m"]
+            del steps[k]
+            continue
+        k += 1
+    return steps
+
+
 def _fold_short_steps(steps: list[dict]) -> list[dict]:
     """No turn or continue step shorter than MERGE_M: its distance goes to the step before; a turn
     right after it takes the net angle (two kinks that make one), or goes too when that is straight."""
@@ -454,7 +500,8 @@ def maneuvers(parts: list, positions: list, spaces: Spaces, origin, destination,
     _smooth(pieces, "space")
     if not items:
         return []
-    steps = _fold_short_steps(_drop_connector_rooms(_Builder(spaces, origin, destination, via).build(items)))
+    steps = _Builder(spaces, origin, destination, via).build(items)
+    steps = _merge_openings(_fold_short_steps(_drop_connector_rooms(steps)))
     for step in steps:
         step["distance_m"] = round(step["distance_m"], 2)
         penalty = 0.0

@@ -23,6 +23,7 @@ from indoor.routing.errors import NoRoute
 from indoor.routing.versions import current_versions, remember
 
 log = logging.getLogger("indoor.route")
+directions_log = logging.getLogger("indoor.directions")
 
 
 def _json(value) -> bytes:
@@ -60,7 +61,6 @@ def route_between(places: list, profile: str) -> tuple[bytes, str]:
 
 def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str]:
     started = time.perf_counter()
-    settings = get_settings()
     names = _names(len(places))
     found_versions = current_versions()
     cached_key = keys.body_key(places, found_versions, profile)
@@ -104,10 +104,7 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
     ends = [snap.as_place(r, n, p) for r, n, p in zip(resolved, names, route_places, strict=True)]
     parts = [k for k in range(len(places) - 1) if not search.same_place(resolved[k], resolved[k + 1])]
     if not parts:
-        body = itinerary.route_collection(
-            ends, [None] * (len(places) - 1), found_versions["graph"], profile, settings, spaces.current(found_versions)
-        )
-        return _encode(body), "MISS"
+        return _encode(_collection(ends, [None] * (len(places) - 1), found_versions, profile)), "MISS"
     _require_vertices(resolved, names, parts)
 
     def path_key(k, graph_key):
@@ -144,21 +141,29 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
             )
         if not math.isfinite(paths[k]["cost"]):  # finite costs that add up past the largest float
             raise NoRoute("no route: the costs along the path add up to more than a number can hold", cache_state)
-    body = _encode(
-        itinerary.route_collection(
-            ends,
-            [paths.get(k) for k in range(len(places) - 1)],
-            found_versions["graph"],
-            profile,
-            settings,
-            spaces.current(found_versions),
-        )
-    )
+    body = _encode(_collection(ends, [paths.get(k) for k in range(len(places) - 1)], found_versions, profile))
     if all(seen == found_versions for seen in chosen_under):  # else a category was chosen on older data
         cached_key = keys.body_key(places, found_versions, profile)
         writes[cached_key] = body
         local_cache().set(cached_key, body)
     return body, cache_state
+
+
+def _collection(ends, paths, found_versions: dict, profile: str) -> tuple[dict, list]:
+    """The body and its maneuvers, timed: what directions add to a route (`make bench`)."""
+    started = time.perf_counter()
+    names = spaces.current(found_versions)
+    named = time.perf_counter()
+    collection = itinerary.route_collection(ends, paths, found_versions["graph"], profile, get_settings(), names)
+    directions_log.info(
+        "route directions",
+        extra={
+            "spaces_ms": round((named - started) * 1000, 3),
+            "directions_ms": round((time.perf_counter() - named) * 1000, 3),
+            "steps": len(collection[1]),
+        },
+    )
+    return collection
 
 
 def _require_vertices(resolved: list, names: list, parts: list[int]) -> None:
