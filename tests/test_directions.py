@@ -17,7 +17,7 @@ import shapely
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indoor.queries.spaces import SpaceRows
+from indoor.queries.spaces import SpaceRows, space_rows
 from indoor.routing import directions, itinerary
 from indoor.routing.spaces import Spaces
 from tests.conftest import SHARED_DATA, run_cli
@@ -46,6 +46,11 @@ def no_spaces(**rows) -> Spaces:
 
 def polygon(x0, y0, x1, y1) -> bytes:
     return shapely.to_wkb(shapely.box(*xy(x0, y0), *xy(x1, y1)))
+
+
+def box(x0, y0, x1, y1) -> tuple:
+    """A footprint row's box: xmin, ymin, xmax, ymax in lon/lat."""
+    return (*xy(x0, y0), *xy(x1, y1))
 
 
 def place(x, y, level=0, label=None):
@@ -155,7 +160,7 @@ def test_names_of_rooms_corridors_connectors_levels_and_buildings():
             ("area", "Foyer", 2, "A", polygon(20, -10, 40, 10)),
             ("room", "2030", 2, "A", polygon(14, -2, 20, 2)),
         ],
-        footprints=[("A", 0, polygon(-6, -12, 43, 12)), ("A", 2, polygon(-6, -12, 43, 12))],
+        footprints=[("A", 0, *box(-6, -12, 43, 12)), ("A", 2, *box(-6, -12, 43, 12))],
         level_names=[("A", 0, "EG"), ("A", 2, "2. OG")],
     )
     edges = [
@@ -188,7 +193,7 @@ def test_names_of_rooms_corridors_connectors_levels_and_buildings():
 
 
 def test_buildings_left_and_entered_and_the_side_of_arrival():
-    spaces = no_spaces(footprints=[("A", 0, polygon(0, -10, 30, 10)), ("B", 0, polygon(50, -10, 80, 10))])
+    spaces = no_spaces(footprints=[("A", 0, *box(0, -10, 30, 10)), ("B", 0, *box(50, -10, 80, 10))])
     edges = corridor((5, 0), (29, 0), (51, 0), (70, 0), (70, 3))
     destination = place(73, 3, 0, "B0.07")  # east of where the way in ends, heading north: on the right
     steps, _ = steps_of(edges, place(5, 0, 0, "A0.01"), destination, spaces)
@@ -340,3 +345,19 @@ def test_berlin_routes_name_start_destination_and_corridors_with_no_short_turns(
             if step["type"] == "level_change":
                 assert step["text"].startswith(("Take the ", "Take ")), step
     assert named_corridor >= len(routes) // 3
+
+
+def test_footprints_are_not_spoiled_by_rows_another_tool_wrote(sit):
+    """A projected or NaN point drawn for the building: its box is made from the usable rows."""
+    url, _ = sit
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        clean = sorted(space_rows(cur).footprints)
+        cur.execute(
+            "INSERT INTO base_floor (layer, level, building, wkb_geometry) VALUES"
+            " ('wall', 0, 'SIT', ST_SetSRID(ST_MakePoint(1e6, 1e6), 4326)),"
+            " ('wall', 0, 'SIT', ST_SetSRID(ST_MakePoint('NaN', 1), 4326)),"
+            " ('wall', 0, 'SIT', ST_SetSRID('POINT EMPTY'::geometry, 4326))"
+        )
+        assert sorted(space_rows(cur).footprints) == clean and clean
+        conn.rollback()
+    conn.close()

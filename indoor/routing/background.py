@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from indoor.db import DatabaseUnavailable
+from indoor.db import DatabaseUnavailable, gevent_active
 
 
 def run_logged(log: logging.Logger, work: Callable[[], object], unavailable: str, failed: str) -> None:
@@ -18,3 +18,13 @@ def run_logged(log: logging.Logger, work: Callable[[], object], unavailable: str
         log.warning("%s: %s", unavailable, exc.why)
     except Exception:
         log.exception(failed)
+
+
+def run_off_loop(fn, *args):
+    """fn(*args) in an OS thread when gevent runs this process (C++ work that releases the GIL:
+    the event loop goes on serving); else here (already a thread of its own)."""
+    if gevent_active():
+        import gevent
+
+        return gevent.get_hub().threadpool.apply(fn, args)
+    return fn(*args)

@@ -36,10 +36,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from flask import current_app
 
-from indoor.db import gevent_active
 from indoor.extensions import get_db, get_settings
 from indoor.queries import route_index as queries
-from indoor.routing.background import run_logged
+from indoor.routing.background import run_logged, run_off_loop
 
 log = logging.getLogger("indoor.route_index")
 
@@ -438,16 +437,6 @@ def apply_changes(index: RouteIndex, found: queries.Changes, graph_key: str) -> 
     index.added = added
     index.graph_key = graph_key
     return arcs_updated
-
-
-def run_off_loop(fn, *args):
-    """fn(*args) in an OS thread when gevent runs this process (its C++ work releases the GIL,
-    so the event loop goes on serving); else here (already a thread of its own)."""
-    if gevent_active():
-        import gevent
-
-        return gevent.get_hub().threadpool.apply(fn, args)
-    return fn(*args)
 
 
 # -- the worker's index ------------------------------------------------------------------------

@@ -77,6 +77,7 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
         local_cache().set(cached_key, cached_body)
         metrics.observe_route(None, cache_hit=True)
         return cached_body, "HIT"
+    spaces.prefetch(found_versions)  # the names a body needs: read in the background meanwhile
     known = [None] * len(places)
     for k, value in zip(fixed, cached_places, strict=True):
         known[k] = value

@@ -22,6 +22,7 @@ from flask import current_app
 from indoor.extensions import get_db
 from indoor.queries import spaces as queries
 from indoor.queries.versions import versions
+from indoor.routing.background import run_logged, run_off_loop
 
 log = logging.getLogger("indoor.spaces")
 
@@ -76,8 +77,10 @@ class Spaces:
         self.loaded_at = time.monotonic()
         self._spaces: dict[float, tuple] = {}  # level -> (tree, [Space], areas)
         by_level: dict[float, list] = {}
+        kinds: dict = {}  # a layer's kind, worked out once per distinct layer
         for layer, name, level, building, wkb in rows.spaces:
-            by_level.setdefault(float(level), []).append((layer, name, building, bytes(wkb)))
+            kind = kinds.get(layer) or kinds.setdefault(layer, space_kind(layer))
+            by_level.setdefault(float(level), []).append((kind, name, building, bytes(wkb)))
         for level, found in by_level.items():
             shapes = shapely.from_wkb([row[3] for row in found])
             bad = ~shapely.is_valid(shapes)
@@ -85,16 +88,16 @@ class Spaces:
                 shapes[bad] = shapely.make_valid(shapes[bad])
             self._spaces[level] = (
                 shapely.STRtree(shapes),
-                [Space(name, space_kind(layer), building) for layer, name, building, _ in found],
+                [Space(name, kind, building) for kind, name, building, _ in found],
                 shapely.area(shapes),
             )
         self._footprints: dict[float, tuple] = {}
         by_level = {}
-        for building, level, wkb in rows.footprints:
-            if wkb is not None:
-                by_level.setdefault(float(level), []).append((building, bytes(wkb)))
+        for building, level, *box in rows.footprints:
+            if None not in box:
+                by_level.setdefault(float(level), []).append((building, box))
         for level, found in by_level.items():
-            shapes = shapely.from_wkb([row[1] for row in found])
+            shapes = shapely.box(*np.array([row[1] for row in found], dtype=float).T)
             self._footprints[level] = (shapely.STRtree(shapes), [row[0] for row in found], shapely.area(shapes))
         self._connector_rooms: dict[float, list] = {}
         for category, name, level, lon, lat in rows.connector_rooms:
@@ -166,7 +169,8 @@ class Spaces:
         return self._level_names.get((building or "", level)) or self._level_names.get(("", level))
 
 
-_lock = threading.Lock()
+def _state() -> dict:
+    return current_app.extensions.setdefault(_STATE, {"lock": threading.Lock(), "spaces": None, "loading": None})
 
 
 def _key(found_versions: dict) -> str:
@@ -184,21 +188,51 @@ def _fits(held: Spaces | None, found_versions: dict) -> bool:
     return newer and time.monotonic() - held.loaded_at < 5.0
 
 
+def _load(state: dict) -> Spaces:
+    started = time.perf_counter()
+    seen, rows = get_db().read(lambda cur: (versions(cur), queries.space_rows(cur)))
+    # The R-trees are built off the event loop (shapely releases the GIL): requests go on.
+    held = run_off_loop(Spaces, rows, seen)
+    log.info(
+        "spaces loaded", extra={"spaces": len(rows.spaces), "ms": round((time.perf_counter() - started) * 1000, 1)}
+    )
+    state["spaces"] = held
+    return held
+
+
+def prefetch(found_versions: dict) -> None:
+    """Start reading the names in the background when the worker does not hold these versions'
+    (a route miss calls this first: its search then overlaps the read)."""
+    state = _state()
+    if _fits(state["spaces"], found_versions):
+        return
+    with state["lock"]:
+        if state["loading"] is not None:
+            return
+        state["loading"] = done = threading.Event()
+    app = current_app._get_current_object()
+    threading.Thread(target=_load_in_background, args=(app, state, done), name="spaces", daemon=True).start()
+
+
+def _load_in_background(app, state: dict, done) -> None:
+    try:
+        with app.app_context():
+            run_logged(log, lambda: _load(state), "names not loaded", "names load failed")
+    finally:
+        with state["lock"]:
+            state["loading"] = None
+        done.set()
+
+
 def current(found_versions: dict) -> Spaces:
-    """The worker's Spaces for the floor-plan and rooms versions of `found_versions` (read now,
-    in one snapshot, when the worker holds older ones)."""
-    state = current_app.extensions.setdefault(_STATE, {})
-    if _fits(state.get("spaces"), found_versions):
+    """The worker's Spaces for the floor-plan and rooms versions of `found_versions`: held, or the
+    load in flight, else read now (in one snapshot; database trouble raises as for any read)."""
+    state = _state()
+    if _fits(state["spaces"], found_versions):
         return state["spaces"]
-    with _lock:
-        if _fits(state.get("spaces"), found_versions):
+    loading = state["loading"]
+    if loading is not None:
+        loading.wait()
+        if _fits(state["spaces"], found_versions):
             return state["spaces"]
-        started = time.perf_counter()
-        seen, rows = get_db().read(lambda cur: (versions(cur), queries.space_rows(cur)))
-        held = Spaces(rows, seen)
-        log.info(
-            "spaces loaded",
-            extra={"spaces": len(rows.spaces), "ms": round((time.perf_counter() - started) * 1000, 1)},
-        )
-        state["spaces"] = held
-        return held
+    return _load(state)
