@@ -10,7 +10,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# The map page (indoor/client): npm installs MapLibre from the committed lock file, the build
+# The map page (indoor/client): npm installs MapLibre (and axe-core, for the accessibility tests
+# only: never copied to dist/) from the committed lock file, the build
 # copies the page and MapLibre's files into indoor/client/dist/ (served at / and /assets/).
 CLIENT := indoor/client
 $(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package.json $(CLIENT)/package-lock.json

@@ -13,6 +13,7 @@ PENDING_PATHS: list[str] = []
 DATABASE_READS = [
     "/api/health/ready",
     "/api/levels/",
+    "/api/categories/",
     "/api/rooms/?level=1&limit=50",
     "/api/rooms/1",
     "/api/base-floor/?layer=room&limit=50",

@@ -309,3 +309,25 @@ def test_check_graph_reports_every_kind_of_unusable_row(hostile_url, hostile_sql
         hostile_sql("DELETE FROM room_points WHERE ogc_fid > %s", (before["rooms"],))
         hostile_sql("DELETE FROM base_floor WHERE ogc_fid > %s", (before["floor"],))
     assert run_cli(hostile_url, "check-graph").returncode == 0
+
+
+def test_categories_another_tool_wrote_badly_are_not_offered(hostile_client, hostile_sql):
+    """Only categories a route can be asked for: blank, NULL, padded, over-long or control-character
+    names are left out; `Cafe` and `cafe` are one category (routes compare them case-insensitively)."""
+    written = ["Cafe", "cafe", "cafe", "", "   ", " cafe", "x" * 65, "bad\x07bell", None]
+    made = [
+        hostile_sql(
+            "INSERT INTO room_points (text, level, category, wkb_geometry)"
+            " VALUES ('c', 7, %s, ST_SetSRID(ST_MakePoint(13.37, 52.52), 4326)) RETURNING ogc_fid",
+            (category,),
+        )[0][0]
+        for category in written
+    ]
+    try:
+        response, body = get_strict(hostile_client(), "/api/categories/")
+        assert response.status_code == 200
+        names = {c["name"]: c["rooms"] for c in body["categories"]}
+        assert names["cafe"] == 3
+        assert not {"", "   ", " cafe", "x" * 65, "bad\x07bell"} & set(names)
+    finally:
+        hostile_sql("DELETE FROM room_points WHERE ogc_fid = ANY(%s)", (made,))

@@ -75,6 +75,29 @@ def test_levels_render_numeric_levels_as_numbers_and_filter_by_building(fclient,
     assert {entry["level"]: entry["rooms"] for entry in body["levels"]} == {float(k): v for k, v in north.items()}
 
 
+def test_categories_list_those_present_most_rooms_first_and_each_routes(client, sql):
+    response = client.get("/api/categories/")
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    categories = response.get_json()["categories"]
+    expected = sql(
+        "SELECT lower(category), count(*) FROM room_points WHERE category IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1"
+    )
+    assert [(c["name"], c["rooms"]) for c in categories] == [tuple(row) for row in expected]
+    assert len(categories) >= 3, "the demo has toilets, shops, services and lounges"
+    (start,) = sql("SELECT min(ogc_fid) FROM room_points WHERE level = 0")[0]
+    for category in categories:
+        route = client.get(f"/api/route/?from={start}&to=category:{category['name']}")
+        assert route.status_code in (200, 422), (category, route.get_json())
+        assert route.status_code == 200 or route.get_json()["error"]["code"] == "no_route"
+    building, rooms_in_it = sql(
+        "SELECT building, count(*) FROM room_points WHERE category IS NOT NULL AND building IS NOT NULL"
+        " GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+    )[0]
+    in_building = client.get("/api/categories/", query_string={"building": building}).get_json()["categories"]
+    assert sum(c["rooms"] for c in in_building) == rooms_in_it
+    assert client.get("/api/categories/?building=nowhere").get_json() == {"categories": []}
+
+
 # -- one room -----------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
-"""Levels and rooms: `GET /api/levels/`, `GET /api/rooms/`, `GET /api/rooms/<id>`."""
+"""Levels and rooms: `GET /api/levels/`, `GET /api/rooms/`, `GET /api/rooms/<id>`, `GET /api/categories/`."""
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, jsonify
 
 from indoor.errors import NotFound
 from indoor.extensions import get_db
@@ -29,3 +29,10 @@ def get_room(room_id: str):
     if body is None:
         raise NotFound(f"room {ident} not found")
     return Response(body, content_type=listing.GEOJSON)
+
+
+@blueprint.get("/categories/")
+def list_categories():
+    building = params.text("building")
+    found = get_db().read(lambda cur: rooms.categories(cur, building))
+    return jsonify(categories=found)

@@ -136,3 +136,24 @@ def levels(cur, building: str | None = None) -> bytes:
     as_bytes(cur)
     cur.execute(LEVELS, {"building": building})
     return bytes(cur.fetchone()[0])
+
+
+# The room categories present, most rooms first: each as a route's `category:NAME` finds it
+# (lower(category) on both sides, names 1 to 64 characters with no surrounding blanks).
+CATEGORIES = """
+SELECT lower(category), count(*)
+  FROM room_points
+ WHERE (%(building)s::text IS NULL OR building = %(building)s::text)
+   AND category IS NOT NULL
+   AND category = btrim(category)
+   AND char_length(category) BETWEEN 1 AND 64
+ GROUP BY lower(category)
+ ORDER BY count(*) DESC, lower(category)
+"""
+
+
+def categories(cur, building: str | None = None) -> list[dict]:
+    """[{"name": "toilets", "rooms": 30}, ...]; a name another tool wrote with control characters
+    cannot be asked for in a route, so it is left out."""
+    cur.execute(CATEGORIES, {"building": building})
+    return [{"name": name, "rooms": count} for name, count in cur.fetchall() if name.isprintable()]

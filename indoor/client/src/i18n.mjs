@@ -42,6 +42,12 @@ function htmlWords() {
     t("Clear"),
     t("Levels"),
     t("Connection lost — reconnecting…"),
+    t("Search and directions"),
+    t("Share link"),
+    t("Copy the link to this view"),
+    t("Suggestions"),
+    t("Nearest"),
+    t("Steps"),
   ];
 }
 
@@ -61,8 +67,13 @@ export function lang() {
   return current;
 }
 
-/** Map padding that keeps a view clear of the panel, on the side where the panel is. */
+/** Map padding that keeps a view clear of the panel, on the side where the panel is (on a phone,
+ * below: the panel is a sheet at the bottom). */
 export function besidePanel(top, bottom, panel, other) {
+  if (matchMedia("(max-width: 640px)").matches) {
+    const sheet = document.getElementById("panel")?.offsetHeight ?? 0;
+    return { top, bottom: bottom + sheet, left: 20, right: 70 };
+  }
   const rtl = document.documentElement.dir === "rtl";
   return { top, bottom, left: rtl ? other : panel, right: rtl ? panel : other };
 }

@@ -14,10 +14,21 @@ import {
   roomsSource,
   setLevel,
 } from "./layers.mjs";
-import { RouteView } from "./route.mjs";
+import { RouteView, cameraDuration } from "./route.mjs";
 import { RoomSearch, levelName } from "./search.mjs";
 import { FeatureStream } from "./stream.mjs";
-import { LANGUAGES, besidePanel, formatNumber, lang, match, served, setLanguage, t } from "./i18n.mjs";
+import {
+  LANGUAGES,
+  besidePanel,
+  formatDistance,
+  formatDuration,
+  formatNumber,
+  lang,
+  match,
+  served,
+  setLanguage,
+  t,
+} from "./i18n.mjs";
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -311,6 +322,7 @@ function roomAt(point) {
 /** What a route end is called in the panel: its room's name, else the place as given. */
 async function placeName(place) {
   if (!place) return "";
+  if (isCategory(place)) return t("Nearest: {category}", { category: categoryLabel(place.slice(CATEGORY.length)) });
   const room = await getRoom(place);
   return room ? room.properties.name : place;
 }
@@ -345,12 +357,12 @@ function showRoomPopup(room) {
 async function showRoom(id) {
   const room = await getRoom(id);
   if (!room) {
-    routeView.message(t("Room {id} not found.", { id }));
+    routeMessage(t("Room {id} not found.", { id }));
     return;
   }
   if (view.level !== Number(room.properties.level)) showLevel(room.properties.level);
   map.getSource("selected").setData(room);
-  map.flyTo({ center: room.geometry.coordinates, zoom: Math.max(map.getZoom(), 19.5), duration: 600 });
+  map.flyTo({ center: room.geometry.coordinates, zoom: Math.max(map.getZoom(), 19.5), duration: cameraDuration(600) });
   showRoomPopup(room);
 }
 
@@ -374,20 +386,46 @@ async function showRoute(level) {
   } catch (error) {
     if (error.name === "AbortError") return;
     routeView.clear();
-    routeView.message(t("The route could not be loaded: the connection was lost. Try again in a moment."));
+    routeMessage(t("The route could not be loaded: the connection was lost. Try again in a moment."));
     return;
   }
   if (routeRequest !== request) return;
   if (!response.ok) {
     routeView.clear();
-    routeView.message(routeError(response.status, body));
+    routeMessage(routeError(response.status, body));
     return;
   }
   stats.routes += 1;
   routeView.draw(body);
+  const { route } = body;
+  announce(
+    t("Route to {name}: {distance}, {duration}, {steps} steps.", {
+      name: route.to.name ?? t("Destination"),
+      distance: formatDistance(route.distance_m),
+      duration: formatDuration(route.duration_s),
+      steps: formatNumber(route.instructions.length),
+    })
+  );
+  if (isCategory(view.to) && route.to.name) toSearch.set(route.to.name);
+  if (isCategory(view.from) && route.from.name) fromSearch.set(route.from.name);
   showLevel(level ?? body.route.from.level);
   routeView.fitLevel(null); // the whole trip: levels lie over each other in plan
   fittedOnce = true;
+}
+
+/** A message in the panel that a screen reader also says. */
+function routeMessage(text) {
+  routeView.message(text);
+  if (text) announce(text);
+}
+
+/** Say `text` through the live region (emptied first, so that the same words are said again). */
+function announce(text) {
+  const region = $("#announcer");
+  region.textContent = "";
+  requestAnimationFrame(() => {
+    region.textContent = text;
+  });
 }
 
 function routeError(status, body) {
@@ -409,6 +447,77 @@ function routeError(status, body) {
   }
   if (status === 429) return t("Too many requests: try again in a moment.");
   return t("The route service is unavailable right now: try again in a moment.");
+}
+
+// -- nearest places, sharing, the bottom sheet --------------------------------------------------
+
+const CATEGORY = "category:";
+const isCategory = (place) => typeof place === "string" && place.toLowerCase().startsWith(CATEGORY);
+// The categories worth a button, most useful first, with their words; others present follow by
+// their room count, under their own name, up to NEAREST_BUTTONS in all.
+const USEFUL_CATEGORIES = {
+  toilets: () => t("Toilets"),
+  elevator: () => t("Elevator"),
+  entrance: () => t("Entrance"),
+  information: () => t("Information"),
+  cafe: () => t("Café"),
+  restaurant: () => t("Restaurant"),
+  shop: () => t("Shop"),
+  service: () => t("Service"),
+  lounge: () => t("Lounge"),
+};
+const NEAREST_BUTTONS = 6;
+let categories = []; // from /api/categories/
+
+function categoryLabel(name) {
+  return USEFUL_CATEGORIES[name.toLowerCase()]?.() ?? name;
+}
+
+async function loadCategories() {
+  try {
+    const response = await fetch("/api/categories/");
+    categories = response.ok ? (await response.json()).categories : [];
+  } catch {
+    categories = []; // no buttons: the page works without them
+  }
+}
+
+function buildNearestButtons() {
+  const present = new Set(categories.map((c) => c.name));
+  const useful = Object.keys(USEFUL_CATEGORIES).filter((name) => present.has(name));
+  const others = categories.map((c) => c.name).filter((name) => !(name in USEFUL_CATEGORIES));
+  const chosen = [...useful, ...others].slice(0, NEAREST_BUTTONS);
+  const container = $("#nearest .nearest-buttons");
+  container.replaceChildren();
+  for (const name of chosen) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.category = name;
+    button.textContent = categoryLabel(name);
+    button.addEventListener("click", () => {
+      navigate({ to: `${CATEGORY}${name}`, room: null });
+      if (!view.from) $("#from-search input").focus(); // the route needs its start
+    });
+    container.append(button);
+  }
+  $("#nearest").hidden = chosen.length === 0;
+}
+
+async function shareLink() {
+  const url = location.href;
+  try {
+    await navigator.clipboard.writeText(url);
+    announce(t("Link copied."));
+  } catch {
+    // No clipboard (a page served over plain http, or refused): the link to copy by hand.
+    routeMessage(t("Copy this link: {url}", { url }));
+  }
+}
+
+function toggleSheet() {
+  const panel = $("#panel");
+  const collapsed = panel.classList.toggle("collapsed");
+  $("#sheet-toggle").setAttribute("aria-expanded", String(!collapsed));
 }
 
 // -- the view in the URL ------------------------------------------------------------------------
@@ -474,7 +583,7 @@ async function applyUrl() {
   if (!routeKey) {
     shownRoute = "";
     routeView.clear();
-    routeView.message(wanted.from || wanted.to ? t("Choose the other end of the route.") : "");
+    routeMessage(wanted.from || wanted.to ? t("Choose the other end of the route.") : "");
   }
 
   if (wanted.level != null) showLevel(wanted.level);
@@ -498,6 +607,7 @@ async function applyUrl() {
 function languageChanged() {
   $("#language").value = lang();
   buildLevelSwitcher();
+  buildNearestButtons();
   drawProgress();
   localiseMap();
 }
@@ -512,6 +622,7 @@ function localiseMap() {
     navigation.corner = corner;
   }
   map.getCanvas().setAttribute("aria-label", t("Map"));
+  map.getCanvas().setAttribute("aria-describedby", "route-instructions"); // the steps say what the route draws
   for (const [selector, text] of [
     [".maplibregl-ctrl-zoom-in", t("Zoom in")],
     [".maplibregl-ctrl-zoom-out", t("Zoom out")],
@@ -553,6 +664,7 @@ async function loadLevels() {
 async function start() {
   // The map (and its worker) start while the levels and the words load.
   const levelsLoaded = loadLevels();
+  const categoriesLoaded = loadCategories();
   shownLanguage = viewFromUrl().lang ?? served;
   const wordsLoaded = setLanguage(shownLanguage);
   map = new MapLibre({
@@ -566,7 +678,7 @@ async function start() {
   });
   window.indoor.map = map;
   navigation = { control: new NavigationControl({ showCompass: true }), corner: null };
-  await Promise.all([map.once("load"), levelsLoaded, wordsLoaded]);
+  await Promise.all([map.once("load"), levelsLoaded, wordsLoaded, categoriesLoaded]);
   addLayers(map);
   for (const entry of levels) addLevel(map, Number(entry.level));
   map.on("sourcedata", onSourceData);
@@ -594,6 +706,8 @@ async function start() {
   );
   $("#swap").addEventListener("click", () => navigate({ from: view.to, to: view.from }));
   $("#clear-route").addEventListener("click", () => navigate({ from: null, to: null }));
+  $("#share").addEventListener("click", shareLink);
+  $("#sheet-toggle").addEventListener("click", toggleSheet);
   map.on("click", (event) => {
     const room = roomAt(event.point);
     if (room) navigate({ room: String(room.id) });

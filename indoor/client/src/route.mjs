@@ -7,6 +7,11 @@ import { Marker } from "./vendor/maplibre-gl.mjs";
 
 const EMPTY = { type: "FeatureCollection", features: [] };
 
+/** A camera move's duration: none for people who asked their system for less motion. */
+export function cameraDuration(ms) {
+  return matchMedia("(prefers-reduced-motion: reduce)").matches ? 0 : ms;
+}
+
 // A marker's title where the route leaves a level and where it arrives on the next, by connector.
 // Whole sentences per kind: languages inflect the kind differently in each.
 const LEAVING = {
@@ -118,10 +123,18 @@ export class RouteView {
     element.className = `route-marker ${kind}`;
     element.textContent = label;
     element.title = title;
+    element.setAttribute("aria-label", title);
+    element.setAttribute("role", "img");
     if (goesTo != null) {
       element.setAttribute("role", "button");
+      element.tabIndex = 0;
       element.addEventListener("click", (event) => {
         event.stopPropagation();
+        this.showLevel(goesTo);
+      });
+      element.addEventListener("keydown", (event) => {
+        if (event.key !== "Enter" && event.key !== " ") return;
+        event.preventDefault();
         this.showLevel(goesTo);
       });
     }
@@ -164,7 +177,7 @@ export class RouteView {
         [minX, minY],
         [maxX, maxY],
       ],
-      { padding: besidePanel(60, 60, 380, 80), maxZoom: 19.5, duration: 400 }
+      { padding: besidePanel(60, 60, 380, 80), maxZoom: 19.5, duration: cameraDuration(400) }
     );
   }
 }

@@ -69,6 +69,8 @@ export class RoomSearch {
     if (!this.rooms.length) {
       const empty = document.createElement("li");
       empty.className = "empty";
+      empty.setAttribute("role", "option");
+      empty.setAttribute("aria-disabled", "true");
       empty.textContent = t("No room found");
       this.list.append(empty);
     }
@@ -76,6 +78,8 @@ export class RoomSearch {
     this.rooms.forEach((room, index) => {
       const item = document.createElement("li");
       item.setAttribute("role", "option");
+      item.id = `${this.list.id}-${index}`;
+      item.setAttribute("aria-selected", "false");
       const name = document.createElement("span");
       name.textContent = room.properties.name;
       const where = document.createElement("small");
@@ -85,16 +89,29 @@ export class RoomSearch {
       item.addEventListener("click", () => this.choose(index));
       this.list.append(item);
     });
-    this.list.hidden = false;
+    this.show(true);
+  }
+
+  /** The list and what the combobox tells a screen reader about it (open, the option on). */
+  show(open) {
+    this.list.hidden = !open;
+    this.input.setAttribute("aria-expanded", String(open));
+    if (!open || this.active < 0) this.input.removeAttribute("aria-activedescendant");
   }
 
   key(event) {
     if (this.list.hidden) return;
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
       event.preventDefault();
+      if (!this.rooms.length) return;
       const step = event.key === "ArrowDown" ? 1 : -1;
       this.active = (this.active + step + this.rooms.length) % this.rooms.length;
       [...this.list.children].forEach((li, i) => li.setAttribute("aria-selected", String(i === this.active)));
+      const option = this.list.children[this.active];
+      if (option?.id) {
+        this.input.setAttribute("aria-activedescendant", option.id);
+        option.scrollIntoView({ block: "nearest" });
+      }
     } else if (event.key === "Enter") {
       event.preventDefault();
       this.choose(Math.max(this.active, 0));
@@ -111,6 +128,7 @@ export class RoomSearch {
   }
 
   hide() {
-    this.list.hidden = true;
+    this.active = -1;
+    this.show(false);
   }
 }
