@@ -299,6 +299,7 @@ def render(steps: list[dict], tag: str) -> list[dict]:
     return rendered
 
 
+@functools.lru_cache(maxsize=256)  # a popular route in a popular language: framed once per worker
 def frame_route(cached: bytes, tag: str) -> bytes:
     """The response body from a route as cached (routing/route.py: the body without words, a
     newline, the maneuvers): `route.instructions` is added as the route's last member."""

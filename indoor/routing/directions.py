@@ -70,7 +70,7 @@ def modifier(angle: float) -> str:
     return f"sharp_{side}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Piece:
     start: list
     end: list
@@ -98,24 +98,66 @@ class Vertical:
 def _pieces(parts, positions) -> list:
     """Each horizontal segment as straight pieces; a vertical one stays whole."""
     result = []
+    # One scale for the whole route: a campus spans far less than a degree of latitude.
+    first = next((seg.coordinates[0] for seg in parts if seg.coordinates), None)
+    scale = math.cos(math.radians(first[1])) if first else 1.0
+    hypot, atan2, degrees = math.hypot, math.atan2, math.degrees
     for s, seg in enumerate(parts):
         leg, indices = positions[s]
         if seg.vertical:
             result.append(Vertical(seg, (leg, indices[0] if indices else 0)))
             continue
         coordinates = seg.coordinates
-        pairs = list(zip(coordinates, coordinates[1:], strict=False))
-        lengths = [metres(a, b) for a, b in pairs]
-        total = sum(lengths)
-        if not pairs:  # nothing to draw: its cost still counts
+        if len(coordinates) < 2:  # nothing to draw: its cost still counts
             here = indices[0] if indices else 0
             result.append(Piece(None, None, None, 0.0, seg.cost, seg.from_level, seg.kind, s, True, (leg, here)))
             continue
-        for j, ((a, b), length) in enumerate(zip(pairs, lengths, strict=True)):
+        steps = []
+        for a, b in zip(coordinates, coordinates[1:], strict=False):
+            dx, dy = (b[0] - a[0]) * scale, b[1] - a[1]
+            steps.append((hypot(dx, dy) * _M_PER_DEG, None if dx == 0 and dy == 0 else degrees(atan2(dx, dy)) % 360))
+        total = sum(length for length, _ in steps)
+        for j, (length, heading) in enumerate(steps):
             share = seg.cost * (length / total if total > 0 else (1.0 if j == 0 else 0.0))
             result.append(
-                Piece(a, b, bearing(a, b), length, share, seg.from_level, seg.kind, s, j == 0, (leg, indices[j]))
+                Piece(
+                    coordinates[j],
+                    coordinates[j + 1],
+                    heading,
+                    length,
+                    share,
+                    seg.from_level,
+                    seg.kind,
+                    s,
+                    j == 0,
+                    (leg, indices[j]),
+                )  # fmt: skip
             )
+    return result
+
+
+def _join_straight_runs(items: list) -> list:
+    """Consecutive pieces that run straight on (within half a degree) in the same space, building,
+    kind and level are one piece: a corridor drawn as many edges is walked as one stretch."""
+    result = []
+    for item in items:
+        last = result[-1] if result else None
+        if (
+            isinstance(item, Piece)
+            and isinstance(last, Piece)
+            and item.kind == last.kind != "door"
+            and item.level == last.level
+            and item.space == last.space
+            and item.building == last.building
+            and item.bearing is not None
+            and last.bearing is not None
+            and abs(turn_angle(last.bearing, item.bearing)) < 0.5
+        ):
+            last.end = item.end
+            last.length += item.length
+            last.cost += item.cost
+            continue
+        result.append(item)
     return result
 
 
@@ -500,6 +542,7 @@ def maneuvers(parts: list, positions: list, spaces: Spaces, origin, destination,
     _smooth(pieces, "space")
     if not items:
         return []
+    items = _join_straight_runs(items)
     steps = _Builder(spaces, origin, destination, via).build(items)
     steps = _merge_openings(_fold_short_steps(_drop_connector_rooms(steps)))
     for step in steps:

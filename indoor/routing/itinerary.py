@@ -12,6 +12,7 @@ leg, `level` 0, `to_level` 3). Each leg starts at the coordinate where the previ
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from indoor.routing import directions
@@ -141,13 +142,14 @@ def duration_s(distance_m: float, route_legs: list[Leg], settings) -> float:
 
 
 def route_collection(
-    stops: list[Place], paths: list[dict | None], graph_version, profile: str, settings, spaces
+    stops: list[Place], paths: list[dict | None], graph_version, profile: str, settings, spaces, timings=None
 ) -> tuple[dict, list[dict]]:
     """The response body (see API.md, Routes) through `stops` in order, without its words, and
     its maneuvers (directions.py; the blueprint renders them as `route.instructions` in the
     request's language). `paths[k]` is the path from stop k to stop k+1, None where the two are
     the same place. One set of legs for the whole route (they run on through every via); each
-    part's maneuvers end in an `arrive` (with `via` at a via); `distance_m` is the sum of the parts."""
+    part's maneuvers end in an `arrive` (with `via` at a via); `distance_m` is the sum of the parts.
+    `timings`, when given, receives `maneuvers_ms` (what the directions took)."""
     origin, destination = stops[0], stops[-1]
     parts: list[Segment] = []
     ranges = []  # per moving part: (k, first segment, end segment)
@@ -169,6 +171,7 @@ def route_collection(
         route_legs, positions = legs(parts)
         steps = []
         last = ranges[-1][0]
+        started = time.perf_counter()
         for k, first, end in ranges:
             # The last part that moves arrives (a via at the destination is the destination).
             steps.extend(
@@ -182,6 +185,8 @@ def route_collection(
                     settings,
                 )
             )
+        if timings is not None:
+            timings["maneuvers_ms"] = (time.perf_counter() - started) * 1000
     features = []
     for leg in route_legs:
         properties = {"level": json_level(leg.level), "kind": leg.kind, "distance_m": round(leg.cost, 2)}

@@ -155,12 +155,16 @@ def _collection(ends, paths, found_versions: dict, profile: str) -> tuple[dict, 
     started = time.perf_counter()
     names = spaces.current(found_versions)
     named = time.perf_counter()
-    collection = itinerary.route_collection(ends, paths, found_versions["graph"], profile, get_settings(), names)
+    timings = {"maneuvers_ms": 0.0}
+    collection = itinerary.route_collection(
+        ends, paths, found_versions["graph"], profile, get_settings(), names, timings
+    )
     directions_log.info(
         "route directions",
         extra={
             "spaces_ms": round((named - started) * 1000, 3),
-            "directions_ms": round((time.perf_counter() - named) * 1000, 3),
+            "maneuvers_ms": round(timings["maneuvers_ms"], 3),
+            "body_ms": round((time.perf_counter() - named) * 1000, 3),
             "steps": len(collection[1]),
         },
     )

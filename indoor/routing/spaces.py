@@ -111,39 +111,37 @@ class Spaces:
             if len(names) == 1:
                 self._level_names.setdefault(("", level), next(iter(names)))
 
-    def _smallest(self, tables: dict, points: list[tuple]) -> list[int | None]:
-        """For each (lon, lat, level): the index of the smallest shape of its level holding it."""
-        found: list[int | None] = [None] * len(points)
+    def _smallest(self, tables: dict, points: list[tuple]) -> list:
+        """For each (lon, lat, level): what the smallest shape of its level holding it names."""
+        found: list = [None] * len(points)
         by_level: dict[float, list[int]] = {}
-        for k, (_, _, level) in enumerate(points):
-            level = _level(level)
-            if level is not None and level in tables:
-                by_level.setdefault(level, []).append(k)
+        for k, point in enumerate(points):
+            by_level.setdefault(point[2], []).append(k)
         for level, ks in by_level.items():
-            tree, _, areas = tables[level]
-            geometries = shapely.points([points[k][0] for k in ks], [points[k][1] for k in ks])
-            hits = tree.query(geometries, predicate="intersects")
-            best_area = np.full(len(ks), np.inf)
-            for i, j in zip(hits[0], hits[1], strict=True):
-                if areas[j] < best_area[i]:
-                    best_area[i] = areas[j]
-                    found[ks[i]] = int(j)
+            table = tables.get(_level(level))
+            if table is None:
+                continue
+            tree, named, areas = table
+            geometries = shapely.points([(points[k][0], points[k][1]) for k in ks])
+            hits, shapes = tree.query(geometries, predicate="intersects")
+            if not len(hits):
+                continue
+            # The smallest shape per point: sort the hits by area, keep each point's first.
+            order = np.lexsort((areas[shapes], hits))
+            hits, shapes = hits[order], shapes[order]
+            first = np.ones(len(hits), dtype=bool)
+            first[1:] = hits[1:] != hits[:-1]
+            for i, j in zip(hits[first].tolist(), shapes[first].tolist(), strict=True):
+                found[ks[i]] = named[j]
         return found
 
     def spaces_at(self, points: list[tuple]) -> list[Space | None]:
         """The named space around each (lon, lat, level): the smallest that holds it."""
-        hits = self._smallest(self._spaces, points)
-        result = []
-        for point, hit in zip(points, hits, strict=True):
-            result.append(None if hit is None else self._spaces[_level(point[2])][1][hit])
-        return result
+        return self._smallest(self._spaces, points)
 
     def buildings_at(self, points: list[tuple]) -> list[str | None]:
-        hits = self._smallest(self._footprints, points)
-        return [
-            None if hit is None else self._footprints[_level(point[2])][1][hit]
-            for point, hit in zip(points, hits, strict=True)
-        ]
+        """The building whose footprint holds each (lon, lat, level): the smallest."""
+        return self._smallest(self._footprints, points)
 
     def connector_name(self, kind: str, lon: float, lat: float, level) -> str | None:
         """The name of the room a connector stands in: the nearest labelled room point of its
