@@ -90,6 +90,9 @@ class Settings:
     route_cell_max_vertices: int = 20000
     route_cell_max_boundary: int = 64
     route_max_snap_m: float = 50.0
+    route_max_length_m: float = 100000.0
+    route_max_concurrent: int = 2
+    route_queue_wait_s: float = 2.0
     route_index: bool = True
     route_index_load_timeout_s: float = 60.0
     # Observability
@@ -288,7 +291,7 @@ _RULES = {
     "elevator_penalty_s": (_not_negative, "must be a number of seconds, 0 or more (penalties only add cost)"),
     "route_version_max_age_s": (_not_negative, _NOT_NEGATIVE),
     "route_window_tries": (lambda v: v >= 1, _AT_LEAST_1),
-    "route_overlay_max_share": (lambda v: _finite(v) and 0 <= v <= 1, "must be a number from 0 to 1"),
+    "route_overlay_max_share": (_not_negative, "must be a number of 0 or more (a share: 0.1 is 10 %)"),
     "route_overlay_settle_s": (_not_negative, _NOT_NEGATIVE),
     "route_overlay_min_interval_s": (_not_negative, _NOT_NEGATIVE),
     "route_overlay_build_timeout_s": (_positive, _POSITIVE),
@@ -297,6 +300,9 @@ _RULES = {
     "route_cell_max_boundary": (lambda v: v >= 1, _AT_LEAST_1),
     "route_max_snap_m": (_positive, "must be a number of metres greater than 0"),
     "route_index_load_timeout_s": (_positive, _POSITIVE),
+    "route_max_length_m": (_positive, "must be a number of metres greater than 0"),
+    "route_max_concurrent": (lambda v: v >= 1, _AT_LEAST_1),
+    "route_queue_wait_s": (_not_negative, _NOT_NEGATIVE),
     "sentry_dsn": (_sentry_dsn, "must be empty or a Sentry DSN such as https://key@o1.ingest.sentry.io/123"),
     "sentry_traces_sample_rate": (lambda v: _finite(v) and 0 <= v <= 1, "must be a number from 0 to 1"),
     "log_level": (lambda v: v.upper() in _LOG_LEVELS, f"must be one of {', '.join(_LOG_LEVELS)}"),
