@@ -2,9 +2,27 @@
 # and the app (with its connection pool) is created per worker, after the fork.
 import multiprocessing
 import os
+import sys
+
+
+def _settings_or_exit():
+    """Every setting checked before gunicorn starts anything: a bad one is one line on stderr and
+    exit status 1 (a worker failing in create_app would be restarted forever, with tracebacks)."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from config.settings import Settings, SettingsError  # the settings only, not the app
+
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        print(f"Error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+_settings = _settings_or_exit()
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")
-worker_class = "gevent"
+# gunicorn's own request-parsing errors in the API's JSON shape, never its HTML pages.
+worker_class = "config.gunicorn_worker.JsonErrorsWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count())))
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", 2000))
 # SSE streams are long: the gevent worker's timeout only watches the arbiter heartbeat.
@@ -75,15 +93,9 @@ def _require_trusted_hosts(server):
     """Production (ENVIRONMENT, the default) refuses to serve without TRUSTED_HOSTS: every Host a
     client sends would be answered, and a cache in front would keep what it chose. Development
     starts, and says so."""
-    import sys
-
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from config.settings import Settings  # the settings only, not the app
-
-    settings = Settings.from_env()
-    if settings.trusted_hosts:
+    if _settings.trusted_hosts:
         return
-    if settings.environment == "production":
+    if _settings.environment == "production":
         server.log.error(
             "refusing to start: TRUSTED_HOSTS is not set. In production list the host names clients"
             " and health checks use (TRUSTED_HOSTS=maps.example.org,localhost), or set"

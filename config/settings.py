@@ -7,9 +7,19 @@ is the only place that reads `os.environ`; tests build one with `Settings.from_e
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used: one line naming it, its value and what is allowed."""
+
+    def __init__(self, name: str, value, allowed: str):
+        shown = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+        super().__init__(f"invalid setting {name}={_without_password(shown)!r}: {allowed}")
+        self.name = name
 
 
 def _bool(value: str) -> bool:
@@ -26,6 +36,7 @@ def _list(value: str) -> tuple[str, ...]:
 
 
 _PARSERS = {bool: _bool, int: int, float: float, str: str, tuple: _list}
+_TYPE_WORDS = {bool: "must be true or false", int: "must be a whole number", float: "must be a number"}
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,9 @@ class Settings:
     route_cell_max_vertices: int = 20000
     route_cell_max_boundary: int = 64
     route_max_snap_m: float = 50.0
+    route_max_length_m: float = 100000.0
+    route_max_concurrent: int = 2
+    route_queue_wait_s: float = 2.0
     route_index: bool = True
     route_index_load_timeout_s: float = 60.0
     # Observability
@@ -106,8 +120,8 @@ class Settings:
                 parse = _PARSERS[type(f.default) if f.default is not dataclasses.MISSING else str]
                 try:
                     values[f.name] = parse(raw)
-                except ValueError as exc:
-                    raise ValueError(f"{f.name.upper()}: {exc}") from None
+                except ValueError:
+                    raise SettingsError(f.name.upper(), raw, _TYPE_WORDS[type(f.default)]) from None
         if "database_url" not in values:
             values["database_url"] = _url_from_parts(environ)
         known = {f.name: f for f in dataclasses.fields(cls)}
@@ -116,7 +130,10 @@ class Settings:
             if key.lower() in known:
                 default = known[key.lower()].default
                 if isinstance(value, str) and not isinstance(default, str):
-                    value = _PARSERS[type(default)](value)  # "a,b" -> ("a", "b"), "1" -> 1, as from env
+                    try:  # "a,b" -> ("a", "b"), "1" -> 1, as from env
+                        value = _PARSERS[type(default)](value)
+                    except ValueError:
+                        raise SettingsError(key.upper(), value, _TYPE_WORDS[type(default)]) from None
                 values[key.lower()] = value
             else:
                 extra[key] = value  # plain Flask config (e.g. TESTING) passes through
@@ -126,12 +143,171 @@ class Settings:
         return settings
 
     def validate(self) -> None:
-        if self.environment not in ("production", "development"):
-            raise ValueError(f"ENVIRONMENT: must be production or development, not {self.environment!r}")
-        if self.public_url:
-            parts = urlsplit(self.public_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
-                raise ValueError(f"PUBLIC_URL: must be http(s)://host[/prefix], not {self.public_url!r}")
+        """Type, range and meaning of every field: a bad one raises SettingsError (create_app and
+        config/gunicorn.conf.py turn it into one line and a non-zero exit, never a traceback)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            expected = type(f.default) if f.default is not dataclasses.MISSING else dict
+            accepted = {float: (int, float), tuple: (tuple, list)}.get(expected, expected)
+            if not isinstance(value, accepted) or (expected in (int, float) and isinstance(value, bool)):
+                raise SettingsError(f.name.upper(), value, _TYPE_WORDS.get(expected, f"must be a {expected.__name__}"))
+        for name, (check, allowed) in _RULES.items():
+            value = getattr(self, name)
+            try:
+                ok = check(value)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise SettingsError(name.upper(), value, allowed)
+
+
+def _without_password(text: str) -> str:
+    """A URL's password never reaches a log line."""
+    parts = urlsplit(text) if "://" in text else None
+    if parts is None or not parts.password:
+        return text
+    return text.replace(f":{parts.password}@", ":***@", 1)
+
+
+def _finite(value) -> bool:
+    return math.isfinite(value)
+
+
+def _positive(value) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _not_negative(value) -> bool:
+    return math.isfinite(value) and value >= 0
+
+
+def _url(schemes: tuple[str, ...]):
+    def check(value: str) -> bool:
+        parts = urlsplit(value)
+        return parts.scheme in schemes and bool(parts.netloc or parts.path)
+
+    return check
+
+
+def _postgres_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("postgresql", "postgres") and bool(parts.hostname or parts.path.strip("/"))
+
+
+def _rate_limit(value: str) -> bool:
+    from limits import parse_many  # Flask-Limiter's own parser: what it cannot read, it ignores
+
+    return bool(value.strip()) and bool(parse_many(value))
+
+
+def _storage_url(value: str) -> bool:
+    from limits.storage import SCHEMES
+
+    return value == "" or (urlsplit(value).scheme in SCHEMES and "://" in value)
+
+
+def _public_url(value: str) -> bool:
+    if not value:
+        return True
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.query and not parts.fragment
+
+
+def _origin(value: str) -> bool:
+    if value == "*":
+        return True
+    parts = urlsplit(value.rstrip("/"))
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path == "" and parts.port != 0
+
+
+def _host(value: str) -> bool:
+    """A host name or address, optionally with a port: maps.example.org, LOCALHOST:8080, [::1]:80."""
+    parts = urlsplit(f"//{value}")
+    return bool(parts.hostname) and parts.path == "" and not parts.username and parts.port != 0
+
+
+def _sentry_dsn(value: str) -> bool:
+    if not value:
+        return True
+    parts = urlsplit(value)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.username)
+        and bool(parts.hostname)
+        and parts.path.rstrip("/").rsplit("/", 1)[-1].isdigit()
+    )
+
+
+_POSITIVE = "must be a number greater than 0"
+_NOT_NEGATIVE = "must be a number of 0 or more"
+_AT_LEAST_1 = "must be a whole number of 1 or more"
+_RATE = "must be rate limits Flask-Limiter can read, such as 600/minute or 10/second;1000/hour"
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# name -> (check, what is allowed). Every field with a range or a meaning is here.
+_RULES = {
+    "database_url": (lambda v: v == "" or _postgres_url(v), "must be postgresql://user@host:port/database"),
+    "database_replica_urls": (
+        lambda v: all(_postgres_url(u) for u in v),
+        "must be postgresql://user@host:port/database URLs, separated by commas",
+    ),
+    "db_pool_size": (lambda v: v >= 1, _AT_LEAST_1),
+    "db_pool_timeout_s": (_positive, _POSITIVE),
+    "pg_connect_timeout": (_positive, _POSITIVE),
+    "pg_statement_timeout_ms": (lambda v: v >= 1, "must be a whole number of milliseconds, 1 or more"),
+    "postgres_ssl_mode": (lambda v: v in _SSL_MODES, f"must be one of {', '.join(_SSL_MODES)}"),
+    "pg_keepalives_idle_s": (lambda v: v >= 1, _AT_LEAST_1),
+    "redis_url": (
+        lambda v: v == "" or _url(("redis", "rediss", "unix"))(v),
+        "must be redis://host:port/db, rediss://... or unix:///path",
+    ),
+    "redis_socket_timeout_s": (_positive, _POSITIVE),
+    "redis_retry_s": (_not_negative, _NOT_NEGATIVE),
+    "route_cache_ttl_s": (lambda v: v >= 1, "must be a whole number of seconds, 1 or more"),
+    "route_local_cache_entries": (lambda v: v >= 0, "must be a whole number of 0 or more"),
+    "tile_cache_ttl_s": (lambda v: v >= 0, "must be a whole number of seconds, 0 (no tile cache) or more"),
+    "ratelimit_default": (_rate_limit, _RATE),
+    "ratelimit_route": (_rate_limit, _RATE),
+    "ratelimit_tiles": (_rate_limit, _RATE),
+    "ratelimit_storage_url": (_storage_url, "must be a limits storage URL such as redis://host:port/1 or memory://"),
+    "trusted_proxy_count": (lambda v: v >= 0, "must be a whole number of 0 or more"),
+    "cors_origins": (lambda v: all(_origin(o) for o in v), "must be * or origins such as https://maps.example.org"),
+    "trusted_hosts": (
+        lambda v: all(_host(h) for h in v),
+        "must be host names, each optionally with a port (maps.example.org,localhost:8000)",
+    ),
+    "environment": (lambda v: v in ("production", "development"), "must be production or development"),
+    "public_url": (_public_url, "must be http(s)://host[/prefix]"),
+    "sse_batch_size": (lambda v: v >= 1, _AT_LEAST_1),
+    "sse_heartbeat_s": (_positive, _POSITIVE),
+    "sse_retry_ms": (lambda v: v >= 0, "must be a whole number of 0 or more"),
+    "sse_pool_wait_s": (_positive, _POSITIVE),
+    "sse_readahead_max_streams": (lambda v: v >= 0, "must be a whole number of 0 or more"),
+    "sse_crowded_batch_size": (lambda v: v >= 1, _AT_LEAST_1),
+    "walking_speed_mps": (_positive, "must be a number of metres per second greater than 0"),
+    "stairs_penalty_s": (_not_negative, "must be a number of seconds, 0 or more (penalties only add cost)"),
+    "escalator_penalty_s": (_not_negative, "must be a number of seconds, 0 or more (penalties only add cost)"),
+    "elevator_penalty_s": (_not_negative, "must be a number of seconds, 0 or more (penalties only add cost)"),
+    "route_version_max_age_s": (_not_negative, _NOT_NEGATIVE),
+    "route_window_tries": (lambda v: v >= 1, _AT_LEAST_1),
+    "route_overlay_max_share": (_not_negative, "must be a number of 0 or more (a share: 0.1 is 10 %)"),
+    "route_overlay_settle_s": (_not_negative, _NOT_NEGATIVE),
+    "route_overlay_min_interval_s": (_not_negative, _NOT_NEGATIVE),
+    "route_overlay_build_timeout_s": (_positive, _POSITIVE),
+    "route_overlay_lock_timeout_s": (_positive, _POSITIVE),
+    "route_cell_max_vertices": (lambda v: v >= 1, _AT_LEAST_1),
+    "route_cell_max_boundary": (lambda v: v >= 1, _AT_LEAST_1),
+    "route_max_snap_m": (_positive, "must be a number of metres greater than 0"),
+    "route_index_load_timeout_s": (_positive, _POSITIVE),
+    "route_max_length_m": (_positive, "must be a number of metres greater than 0"),
+    "route_max_concurrent": (lambda v: v >= 1, _AT_LEAST_1),
+    "route_queue_wait_s": (_not_negative, _NOT_NEGATIVE),
+    "sentry_dsn": (_sentry_dsn, "must be empty or a Sentry DSN such as https://key@o1.ingest.sentry.io/123"),
+    "sentry_traces_sample_rate": (lambda v: _finite(v) and 0 <= v <= 1, "must be a number from 0 to 1"),
+    "log_level": (lambda v: v.upper() in _LOG_LEVELS, f"must be one of {', '.join(_LOG_LEVELS)}"),
+    "log_format": (lambda v: v in ("json", "text"), "must be json or text"),
+}
 
 
 def _url_from_parts(environ) -> str:

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import logging
 
+import click
 from flask import Flask
 
-from config.settings import Settings
+from config.settings import Settings, SettingsError
+
+
+class StartRefused(click.ClickException, ValueError):
+    """A setting that cannot be used: `flask ... indoor <command>` prints its one line
+    ("Error: invalid setting ...") and exits 1, without a traceback (click shows a ClickException
+    raised while the app loads). gunicorn checks the settings before any worker starts."""
 
 
 def create_app(test_config: dict | None = None) -> Flask:
     """settings -> logging -> extensions -> blueprints -> errors -> commands."""
-    settings = Settings.from_env(test_config)
+    try:
+        settings = Settings.from_env(test_config)
+    except SettingsError as exc:
+        raise StartRefused(str(exc)) from None
     app = Flask(__name__)
     app.config.update(settings.extra)
     app.config["TESTING"] = settings.testing or app.config.get("TESTING", False)
@@ -23,7 +33,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from indoor import db, extensions, i18n, metrics, observability, security
 
-    i18n.check_catalogues()  # a missing or stale catalogue stops the start: never wrong words later
+    try:
+        i18n.check_catalogues()  # a missing or stale catalogue stops the start: never wrong words later
+    except i18n.CatalogueError as exc:
+        raise StartRefused(str(exc)) from None
     observability.init_app(app, settings)
     security.init_app(app, settings)
     db.make_cooperative()

@@ -32,6 +32,21 @@ class DatabaseUnavailable(Exception):
         self.why = why
 
 
+class DatabaseDeadline(Exception):
+    """The server sent nothing for as long as we wait (a frozen server: SIGSTOP, a stuck disk or
+    network). No cancel request follows: PQcancel blocks the whole process while the server does
+    not answer; psycopg2 closes a connection whose wait callback failed instead."""
+
+    def __init__(self, why: str):
+        super().__init__(why)
+        self.why = why
+
+
+# Our own deadline on each wait for the server: the statement timeout (which the server enforces,
+# when it runs) and this much for its answer to arrive.
+WAIT_MARGIN_S = 1.0
+
+
 # -- gevent -------------------------------------------------------------------------------
 
 
@@ -51,17 +66,22 @@ def gevent_wait_callback(conn, timeout=None):
     """
     from gevent.socket import wait_read, wait_write
 
+    # A wait limit set for this use of the connection (Database.read/transaction), else none.
+    limit = getattr(conn, "wait_limit_s", None) if timeout is None else timeout
+    silent = DatabaseDeadline(f"no answer within {limit:g} s") if limit is not None else None
     try:
         while True:
             state = conn.poll()
             if state == psycopg2.extensions.POLL_OK:
                 return
             if state == psycopg2.extensions.POLL_READ:
-                wait_read(conn.fileno(), timeout=timeout)
+                wait_read(conn.fileno(), timeout=limit, timeout_exc=silent)
             elif state == psycopg2.extensions.POLL_WRITE:
-                wait_write(conn.fileno(), timeout=timeout)
+                wait_write(conn.fileno(), timeout=limit, timeout_exc=silent)
             else:  # pragma: no cover
                 raise psycopg2.OperationalError(f"bad poll state {state}")
+    except DatabaseDeadline:
+        raise  # never a cancel request to a server that does not answer
     except BaseException:
         try:
             conn.cancel()
@@ -85,6 +105,7 @@ class _Connection(psycopg2.extensions.connection):
     """A connection that remembers whether the on-connect hooks ran on it."""
 
     ready = False
+    wait_limit_s: float | None = None  # our deadline per wait for the server (gevent only)
 
 
 class _LazyPool(pgpool.ThreadedConnectionPool):
@@ -221,6 +242,7 @@ class Database:
         try:
             endpoints = self._endpoints_for_read() if replica_ok else [self.primary]
             conn, endpoint = self._connect_first(endpoints)
+            conn.wait_limit_s = None
             broken = False
             try:
                 yield conn
@@ -275,6 +297,7 @@ class Database:
                 with self.connection(wait_s=wait_s) as conn:
                     if unwanted is not None and unwanted():
                         return None
+                    conn.wait_limit_s = int(timeout_ms) / 1000 + WAIT_MARGIN_S
                     with conn.cursor() as cur:
                         cur.execute("SET LOCAL statement_timeout = %s", (int(timeout_ms),))
                         result = fn(cur)
@@ -282,6 +305,8 @@ class Database:
                     return result
             except psycopg2.errors.QueryCanceled as exc:
                 raise DatabaseUnavailable("statement timeout") from exc
+            except DatabaseDeadline as exc:  # a frozen server: no retry, it would wait again
+                raise DatabaseUnavailable(exc.why) from exc
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 if attempt < retries:
                     attempt += 1
@@ -292,6 +317,8 @@ class Database:
     def transaction(self, timeout_ms: int | None = None):
         """A write transaction on the primary (CLI commands). Commits on success."""
         with self.connection(replica_ok=False) as conn:
+            if timeout_ms is not None:
+                conn.wait_limit_s = int(timeout_ms) / 1000 + WAIT_MARGIN_S
             with conn.cursor() as cur:
                 if timeout_ms is not None:
                     cur.execute("SET LOCAL statement_timeout = %s", (int(timeout_ms),))

@@ -6,6 +6,7 @@ Nothing here keeps the app: per-app state lives in `app.extensions`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import OrderedDict
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +24,9 @@ cache = Cache()
 
 def init_app(app: Flask, settings) -> None:
     app.extensions["indoor.settings"] = settings
+    # Uncached route computations at once in this worker (ROUTE_MAX_CONCURRENT); threading is
+    # gevent-patched in the gevent worker, so waiting for a slot is cooperative.
+    app.extensions["indoor.route_slots"] = threading.BoundedSemaphore(settings.route_max_concurrent)
     init_cache(app, settings)
     init_db(app, settings)
     init_limiter(app, settings)
@@ -33,6 +37,10 @@ def init_app(app: Flask, settings) -> None:
 
 def get_settings():
     return current_app.extensions["indoor.settings"]
+
+
+def route_slots() -> threading.BoundedSemaphore:
+    return current_app.extensions["indoor.route_slots"]
 
 
 # -- database -----------------------------------------------------------------------------

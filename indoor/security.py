@@ -3,6 +3,8 @@ allowed host names, CORS for the map clients' origins, and security headers on e
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -38,7 +40,10 @@ def init_app(app: Flask, settings) -> None:
         n = settings.trusted_proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=0, x_port=0, x_prefix=0)
     if settings.trusted_hosts:
-        app.config["TRUSTED_HOSTS"] = list(settings.trusted_hosts)
+        # Ours, not Flask's TRUSTED_HOSTS (case-sensitive, and it ignores the port): the first
+        # thing every request meets, so no link is ever built from a Host it refuses.
+        trusted = [_host_and_port(entry) for entry in settings.trusted_hosts]
+        app.before_request(lambda: _refuse_foreign_host(trusted))
     if settings.cors_origins:
         from flask_cors import CORS
 
@@ -57,6 +62,48 @@ def init_app(app: Flask, settings) -> None:
     app.after_request(_security_headers)
     # Flask's own OPTIONS answer is an empty text/html body; ours names the methods, no body.
     app.make_default_options_response = lambda: _options_response(app)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _host_and_port(value: str) -> tuple[str, int | None]:
+    """'Maps.Example.org:8443' -> ('maps.example.org', 8443); ValueError for a bad port."""
+    parts = urlsplit(f"//{value.strip()}")
+    return (parts.hostname or "").rstrip("."), parts.port
+
+
+def host_allowed(host_header: str, trusted: list[tuple[str, int | None]], scheme: str, server_port: str) -> bool:
+    """A Host names a TRUSTED_HOSTS entry, whatever its case, at a port clients use: the entry's
+    own when it names one, else the scheme's default or the port this server listens on. An entry
+    starting with a dot also matches names under it (.example.org: maps.example.org)."""
+    try:
+        name, port = _host_and_port(host_header)
+    except ValueError:
+        return False
+    if not name:
+        return False
+    default = _DEFAULT_PORTS.get(scheme)
+    for trusted_name, trusted_port in trusted:
+        if trusted_name.startswith("."):
+            named = name == trusted_name[1:] or name.endswith(trusted_name)
+        else:
+            named = name == trusted_name
+        if not named:
+            continue
+        if trusted_port is not None:
+            if port == trusted_port or (port is None and trusted_port == default):
+                return True
+        elif port is None or port == default or str(port) == server_port:
+            return True
+    return False
+
+
+def _refuse_foreign_host(trusted: list[tuple[str, int | None]]):
+    environ = request.environ
+    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}"
+    if not host_allowed(host, trusted, environ.get("wsgi.url_scheme", "http"), environ.get("SERVER_PORT", "")):
+        raise BadRequest("the Host header names no host and port this service answers to")
 
 
 def _options_response(app: Flask):

@@ -136,3 +136,55 @@ def test_a_command_fails_before_it_reads_its_file(tmp_path):
     unreadable.write_text("this is not OpenStreetMap XML")
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/indoor"
     assert_one_clear_line(run_cli(url, "import-osm", str(unreadable)), "cannot connect to PostgreSQL")
+
+
+# -- inputs an operator can get wrong: one line, exit 1, nothing written --------------------------
+
+
+@pytest.fixture(scope="module")
+def empty_database(pg_cluster):
+    url = pg_cluster.create_database("indoor_cli_inputs")
+    assert run_cli(url, "init-db").returncode == 0
+    return url
+
+
+def _rows(url: str) -> tuple:
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT (SELECT count(*) FROM room_points), (SELECT count(*) FROM nav_edges_final)")
+        return cur.fetchone()
+
+
+@pytest.mark.parametrize("args", [["--levels", "0"], ["--grid", "1"], ["--buildings", "0"], ["--min-edges", "-1"]])
+def test_demo_options_out_of_range_are_refused(empty_database, args):
+    line = assert_one_clear_line(run_cli(empty_database, "demo", *args), args[0], "or more")
+    assert args[1] in line
+    assert _rows(empty_database) == (0, 0)
+
+
+def test_importing_a_path_that_never_ends_fails_at_once(empty_database, tmp_path):
+    endless = tmp_path / "campus.geojson"
+    endless.symlink_to("/dev/zero")
+    started = time.monotonic()
+    result = run_cli(empty_database, "import", str(endless))
+    assert time.monotonic() - started < 60  # it read for ever before
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr
+    assert "campus.geojson" in lines[0] and "not a regular file" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        '{"type": "FeatureCollection", "features": []}',
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},'
+        ' "geometry": {"type": "Point", "coordinates": [13.4, 52.5]}}]}',
+    ],
+)
+def test_importing_a_file_with_nothing_usable_exits_1(empty_database, tmp_path, document):
+    source = tmp_path / "nothing.geojson"
+    source.write_text(document)
+    result = run_cli(empty_database, "import", str(source), "--level", "0")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result
+    assert "nothing.geojson" in lines[0] and "no usable features" in lines[0]
+    assert _rows(empty_database) == (0, 0)

@@ -210,6 +210,37 @@ def test_production_starts_with_trusted_hosts(serve):
     assert status == 400 and strict_json.loads(body)["error"]["code"] == "bad_request"
 
 
+def _ask(port: int, path: str, host: str) -> tuple[int, dict, bytes]:
+    return raw_request(port, f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+
+
+def test_trusted_hosts_match_any_case_and_check_the_port(serve):
+    """`Host: 127.0.0.1:1` was answered (and /api/tiles.json, /ogc/ and `next` links pointed at
+    port 1); `Host: LOCALHOST` was refused. An entry without a port allows the port clients use
+    (none, the scheme's default, or the one the server listens on); an entry may name its port."""
+    server = serve(workers=1, ENVIRONMENT="production", TRUSTED_HOSTS="127.0.0.1,localhost,Maps.Example.org:8443")
+    port = server.port
+    for host in ("127.0.0.1", f"127.0.0.1:{port}", "127.0.0.1:80", "LOCALHOST", f"LocalHost:{port}"):
+        status, _, body = _ask(port, "/api/health/", host)
+        assert status == 200, (host, body)
+    for host in ("127.0.0.1:1", f"127.0.0.1:{port + 1}", "localhost:8443", "maps.example.org", "maps.example.org:8444"):
+        status, _, body = _ask(port, "/api/tiles.json", host)
+        assert status == 400, (host, body)
+        assert strict_json.loads(body)["error"]["code"] == "bad_request"
+    status, _, body = _ask(port, "/api/tiles.json", "MAPS.example.org:8443")
+    assert status == 200
+    assert all(url.startswith("http://maps.example.org:8443/api/tiles/") for url in strict_json.loads(body)["tiles"])
+    status, _, body = _ask(port, "/ogc/", f"127.0.0.1:{port}")
+    assert status == 200
+    hrefs = [link["href"] for link in strict_json.loads(body)["links"]]
+    assert hrefs and all(href.startswith(f"http://127.0.0.1:{port}/ogc") for href in hrefs), hrefs
+
+
+def test_a_trusted_host_with_a_bad_port_is_refused_at_start():
+    with pytest.raises(ValueError, match="TRUSTED_HOSTS"):
+        create_app({"TRUSTED_HOSTS": "maps.example.org:http", "DATABASE_URL": ""})
+
+
 # -- nginx's own errors -----------------------------------------------------------------------------
 
 

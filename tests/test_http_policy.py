@@ -85,7 +85,10 @@ def test_no_cors_origins_means_no_cross_origin_access(make_app):
 def test_trusted_hosts_refuse_other_host_names(make_app):
     client = make_app(TRUSTED_HOSTS="maps.example.org,localhost").test_client()
     assert client.get("/api/health/", headers={"Host": "maps.example.org"}).status_code == 200
-    assert client.get("/api/health/", headers={"Host": "localhost:8000"}).status_code == 200
+    # An entry without a port: the port the server listens on (gunicorn's bind), never another.
+    listening = "http://localhost:8000"  # SERVER_PORT 8000
+    assert client.get("/api/health/", headers={"Host": "localhost:8000"}, base_url=listening).status_code == 200
+    assert client.get("/api/health/", headers={"Host": "localhost:8001"}, base_url=listening).status_code == 400
     refused = client.get("/api/health/", headers={"Host": "evil.example.net"})
     assert refused.status_code == 400
     assert refused.get_json()["error"]["code"] == "bad_request"

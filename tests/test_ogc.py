@@ -180,6 +180,10 @@ def test_one_feature_with_its_links(client, sql):
         ("/ogc/collections/rooms/items?limit=ten", 400, "limit"),
         ("/ogc/collections/rooms/items?level=up", 400, "level"),
         ("/ogc/collections/rooms/items?datetime=yesterday", 400, "datetime"),
+        ("/ogc/collections/rooms/items?datetime=2020-13-45", 400, "datetime"),
+        ("/ogc/collections/rooms/items?datetime=2021-02-29T10:00:00Z", 400, "datetime"),
+        ("/ogc/collections/rooms/items?datetime=2020-01-01T25:00:00Z/..", 400, "datetime"),
+        ("/ogc/collections/rooms/items?datetime=../2020-01-01T10:00:00%2B24:00", 400, "datetime"),
         ("/ogc/collections/rooms/items?layer=wall", 400, "layer"),  # not a queryable of rooms
         ("/ogc/collections/rooms/items?f=html", 400, "'f'"),
         ("/ogc/collections/rooms/items?cursor=AAAA", 400, "cursor"),

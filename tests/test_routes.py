@@ -1203,3 +1203,26 @@ def test_route_body_is_json_geojson(client, sql):
         for lon, lat in leg["geometry"]["coordinates"]:
             assert -180 <= lon <= 180 and -90 <= lat <= 90
             assert round(lon, 7) == lon and round(lat, 7) == lat
+
+
+def test_a_restart_with_another_routing_model_never_serves_the_old_durations(database_url, redis_url, sql):
+    """Same Redis, same graph: a worker started with another walking speed or elevator penalty
+    computes its own answer instead of the body the first one cached (for ROUTE_CACHE_TTL_S)."""
+    low, _ = _room_on(sql, 0, "ASC")
+    high, _ = _room_on(sql, 2, "DESC")
+    clear_route_cache(redis_url)
+    durations = {}
+    for model in ({}, {"WALKING_SPEED_MPS": "2.6"}, {"WALKING_SPEED_MPS": "2.6", "ELEVATOR_PENALTY_S": "90"}):
+        app = make_app(database_url, redis_url, **model)
+        try:
+            body = route(app.test_client(), low, high, "accessible").get_json()
+        finally:
+            app.extensions["indoor.db"].close()
+        summary = body["route"]
+        elevators = sum(leg["properties"]["kind"] == "elevator" for leg in body["features"])
+        assert elevators >= 1
+        speed = float(model.get("WALKING_SPEED_MPS", 1.3))
+        expected = summary["distance_m"] / speed + elevators * float(model.get("ELEVATOR_PENALTY_S", 30))
+        assert abs(summary["duration_s"] - expected) <= 0.1, (model, summary["duration_s"], expected)
+        durations[tuple(model.items())] = summary["duration_s"]
+    assert len(set(durations.values())) == 3

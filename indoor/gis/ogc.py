@@ -259,6 +259,28 @@ _DATE_TIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[
 _DATETIME = re.compile(rf"^(?:{_DATE_TIME}|(?:{_DATE_TIME}|\.\.|)/(?:{_DATE_TIME}|\.\.|))$")
 
 
+_PARTS = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]+)?(?:[Zz]|[+-]([0-9]{2}):([0-9]{2}))?)?"
+)
+
+
+def _real_instants(value: str) -> bool:
+    """Every date-time in `value` names a real instant (2020-13-45 or 25:00:00 does not)."""
+    from datetime import date
+
+    for match in _PARTS.finditer(value):
+        year, month, day, hour, minute, second, offset_h, offset_m = match.groups()
+        try:
+            date(int(year), int(month), int(day))
+        except ValueError:
+            return False
+        if hour is not None and (int(hour) > 23 or int(minute) > 59 or int(second) > 60):
+            return False  # 60: a leap second (RFC 3339)
+        if offset_h is not None and (int(offset_h) > 23 or int(offset_m) > 59):
+            return False
+    return True
+
+
 def _check_parameters(c: Collection) -> None:
     """Unknown parameters are refused (OGC /rec/core/query-param-unknown): a filter this collection
     does not have must not silently return everything."""
@@ -271,7 +293,7 @@ def _check_parameters(c: Collection) -> None:
     if fmt is not None and fmt not in FORMATS:
         raise BadRequest(f"parameter 'f' must be one of: {', '.join(FORMATS)}")
     raw = params.arg("datetime", max_length=100)
-    if raw is not None and (not _DATETIME.match(raw) or raw == "/"):
+    if raw is not None and (not _DATETIME.match(raw) or raw == "/" or not _real_instants(raw)):
         raise BadRequest("parameter 'datetime' must be an RFC 3339 date-time or an interval (a/b, ../b, a/..)")
     # The features have no time: a valid datetime selects all of them (Part 1, 7.15.4).
 

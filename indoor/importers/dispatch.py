@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import zipfile
 from dataclasses import dataclass, field
 
@@ -46,6 +47,12 @@ class ImportResult:
 
 def detect_format(path: str) -> str:
     name = os.path.basename(path.rstrip("/"))
+    # A device, pipe or socket (a symlink to /dev/zero) would be read for ever: files only.
+    mode = os.stat(path).st_mode
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise UnreadableSource(
+            f"{name}: not a regular file or a directory (a device, pipe or socket cannot be imported)"
+        )
     if os.path.isdir(path):
         return IMDF if IMDF_FILES & set(os.listdir(path)) else GDAL
     if zipfile.is_zipfile(path):
@@ -103,14 +110,18 @@ def read_plan(path: str, source_format: str, mapping: Mapping, routing_lines: bo
         else:
             from indoor.importers import osm
 
-            return osm.read_plan(path, routing_lines=routing_lines)
-        if not routing_lines:
+            plan = osm.read_plan(path, routing_lines=routing_lines)
+        if not routing_lines and source_format in (GDAL, IMDF):
             plan.lines = []
-        return plan
     except (UnreadableSource, UsageError):
         raise
     except Exception as error:  # a reader's parser (XML, protobuf, JSON) failing on bad input
         raise UnreadableSource(f"{name}: {' '.join(str(error).split()) or type(error).__name__}") from None
+    if not any((plan.spaces, plan.openings, plan.lines, plan.connectors, plan.rooms, plan.features)):
+        raise UnreadableSource(
+            f"{name}: no usable features (no rooms, spaces, floor plan, openings, connectors or routing lines)"
+        )
+    return plan
 
 
 def _read_gdal(path: str, mapping: Mapping) -> IndoorPlan:

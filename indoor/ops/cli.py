@@ -48,6 +48,12 @@ def demo_command(seed, buildings, levels, grid, min_edges, columns):
     """Write a generated multi-level campus (appends; ids continue after the existing ones)."""
     from indoor.ops.demo import DemoSize
 
+    least = {"--buildings": (buildings, 1), "--levels": (levels, 1), "--grid": (grid, 2)}
+    least.update({"--min-edges": (min_edges, 0), "--columns": (columns, 0)})
+    for option, (value, minimum) in least.items():
+        if value < minimum:  # one line, before anything is written (click's range errors take four)
+            raise click.ClickException(f"{option} must be {minimum} or more, not {value}")
+
     size = DemoSize(buildings=buildings, levels=levels, grid=grid)
     while min_edges and size.estimated_edges() < min_edges:
         size = DemoSize(buildings=size.buildings + 1, levels=levels, grid=grid)

@@ -27,6 +27,15 @@ def _snap_rule() -> str:
     return f"s{get_settings().route_max_snap_m:g}"
 
 
+def _model_rule() -> str:
+    """A body's durations depend on the routing model (WALKING_SPEED_MPS and the penalties): a
+    restart with other values on the same Redis never serves the old durations. Paths and
+    category choices are by length only, so their keys do not name it."""
+    s = get_settings()
+    model = (s.walking_speed_mps, s.stairs_penalty_s, s.escalator_penalty_s, s.elevator_penalty_s)
+    return "m" + ",".join(repr(float(value)) for value in model)
+
+
 def canonical(place) -> str:
     if isinstance(place, RoomPlace):
         return f"r{place.room}"
@@ -46,7 +55,10 @@ def body_key(places, found_versions: dict, profile: str) -> str:
     """The finished response, keyed by exactly what it depends on."""
     names = f"{found_versions['rooms_key']}:{found_versions['floor_key']}"
     ends = ":".join(canonical(p) for p in places)
-    return f"route:{KEY_VERSION}:body:{found_versions['graph_key']}:{names}:{_snap_rule()}:{profile}:{ends}"
+    return (
+        f"route:{KEY_VERSION}:body:{found_versions['graph_key']}:{names}:{_snap_rule()}:{_model_rule()}"
+        f":{profile}:{ends}"
+    )
 
 
 def path_key(graph_key: str, profile: str, source: int, target: int) -> str:

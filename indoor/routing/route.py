@@ -13,13 +13,14 @@ import json
 import logging
 import math
 import time
+from contextlib import contextmanager
 
 from indoor import metrics
 from indoor.errors import NotFound
-from indoor.extensions import cache_get_many, cache_set_many, get_db, get_settings, local_cache
+from indoor.extensions import cache_get_many, cache_set_many, get_db, get_settings, local_cache, route_slots
 from indoor.http.params import CategoryPlace, RoomPlace
-from indoor.routing import category, itinerary, keys, search, snap, spaces
-from indoor.routing.errors import NoRoute
+from indoor.routing import category, itinerary, keys, search, snap, spaces, windows
+from indoor.routing.errors import NoRoute, RoutesBusy, RouteTooLong
 from indoor.routing.versions import current_versions, remember
 
 log = logging.getLogger("indoor.route")
@@ -61,7 +62,7 @@ def route_between(places: list, profile: str) -> tuple[bytes, str]:
 
 def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str]:
     started = time.perf_counter()
-    names = _names(len(places))
+    settings = get_settings()
     found_versions = current_versions()
     cached_key = keys.body_key(places, found_versions, profile)
     # The worker's own memory first (no round trip), then Redis.
@@ -77,6 +78,26 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
         local_cache().set(cached_key, cached_body)
         metrics.observe_route(None, cache_hit=True)
         return cached_body, "HIT"
+    with _computation_slot(settings):
+        return _compute(places, profile, writes, found_versions, fixed, cached_places, started)
+
+
+@contextmanager
+def _computation_slot(settings):
+    """One of the worker's ROUTE_MAX_CONCURRENT slots for a route that is not a finished body in
+    a cache, waited for at most ROUTE_QUEUE_WAIT_S (then 503 with Retry-After)."""
+    slots = route_slots()
+    if not slots.acquire(timeout=settings.route_queue_wait_s):
+        raise RoutesBusy(settings.route_queue_wait_s)
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+def _compute(places, profile, writes, found_versions, fixed, cached_places, started) -> tuple[bytes, str]:
+    settings = get_settings()
+    names = _names(len(places))
     spaces.prefetch(found_versions)  # the names a body needs: read in the background meanwhile
     known = [None] * len(places)
     for k, value in zip(fixed, cached_places, strict=True):
@@ -107,6 +128,12 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
     if not parts:
         return _encode(_collection(ends, [None] * (len(places) - 1), found_versions, profile)), "MISS"
     _require_vertices(resolved, names, parts)
+    # No path is shorter than the straight line: a request surely over the budget costs no search.
+    at_least_m = sum(
+        windows.lower_bound_distance_m((ends[k].lon, ends[k].lat), (ends[k + 1].lon, ends[k + 1].lat)) for k in parts
+    )
+    if at_least_m > settings.route_max_length_m:
+        raise RouteTooLong(at_least_m, settings.route_max_length_m, "MISS", at_least=True)
 
     def path_key(k, graph_key):
         return keys.path_key(graph_key, profile, resolved[k]["vertex"], resolved[k + 1]["vertex"])
@@ -142,6 +169,9 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
             )
         if not math.isfinite(paths[k]["cost"]):  # finite costs that add up past the largest float
             raise NoRoute("no route: the costs along the path add up to more than a number can hold", cache_state)
+    length_m = sum(paths[k]["cost"] for k in parts)
+    if length_m > settings.route_max_length_m:  # refused before the costly part: legs, names, body
+        raise RouteTooLong(length_m, settings.route_max_length_m, cache_state)
     body = _encode(_collection(ends, [paths.get(k) for k in range(len(places) - 1)], found_versions, profile))
     if all(seen == found_versions for seen in chosen_under):  # else a category was chosen on older data
         cached_key = keys.body_key(places, found_versions, profile)
