@@ -18,6 +18,8 @@ from indoor import metrics
 from indoor.errors import NotFound
 from indoor.extensions import cache_get_many, cache_set_many, get_db, get_settings, local_cache
 from indoor.http.params import CategoryPlace, RoomPlace
+from indoor.live import closures
+from indoor.queries.routing import AVOIDABLE, Rules, excluded_kinds
 from indoor.routing import category, itinerary, keys, search, snap, spaces
 from indoor.routing.errors import NoRoute
 from indoor.routing.versions import current_versions, remember
@@ -42,7 +44,7 @@ def _names(count: int) -> list[str]:
     return ["'from'", *(f"'via' #{k}" for k in range(1, count - 1)), "'to'"]
 
 
-def route_between(places: list, profile: str) -> tuple[bytes, str]:
+def route_between(places: list, profile: str, avoid: tuple[str, ...] = ()) -> tuple[bytes, str]:
     """The route as cached (see _encode: the body without words, then its maneuvers) through
     `places` in order (from, vias, to) and "HIT" or "MISS" (whether every path was cached).
 
@@ -50,20 +52,33 @@ def route_between(places: list, profile: str) -> tuple[bytes, str]:
     snapped; a category place: the room chosen, cached or searched), then each part's path
     (cached or computed, every missing part in one snapshot), then the body is built and cached.
     What a miss learns (places, paths, the body) is written to Redis in one round trip at the end.
+
+    `avoid`: edge kinds the route must not use. The closures active now (live/closures.py) close
+    their edges; the caches are keyed by the kinds avoided and the closures active, so a closure's
+    start, end or removal changes every key it touches.
     """
     writes = {}
     try:
-        return _route_between(places, profile, writes)
+        found_versions = current_versions()
+        active = closures.active(found_versions, profile)
+        closed = tuple(sorted(set().union(*(c.edges for c in active)))) if active else ()
+        rules = Rules(profile, tuple(sorted(set(avoid))), closed)
+        return _route_between(places, rules, active, found_versions, writes)
     finally:
         cache_set_many(writes)
 
 
-def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str]:
+def _route_between(places: list, rules: Rules, active: tuple, found_versions: dict, writes: dict) -> tuple[bytes, str]:
     started = time.perf_counter()
     settings = get_settings()
     names = _names(len(places))
-    found_versions = current_versions()
-    cached_key = keys.body_key(places, found_versions, profile)
+    # What searches and snapping are handed: the profile's name when nothing is avoided or
+    # closed (the index, overlay and components serve those), else the Rules.
+    profile = rules if not rules.plain else rules.profile
+    snap_profile = Rules(rules.profile, rules.avoid) if rules.avoid else rules.profile  # closures never move a place
+    keyed = keys.rules_key(rules.profile, rules.avoid, active)
+    snap_keyed = keys.rules_key(rules.profile, rules.avoid, ())
+    cached_key = keys.body_key(places, found_versions, keyed)
     # The worker's own memory first (no round trip), then Redis.
     cached_body = local_cache().get(cached_key)
     if cached_body is not None:
@@ -71,7 +86,7 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
         return cached_body, "HIT"
     fixed = [k for k, p in enumerate(places) if not isinstance(p, CategoryPlace)]
     cached_body, *cached_places = cache_get_many(
-        cached_key, *(keys.place_key(places[k], found_versions, profile) for k in fixed)
+        cached_key, *(keys.place_key(places[k], found_versions, snap_keyed) for k in fixed)
     )
     if cached_body is not None:
         local_cache().set(cached_key, cached_body)
@@ -82,11 +97,11 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
         known[k] = value
     if any(known[k] is None for k in fixed):
         read_at = time.monotonic()
-        found_versions, resolved = get_db().read(lambda cur: snap.resolve_all(cur, places, profile, known))
+        found_versions, resolved = get_db().read(lambda cur: snap.resolve_all(cur, places, snap_profile, known))
         remember(found_versions, read_at)
         for k in fixed:
             if known[k] is None and not resolved[k].get("missing"):
-                writes[keys.place_key(places[k], found_versions, profile)] = resolved[k]
+                writes[keys.place_key(places[k], found_versions, snap_keyed)] = resolved[k]
     else:
         resolved = known
     for k in fixed:
@@ -98,20 +113,23 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
         if isinstance(place, CategoryPlace):
             neighbour = 1 if k == 0 else k - 1
             snap.require_vertex(resolved[neighbour], names[neighbour])
-            versions_seen, resolved[k] = _choose(place, resolved[neighbour], k != 0, profile, names, k, found_versions)
+            versions_seen, resolved[k] = _choose(
+                place, resolved[neighbour], k != 0, profile, keyed, names, k, found_versions
+            )
             chosen_under.append(versions_seen)
             route_places[k] = RoomPlace(resolved[k]["description"]["room"])
     ends = [snap.as_place(r, n, p) for r, n, p in zip(resolved, names, route_places, strict=True)]
     parts = [k for k in range(len(places) - 1) if not search.same_place(resolved[k], resolved[k + 1])]
     if not parts:
         body = itinerary.route_collection(
-            ends, [None] * (len(places) - 1), found_versions["graph"], profile, settings, spaces.current(found_versions)
-        )
-        return _encode(body), "MISS"
+            ends, [None] * (len(places) - 1), found_versions["graph"], rules.profile, settings,
+            spaces.current(found_versions),
+        )  # fmt: skip
+        return _encode(_noted(body, rules, [])), "MISS"
     _require_vertices(resolved, names, parts)
 
-    def path_key(k, graph_key):
-        return keys.path_key(graph_key, profile, resolved[k]["vertex"], resolved[k + 1]["vertex"])
+    def path_key(k, graph_key, key_profile=keyed):
+        return keys.path_key(graph_key, key_profile, resolved[k]["vertex"], resolved[k + 1]["vertex"])
 
     cached_paths = cache_get_many(*(path_key(k, found_versions["graph_key"]) for k in parts))
     paths = {k: path for k, path in zip(parts, cached_paths, strict=True) if path is not None}
@@ -134,10 +152,22 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
             writes[path_key(k, found_versions["graph_key"])] = path
     cache_state = "MISS" if missing else "HIT"
     for k in parts:
-        _log(searches.get(k), cache_state, profile, resolved[k]["vertex"], resolved[k + 1]["vertex"], paths[k], started)
+        _log(searches.get(k), cache_state, keyed, resolved[k]["vertex"], resolved[k + 1]["vertex"], paths[k], started)
+    went_around, certain = [], True
+    if active:
+        went_around, certain = _closures_went_around(
+            route_places, resolved, parts, paths, rules, active, found_versions, path_key, writes
+        )
     for k in parts:
         if paths[k]["cost"] is None:
-            detail = " without stairs or escalators" if profile == "accessible" else ""
+            detail = _without(rules)
+            if went_around:
+                raise NoRoute(
+                    f"no route from parameter {names[k]} to parameter {names[k + 1]}{detail}: "
+                    + "; ".join(c.sentence() for c in went_around),
+                    cache_state,
+                    [c.summary() for c in went_around],
+                )
             raise NoRoute(
                 f"no route from parameter {names[k]} to parameter {names[k + 1]}{detail}: they are not connected",
                 cache_state,
@@ -145,20 +175,76 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
         if not math.isfinite(paths[k]["cost"]):  # finite costs that add up past the largest float
             raise NoRoute("no route: the costs along the path add up to more than a number can hold", cache_state)
     body = _encode(
-        itinerary.route_collection(
-            ends,
-            [paths.get(k) for k in range(len(places) - 1)],
-            found_versions["graph"],
-            profile,
-            settings,
-            spaces.current(found_versions),
+        _noted(
+            itinerary.route_collection(
+                ends,
+                [paths.get(k) for k in range(len(places) - 1)],
+                found_versions["graph"],
+                rules.profile,
+                settings,
+                spaces.current(found_versions),
+            ),
+            rules,
+            went_around,
         )
     )
-    if all(seen == found_versions for seen in chosen_under):  # else a category was chosen on older data
-        cached_key = keys.body_key(places, found_versions, profile)
+    # Not cached: a category chosen on older data, or closures not attributed in one snapshot.
+    if certain and all(seen == found_versions for seen in chosen_under):
+        cached_key = keys.body_key(places, found_versions, keyed)
         writes[cached_key] = body
         local_cache().set(cached_key, body)
     return body, cache_state
+
+
+def _without(rules: Rules) -> str:
+    """How a 422 says what the route could not use."""
+    excluded = set(excluded_kinds(rules))
+    named = [name for name, kind in AVOIDABLE.items() if kind in excluded]
+    if not named:
+        return ""
+    return " without " + (", ".join(named[:-1]) + " or " + named[-1] if len(named) > 1 else named[0])
+
+
+def _noted(collection: tuple[dict, list], rules: Rules, went_around: list) -> tuple[dict, list]:
+    """The body with what it avoided and the active closures it went around (API.md)."""
+    body, steps = collection
+    if rules.avoid:
+        body["route"]["avoid"] = [name for name, kind in AVOIDABLE.items() if kind in rules.avoid]
+    if went_around:  # absent when no closure changed the route: the body is the open one's
+        body["route"]["closures"] = [c.summary() for c in went_around]
+    return body, steps
+
+
+def _closures_went_around(places, resolved, parts, paths, rules, active, found_versions, path_key, writes):
+    """The active closures that made a part longer or impossible: those on the part's path with
+    the closures open (same places, same kinds avoided), when that path is shorter. -> (closures,
+    whether both were computed on the same data: else the body is not cached)."""
+    open_profile = Rules(rules.profile, rules.avoid) if rules.avoid else rules.profile
+    open_keyed = keys.rules_key(rules.profile, rules.avoid, ())
+    graph_key = found_versions["graph_key"]
+    cached = cache_get_many(*(path_key(k, graph_key, open_keyed) for k in parts))
+    open_paths = {k: p for k, p in zip(parts, cached, strict=True) if p is not None}
+    missing = [k for k in parts if k not in open_paths]
+    certain = True
+    if missing:
+        read_at = time.monotonic()
+        seen, computed, new_resolved, _ = get_db().read(
+            lambda cur: search.compute(cur, places, open_profile, resolved, found_versions, missing)
+        )
+        remember(seen, read_at)
+        if new_resolved is not resolved or seen["graph_key"] != graph_key:
+            return [], False  # the graph moved meanwhile: answer without naming closures, uncached
+        open_paths.update(computed)
+        for k, path in computed.items():
+            writes[path_key(k, graph_key, open_keyed)] = path
+    found = []
+    for k in parts:
+        closed_cost, open_path = paths[k]["cost"], open_paths[k]
+        if open_path["cost"] is None or (closed_cost is not None and closed_cost <= open_path["cost"] + 1e-6):
+            continue
+        used = set(open_path.get("edge_ids", ()))
+        found.extend(c for c in active if c.edges & used and c not in found)
+    return found, certain
 
 
 def _require_vertices(resolved: list, names: list, parts: list[int]) -> None:
@@ -166,11 +252,11 @@ def _require_vertices(resolved: list, names: list, parts: list[int]) -> None:
         snap.require_vertex(resolved[k], names[k])
 
 
-def _choose(place: CategoryPlace, neighbour: dict, outward: bool, profile: str, names, k: int, found_versions):
+def _choose(place: CategoryPlace, neighbour: dict, outward: bool, profile, keyed: str, names, k: int, found_versions):
     """The resolved room `place` stands for (see category.py), cached; 404 for a category no room
-    has, 422 when no room of it can be reached."""
-    key = keys.category_key(found_versions, profile, place.category, neighbour["vertex"], outward)
-    rooms_key = keys.category_rooms_key(found_versions, profile, place.category)
+    has, 422 when no room of it can be reached. `profile`: a name or Rules; `keyed`: its key."""
+    key = keys.category_key(found_versions, keyed, place.category, neighbour["vertex"], outward)
+    rooms_key = keys.category_rooms_key(found_versions, keyed, place.category)
     value, rooms = cache_get_many(key, rooms_key)
     if value is None:
         read_at = time.monotonic()
@@ -180,14 +266,14 @@ def _choose(place: CategoryPlace, neighbour: dict, outward: bool, profile: str, 
         )
         remember(found_versions, read_at)
         value = {"resolved": choice.resolved, "why": choice.why}
-        writes = {keys.category_key(found_versions, profile, place.category, neighbour["vertex"], outward): value}
+        writes = {keys.category_key(found_versions, keyed, place.category, neighbour["vertex"], outward): value}
         if known is None or known[0] != found_versions:  # rooms read from the cache go back unchanged
-            writes[keys.category_rooms_key(found_versions, profile, place.category)] = rooms
+            writes[keys.category_rooms_key(found_versions, keyed, place.category)] = rooms
         cache_set_many(writes)
         log.info(
             "route category",
             extra={
-                "profile": profile,
+                "profile": keyed,
                 "category": place.category,
                 "found": choice.resolved is not None,
                 "decided_by": choice.decided_by,
@@ -200,7 +286,7 @@ def _choose(place: CategoryPlace, neighbour: dict, outward: bool, profile: str, 
     if value["why"] == "unknown":
         raise NotFound(f"no room has category {place.category!r} (parameter {names[k]})")
     if value["why"] is not None:
-        detail = " without stairs or escalators" if profile == "accessible" else ""
+        detail = _without(profile) if isinstance(profile, Rules) else _without(Rules(profile))
         direction = "from" if outward else "to"
         raise NoRoute(
             f"no route: no room of category {place.category!r} (parameter {names[k]}) can be reached"
