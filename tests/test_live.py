@@ -163,11 +163,11 @@ def test_write_endpoints_refuse_missing_unknown_revoked_expired_and_wrong_scope_
 def test_failed_attempts_are_rate_limited_per_client(live_url, redis_url, flushed_redis_db, pgbouncer_url, token):
     app = create_app(
         {
+            **TEST_RATE_LIMITS,
             "DATABASE_URL": pgbouncer_url(live_url),
             "REDIS_URL": redis_url,
             "RATELIMIT_STORAGE_URL": flushed_redis_db(),
             "AUTH_FAILURES_LIMIT": "3/minute",
-            **TEST_RATE_LIMITS,
         }
     )
     try:

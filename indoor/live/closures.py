@@ -74,7 +74,9 @@ def iso(epoch: float | None) -> str | None:
 def active(found_versions: dict, profile: str, now: float | None = None) -> tuple[Closure, ...]:
     """The closures active now for `profile`, from this worker's list of the 'closures' version
     in `found_versions` (read again when it changed)."""
-    key = found_versions.get("closures_key", "0")
+    if not found_versions.get("closures"):
+        return ()  # no 'closures' version: init-db has not made the table here (an older database)
+    key = found_versions["closures_key"]
     state = current_app.extensions.get(_STATE)
     if state is None or state[0] != key:
         rows = get_db().read(queries.current, timeout_ms=2000)
