@@ -439,3 +439,38 @@ def test_events_arrive_in_order_with_ids_and_resume_through_gunicorn(serve, live
     too_old.close()
     bad = EventStream(server.base_url, "/api/events/", headers={"Last-Event-ID": "abc"})
     assert bad.status == 400 and json.loads(bad.body())["error"]["code"] == "bad_request"
+
+
+def test_the_route_index_answers_routes_around_closures_exactly(live, live_sql, token, caplog):
+    """With the index built, a closure re-weights a few arcs of a second metric: routes with
+    closures are answered by the index, and equal the reference over the open network."""
+    low, high = plain_room(live_sql, 0), plain_room(live_sql, 2, "DESC")
+    rooms = [r[0] for r in live_sql("SELECT ogc_fid FROM room_points WHERE category IS NULL ORDER BY ogc_fid")]
+    caplog.set_level(logging.INFO, logger="indoor.route")
+    deadline = time.monotonic() + 60
+    for a, b in itertools.pairwise(rooms):  # new pairs: the index is built in the background after the first
+        caplog.clear()
+        route(live, a, b)
+        if any(getattr(r, "index", False) for r in caplog.records):
+            break
+        assert time.monotonic() < deadline, "the route index was never built"
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the route index was never built")
+    for level in (1, 2):
+        lift = elevator(live_sql, level)[0]
+        closure = close(live, token, rooms=[lift], reason=f"lift {level}").get_json()["closure"]
+        time.sleep(0.6)
+        caplog.clear()
+        refused = route(live, low, high, profile="accessible")
+        assert refused.status_code == 422 and refused.get_json()["error"]["closures"][0]["id"] == closure["id"]
+        walked = route(live, high, low)
+        assert walked.status_code == 200
+        summary = walked.get_json()["route"]
+        assert summary["distance_m"] == pytest.approx(
+            _reference_cost(live_sql, summary, (), closure["edges"]), abs=0.011
+        )
+        searched = [r for r in caplog.records if r.getMessage() == "route" and r.cache == "MISS"]
+        assert searched and all(r.index for r in searched), [(r.index, r.decided_by) for r in searched]
+        assert live.delete(f"/api/closures/{closure['id']}", headers=auth(token)).status_code == 204
+        time.sleep(0.6)
