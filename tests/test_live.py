@@ -18,6 +18,7 @@ import networkx as nx
 import pytest
 
 from indoor import create_app
+from scripts.services import ROOT_DIR, NginxServer
 from tests.conftest import TEST_RATE_LIMITS, autocommit_sql, run_cli
 from tests.sse_client import Event, EventStream
 
@@ -474,3 +475,32 @@ def test_the_route_index_answers_routes_around_closures_exactly(live, live_sql, 
         assert searched and all(r.index for r in searched), [(r.index, r.decided_by) for r in searched]
         assert live.delete(f"/api/closures/{closure['id']}", headers=auth(token)).status_code == 204
         time.sleep(0.6)
+
+
+def test_closures_and_events_through_nginx(serve, workdir, live_url, live_sql, token, pgbouncer_url):
+    """deploy/nginx.conf: a closure body passes (up to 64 KiB), and its event reaches a stream."""
+    app = serve(workers=1, TRUSTED_PROXY_COUNT=1, DATABASE_URL=pgbouncer_url(live_url), EVENTS_POLL_S="0.1")
+    nginx = NginxServer((ROOT_DIR / "deploy" / "nginx.conf").read_text(), app.port, workdir).start()
+    try:
+        _closure_event_through(nginx, live_sql, token)
+    finally:
+        nginx.stop()
+
+
+def _closure_event_through(nginx, live_sql, token):
+    watching = EventStream(nginx.base_url, "/api/events/")
+    assert watching.status == 200 and watching.headers["content-type"].startswith("text/event-stream")
+    time.sleep(0.5)
+    lift = elevator(live_sql, 1)[0]
+    body = json.dumps({"rooms": [lift], "reason": "through nginx"}) + " " * 20_000  # over nginx's 16k default
+    request = urllib.request.Request(
+        nginx.base_url + "/api/closures/", method="POST", data=body.encode(),
+        headers={**auth(token), "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a local test server
+        assert response.status == 201
+        closure_id = json.loads(response.read())["closure"]["id"]
+    got = _collect(watching, 1)
+    watching.close()
+    assert [(e.json()["action"], e.json()["closure"]["id"]) for e in got] == [("opened", closure_id)]
+    live_sql("UPDATE indoor_closures SET deleted_at = now(), deleted_by = 'test' WHERE deleted_at IS NULL")
