@@ -501,6 +501,19 @@ def _closure_event_through(nginx, live_sql, token):
         assert response.status == 201
         closure_id = json.loads(response.read())["closure"]["id"]
     got = _collect(watching, 1)
-    watching.close()
     assert [(e.json()["action"], e.json()["closure"]["id"]) for e in got] == [("opened", closure_id)]
+    # A closure's end is an event too, written by a watcher when the time comes (no write by anyone).
+    request = urllib.request.Request(
+        nginx.base_url + "/api/closures/", method="POST",
+        data=json.dumps({"rooms": [lift], "ends_at": at(1)}).encode(),
+        headers={**auth(token), "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a local test server
+        short = json.loads(response.read())["closure"]
+    got = _collect(watching, 2)
+    watching.close()
+    assert [(e.json()["action"], e.json()["closure"]["id"]) for e in got] == [
+        ("opened", short["id"]),
+        ("ended", short["id"]),
+    ]
     live_sql("UPDATE indoor_closures SET deleted_at = now(), deleted_by = 'test' WHERE deleted_at IS NULL")
