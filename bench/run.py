@@ -16,6 +16,7 @@ from bench import config, machine, report  # noqa: E402
 from bench.context import Context  # noqa: E402
 from bench.report import Row  # noqa: E402
 from bench.rows_gis import gis_peers  # noqa: E402
+from bench.rows_live import closures_route  # noqa: E402
 from bench.rows_misc import campus_row, room_search  # noqa: E402
 from bench.rows_routing import (  # noqa: E402
     cached_route,
@@ -82,6 +83,7 @@ def main() -> int:
         rows += _guard(ctx, "cached route", cached_route)
         rows += _guard(ctx, "route after an edit", route_after_edit)
         rows += _guard(ctx, "via and category routes", via_and_category_routes)
+        rows += _guard(ctx, "routes with closures", closures_route)
         rows += _guard(ctx, "floor-plan SSE", floor_sse)
         rows += _guard(ctx, "JSON paging and tipg", json_paging_and_peer)
         rows += _guard(ctx, "GIS clients and tipg", gis_peers)
@@ -120,7 +122,7 @@ def main() -> int:
 
 
 ORDER = ["campus", "route_uncached", "route_lengths", "route_floor", "route_directions", "route_cached_latency", "route_cached_rps",
-         "route_after_edit",
+         "route_after_edit", "route_closures",
          "route_shape_bench", "route_shape_grid", "route_shape_huge", "route_shape_station",
          "route_after_edit_costs", "route_after_edit_topology",
          "sse_rate", "sse_first_event", "peer_sse", "peer_json", "peer_gdal", "peer_tiles", "sse_scaling", "swarm_heartbeats", "swarm_rss",

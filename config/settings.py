@@ -95,6 +95,11 @@ class Settings:
     route_queue_wait_s: float = 2.0
     route_index: bool = True
     route_index_load_timeout_s: float = 60.0
+    # Live operation (indoor/live/): failed token attempts per client, change events
+    auth_failures_limit: str = "20/minute"
+    events_poll_s: float = 0.25
+    events_retention_s: int = 7 * 24 * 3600
+    events_max_stream_s: float = 3600.0
     # Observability
     sentry_dsn: str = ""
     sentry_traces_sample_rate: float = 0.0

@@ -50,7 +50,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
-    from indoor.blueprints import client, floors, health, ogc, openapi, rooms, routes, tiles
+    from indoor.blueprints import client, closures, events, floors, health, ogc, openapi, rooms, routes, tiles
 
     app.register_blueprint(health.blueprint, url_prefix="/api/health")
     app.register_blueprint(openapi.blueprint, url_prefix="/api")
@@ -59,6 +59,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(routes.blueprint, url_prefix="/api/route")
     app.register_blueprint(ogc.blueprint, url_prefix="/ogc")
     app.register_blueprint(tiles.blueprint, url_prefix="/api")
+    app.register_blueprint(closures.blueprint, url_prefix="/api/closures")
+    app.register_blueprint(events.blueprint, url_prefix="/api/events")
     app.register_blueprint(client.blueprint)
 
 

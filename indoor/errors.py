@@ -30,12 +30,13 @@ _CODES = {
 class ApiError(Exception):
     """Raise anywhere below a view to answer with this status, code and message."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None, details=None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.details = details or {}  # more fields of "error" (e.g. the closures a 422 names)
 
 
 class BadRequest(ApiError):
@@ -48,8 +49,8 @@ class NotFound(ApiError):
         super().__init__(404, "not_found", message)
 
 
-def error_response(status: int, code: str, message: str, headers: dict | None = None):
-    response = jsonify({"error": {"code": code, "message": message}})
+def error_response(status: int, code: str, message: str, headers: dict | None = None, details=None):
+    response = jsonify({"error": {"code": code, "message": message, **(details or {})}})
     response.status_code = status
     for key, value in (headers or {}).items():
         response.headers[key] = value
@@ -59,7 +60,7 @@ def error_response(status: int, code: str, message: str, headers: dict | None = 
 def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers, exc.details)
 
     @app.errorhandler(DatabaseUnavailable)
     def _db_unavailable(exc: DatabaseUnavailable):

@@ -35,7 +35,11 @@ SHARED_DATA = Path(os.environ.get("INDOOR_SHARED_DATA", ROOT.parent / "shared" /
 VIA_PGBOUNCER = os.environ.get("INDOOR_TEST_PGBOUNCER", "") not in ("", "0")
 # Limits high enough that no test meets them by accident (tests of the limits set their own).
 # The limiter still runs, with its Redis storage, on every request of the suite.
-TEST_RATE_LIMITS = {"RATELIMIT_DEFAULT": "100000/minute", "RATELIMIT_ROUTE": "100000/minute"}
+TEST_RATE_LIMITS = {
+    "RATELIMIT_DEFAULT": "100000/minute",
+    "RATELIMIT_ROUTE": "100000/minute",
+    "AUTH_FAILURES_LIMIT": "100000/minute",
+}
 
 
 def pytest_report_header(config):

@@ -23,6 +23,7 @@ COMMAND_ARGS = {
     "import-osm": [OSM_FILE],
     "check-graph": [],
     "build-overlay": [],
+    "token": ["list"],
 }
 COMMANDS = sorted(set(COMMAND_ARGS) & set(indoor.commands))
 PASSWORD_ROLE = "indoor_cli_password_check"

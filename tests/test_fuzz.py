@@ -70,6 +70,11 @@ def test_generated_requests_get_no_5xx_and_only_documented_answers(serve, workdi
     ]
     for path in PENDING_PATHS:
         command += ["--exclude-path", path]
+    # The write endpoints (closures) need a token, so fuzzed they only ever answer 401; their
+    # bodies are tested in tests/test_live.py. Generating request bodies in two worker threads
+    # also trips a CPython 3.11 race in hypothesis (ast.parse: "AST constructor recursion depth
+    # mismatch"), failing the run at random.
+    command += ["--exclude-method", "POST", "--exclude-method", "DELETE"]
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=480)
     report = result.stdout[-8000:] + result.stderr[-2000:]
     assert result.returncode == 0, report

@@ -215,6 +215,66 @@ def check_graph_command(building, as_json, room_distance):
         raise SystemExit(1)
 
 
+@indoor.group("token")
+def token_group():
+    """Bearer tokens for the write endpoints (only a hash of each is stored)."""
+
+
+@token_group.command("create")
+@click.option("--name", required=True, help="Who or what uses it (unique); writes record it.")
+@click.option("--scope", "scopes", required=True, multiple=True, help="closures:write (repeatable).")
+@click.option("--expires-days", type=click.IntRange(1, 3650), default=None, help="Expire after this many days.")
+@with_appcontext
+def token_create_command(name, scopes, expires_days):
+    """Make a token and print it once: it cannot be shown again."""
+    from indoor.live import auth
+    from indoor.queries import tokens
+
+    unknown = [s for s in scopes if s not in auth.SCOPES]
+    if unknown:
+        raise click.UsageError(f"unknown scope {unknown[0]!r}; known: {', '.join(auth.SCOPES)}")
+    if not name.strip() or len(name) > 100 or not name.isprintable():
+        raise click.UsageError("--name must be 1 to 100 printable characters")
+    token, digest = auth.new_token()
+    with get_db().transaction() as cur:
+        created = tokens.create(cur, name, digest, sorted(set(scopes)), expires_days)
+    if not created:
+        raise click.UsageError(f"a token named {name!r} exists: revoke it or choose another name")
+    click.echo(token)
+
+
+@token_group.command("list")
+@with_appcontext
+def token_list_command():
+    """Names, scopes, created, last used, expiry and revocation (never the tokens)."""
+    from indoor.queries import tokens
+
+    with get_db().transaction() as cur:
+        rows = tokens.listing(cur)
+    click.echo("name\tscopes\tcreated\tlast_used\texpires\trevoked")
+    for name, scopes, created, used, expires, revoked in rows:
+        cells = [
+            name,
+            ",".join(scopes),
+            *(t.isoformat(timespec="seconds") if t else "-" for t in (created, used, expires, revoked)),
+        ]
+        click.echo("\t".join(cells))
+
+
+@token_group.command("revoke")
+@click.argument("name")
+@with_appcontext
+def token_revoke_command(name):
+    """Revoke a token at once (kept, marked revoked)."""
+    from indoor.queries import tokens
+
+    with get_db().transaction() as cur:
+        revoked = tokens.revoke(cur, name)
+    if not revoked:
+        raise click.UsageError(f"no active token named {name!r}")
+    click.echo(f"token {name!r} revoked")
+
+
 def _write_demo(seed, buildings, levels, grid, columns=0):
     from indoor.ops.demo import DemoSize, generate
     from indoor.queries import network, schema

@@ -26,6 +26,42 @@ PROFILES = ("walking", "accessible")
 Box = tuple[float, float, float, float]  # (min lon, min lat, max lon, max lat)
 # Kinds an accessible route never uses.
 NOT_ACCESSIBLE = ("stairs", "escalator")
+# What `avoid=` may name, and the edge kind each stands for.
+AVOIDABLE = {"stairs": "stairs", "escalators": "escalator", "elevators": "elevator", "ramps": "ramp"}
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a search may use beyond its profile: kinds avoided (`avoid=`) and edges closed
+    (the active closures, indoor/live/closures.py). Wherever a profile name is taken, Rules are
+    too; plain rules (nothing avoided, nothing closed) are searched as the profile alone."""
+
+    profile: str
+    avoid: tuple[str, ...] = ()  # edge kinds, sorted
+    closed: tuple[int, ...] = ()  # edge ids, sorted
+
+    @property
+    def plain(self) -> bool:
+        return not self.avoid and not self.closed
+
+
+def is_plain(profile) -> bool:
+    """Whether a search under `profile` is the profile's alone: the route index, the overlay
+    and the components (built per profile) answer only those."""
+    return not isinstance(profile, Rules) or profile.plain
+
+
+def profile_name(profile) -> str:
+    return profile.profile if isinstance(profile, Rules) else profile
+
+
+def excluded_kinds(profile) -> list[str]:
+    """The edge kinds a search under `profile` (a name or Rules) never uses."""
+    kinds = set(NOT_ACCESSIBLE) if profile_name(profile) == "accessible" else set()
+    if isinstance(profile, Rules):
+        kinds.update(profile.avoid)
+    return sorted(kinds)
+
 
 # -- warm-up ------------------------------------------------------------------------------
 
@@ -91,7 +127,7 @@ SELECT v.id, ST_X(v.the_geom), ST_Y(v.the_geom), v.level,
            AND EXISTS (SELECT 1 FROM nav_edges_final e
                 WHERE (e.source = k.id OR e.target = k.id)
                   AND {is_open_sql("e")}
-                  AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
+                  AND NOT (e.kind = ANY(%(excluded)s::text[])))
          ORDER BY k.the_geom <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)
           LIMIT 1) AS knn,
        nav_edges_work_vertices_pgr v
@@ -104,7 +140,7 @@ SELECT v.id, ST_X(v.the_geom), ST_Y(v.the_geom), v.level,
    AND EXISTS (SELECT 1 FROM nav_edges_final e
                 WHERE (e.source = v.id OR e.target = v.id)
                   AND {is_open_sql("e")}
-                  AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
+                  AND NOT (e.kind = ANY(%(excluded)s::text[])))
  ORDER BY metres, v.id
  LIMIT 1
 """  # noqa: S608 - constant fragments; values are parameters
@@ -120,7 +156,7 @@ SELECT metres FROM (
      AND EXISTS (SELECT 1 FROM nav_edges_final e
                   WHERE (e.source = k.id OR e.target = k.id)
                     AND {is_open_sql("e")}
-                    AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator')))
+                    AND NOT (e.kind = ANY(%(excluded)s::text[])))
    ORDER BY k.the_geom <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)
    LIMIT 16) near
  -- `@` lets an empty or NaN position through (no distance): the nearest with one, of a bounded few.
@@ -185,7 +221,7 @@ def nearest_vertex(cur, lon: float, lat: float, level, profile: str, max_m: floa
     vertex within `max_m` metres."""
     cur.execute(
         NEAREST_VERTEX,
-        {"lon": lon, "lat": lat, "level": level, "accessible": profile == "accessible", "max_m": float(max_m)},
+        {"lon": lon, "lat": lat, "level": level, "excluded": excluded_kinds(profile), "max_m": float(max_m)},
     )
     row = cur.fetchone()
     return Snap(int(row[0]), float(row[1]), float(row[2]), row[3], float(row[4])) if row else None
@@ -199,7 +235,7 @@ class CategoryRoom:
 
 def category_rooms(cur, category: str, profile: str, max_m: float) -> list[CategoryRoom] | None:
     """The rooms of `category` that snap (ordered by id); None when no room has the category."""
-    cur.execute(CATEGORY_ROOMS, {"category": category, "accessible": profile == "accessible", "max_m": float(max_m)})
+    cur.execute(CATEGORY_ROOMS, {"category": category, "excluded": excluded_kinds(profile), "max_m": float(max_m)})
     rows = cur.fetchall()
     if not rows:
         cur.execute(CATEGORY_EXISTS, {"category": category})
@@ -216,7 +252,7 @@ def category_rooms(cur, category: str, profile: str, max_m: float) -> list[Categ
 def nearest_distance(cur, lon: float, lat: float, level, profile: str) -> float | None:
     """Metres from (lon, lat) to the nearest usable vertex of `level` (KNN order: within a hair
     of the geodesic nearest); None when the level has none."""
-    cur.execute(NEAREST_FAR, {"lon": lon, "lat": lat, "level": level, "accessible": profile == "accessible"})
+    cur.execute(NEAREST_FAR, {"lon": lon, "lat": lat, "level": level, "excluded": excluded_kinds(profile)})
     row = cur.fetchone()
     return float(row[0]) if row else None
 
@@ -313,8 +349,9 @@ class PathRun:
     edges_loaded: int = 0
 
 
-def _where(boxes: list[Box] | None, profile: str) -> sql.Composable:
-    """The edge filter: the window's boxes (None: all edges) and the profile's kinds."""
+def _where(boxes: list[Box] | None, profile) -> sql.Composable:
+    """The edge filter: the window's boxes (None: all edges), the profile's kinds, and with
+    Rules the kinds avoided and the edges closed."""
     parts = []
     if boxes is not None:
         tests = [
@@ -324,12 +361,16 @@ def _where(boxes: list[Box] | None, profile: str) -> sql.Composable:
             for box in boxes
         ]
         parts.append(sql.SQL("(") + sql.SQL(" OR ").join(tests) + sql.SQL(")"))
-    if profile == "accessible":
-        parts.append(sql.SQL("kind NOT IN ({})").format(sql.SQL(", ").join(sql.Literal(k) for k in NOT_ACCESSIBLE)))
+    excluded = excluded_kinds(profile)
+    if excluded:
+        parts.append(sql.SQL("kind NOT IN ({})").format(sql.SQL(", ").join(sql.Literal(k) for k in excluded)))
+    if isinstance(profile, Rules) and profile.closed:
+        closed = "{" + ",".join(str(int(e)) for e in profile.closed) + "}"
+        parts.append(sql.SQL("NOT (id = ANY({}::bigint[]))").format(sql.Literal(closed)))
     return sql.SQL(" AND ").join(parts) if parts else sql.SQL("true")
 
 
-def edges_sql(cur, boxes: list[Box] | None, profile: str) -> str:
+def edges_sql(cur, boxes: list[Box] | None, profile) -> str:
     """The edges query handed to pgRouting."""
     return (_EDGE_COLUMNS + _where(boxes, profile)).as_string(cur)
 

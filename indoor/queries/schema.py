@@ -225,6 +225,99 @@ GRAPH_CHANGES = [
        ON nav_edges_work_vertices_pgr FOR EACH STATEMENT EXECUTE FUNCTION indoor_log_graph_change()""",
 ]
 
+# The service's own, for operating a building live (indoor/live/): bearer tokens (only a hash
+# of each), closures (what was asked and the edges it resolved to; kept after removal as
+# history) and the change events an open map listens to. Closure and version changes write
+# their events in the same transaction as the change (ids increase in commit order of the
+# sequence, so a reader that polls `id > last` never skips a committed one for long: see
+# live/events.py); a closure's 'closures' version keys the workers' closure lists.
+LIVE = [
+    """CREATE TABLE IF NOT EXISTS indoor_tokens (
+        name text PRIMARY KEY,
+        token_sha256 bytea NOT NULL UNIQUE,
+        scopes text[] NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz,
+        last_used_at timestamptz,
+        revoked_at timestamptz)""",
+    """CREATE TABLE IF NOT EXISTS indoor_closures (
+        id bigserial PRIMARY KEY,
+        rooms bigint[] NOT NULL DEFAULT '{}',
+        requested_edges bigint[] NOT NULL DEFAULT '{}',
+        edges bigint[] NOT NULL DEFAULT '{}',
+        area geometry(Polygon, 4326),
+        levels numeric[] NOT NULL DEFAULT '{}',
+        label text,
+        buildings text[] NOT NULL DEFAULT '{}',
+        starts_at timestamptz NOT NULL DEFAULT now(),
+        ends_at timestamptz,
+        reason text,
+        profiles text[],
+        created_at timestamptz NOT NULL DEFAULT now(),
+        created_by text,
+        deleted_at timestamptz,
+        deleted_by text)""",
+    """CREATE TABLE IF NOT EXISTS indoor_events (
+        id bigserial PRIMARY KEY,
+        kind text NOT NULL,
+        action text NOT NULL,
+        building text,
+        payload jsonb NOT NULL,
+        once text UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT clock_timestamp())""",
+    "CREATE INDEX IF NOT EXISTS indoor_events_created_idx ON indoor_events (created_at)",
+    "INSERT INTO indoor_versions (name) VALUES ('closures') ON CONFLICT (name) DO NOTHING",
+    """CREATE OR REPLACE TRIGGER indoor_closures_version
+       AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON indoor_closures
+       FOR EACH STATEMENT EXECUTE FUNCTION indoor_bump_version('closures')""",
+    # A closure as events carry it (the API's shape, see live/closures.py).
+    """CREATE OR REPLACE FUNCTION indoor_closure_json(c indoor_closures) RETURNS jsonb
+       LANGUAGE sql STABLE AS $$
+         SELECT jsonb_build_object(
+           'id', c.id, 'rooms', to_jsonb(c.rooms), 'edges_closed', cardinality(c.edges),
+           'label', c.label, 'levels', to_jsonb(c.levels), 'buildings', to_jsonb(c.buildings),
+           'starts_at', to_char(c.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+           'ends_at', to_char(c.ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+           'reason', c.reason, 'profiles', to_jsonb(c.profiles))
+       $$""",
+    # One event per closure and action (`once`): the trigger and the watchers' boundary sweep
+    # (live/events.py) may both see a boundary; the first one writes it.
+    """CREATE OR REPLACE FUNCTION indoor_closure_event(c indoor_closures, what text) RETURNS void
+       LANGUAGE sql AS $$
+         INSERT INTO indoor_events (kind, action, building, payload, once)
+         SELECT 'closure', what, b, jsonb_build_object('closure', indoor_closure_json(c)),
+                'closure:' || c.id || ':' || what || ':' || coalesce(b, '')
+           FROM unnest(CASE WHEN cardinality(c.buildings) > 0 THEN c.buildings ELSE ARRAY[NULL::text] END) b
+         ON CONFLICT (once) DO NOTHING
+       $$""",
+    """CREATE OR REPLACE FUNCTION indoor_closure_changed() RETURNS trigger
+       LANGUAGE plpgsql AS $$
+       BEGIN
+         IF TG_OP = 'INSERT' AND NEW.starts_at <= now() AND (NEW.ends_at IS NULL OR NEW.ends_at > now()) THEN
+           PERFORM indoor_closure_event(NEW, 'opened');
+         ELSIF TG_OP = 'UPDATE' AND OLD.deleted_at IS NULL AND NEW.deleted_at IS NOT NULL THEN
+           PERFORM indoor_closure_event(NEW, 'removed');
+         END IF;
+         RETURN NULL;
+       END $$""",
+    """CREATE OR REPLACE TRIGGER indoor_closure_events
+       AFTER INSERT OR UPDATE ON indoor_closures
+       FOR EACH ROW EXECUTE FUNCTION indoor_closure_changed()""",
+    # The graph, rooms and floor plan: one event per version bump, for every building.
+    """CREATE OR REPLACE FUNCTION indoor_version_changed() RETURNS trigger
+       LANGUAGE plpgsql AS $$
+       BEGIN
+         IF NEW.name IN ('graph', 'rooms', 'floor') AND NEW.version <> OLD.version THEN
+           INSERT INTO indoor_events (kind, action, payload)
+           VALUES (NEW.name, 'changed', jsonb_build_object('version', NEW.version));
+         END IF;
+         RETURN NULL;
+       END $$""",
+    """CREATE OR REPLACE TRIGGER indoor_version_events
+       AFTER UPDATE ON indoor_versions
+       FOR EACH ROW EXECUTE FUNCTION indoor_version_changed()""",
+]
+
 ANALYZE = [
     "ANALYZE room_points",
     "ANALYZE base_floor",
@@ -246,6 +339,7 @@ def init_db(cur) -> list[str]:
         ("indexes", INDEXES),
         ("triggers", TRIGGERS),
         ("graph changes", GRAPH_CHANGES),
+        ("live", LIVE),
     ):
         for statement in group:
             cur.execute(statement)

@@ -12,7 +12,7 @@ GRAPH_VERSION = "SELECT version FROM indoor_versions WHERE name = 'graph'"
 VERSIONS = """
 SELECT name, version, (extract(epoch FROM changed_at) * 1000000)::bigint
   FROM indoor_versions
- WHERE name IN ('graph', 'rooms', 'floor')
+ WHERE name IN ('graph', 'rooms', 'floor', 'closures')
 """
 
 
@@ -38,7 +38,7 @@ def read_versions(cur) -> dict:
     for name, version, changed in cur.fetchall():
         found[name] = int(version)
         found[f"{name}_key"] = f"{version}-{changed}"
-    for name in ("graph", "rooms", "floor"):
+    for name in ("graph", "rooms", "floor", "closures"):
         found.setdefault(name, 0)
         found.setdefault(f"{name}_key", "0")
     return found

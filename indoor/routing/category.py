@@ -55,7 +55,8 @@ def choose(cur, category: str, neighbour: dict, outward: bool, profile: str, kno
     choice = Choice(None)
     # The worker's route index first: one sweep tells the best room and the unreachable ones,
     # so neither the components nor pgRouting are asked.
-    indexed = index.current(found_versions["graph_key"], cur) if settings.route_index and candidates else None
+    plain = queries.is_plain(profile)  # the index and components hold the profiles' graphs only
+    indexed = index.current(found_versions["graph_key"], cur) if plain and settings.route_index and candidates else None
     ranked = indexed.nearest_of(vertex, candidates, outward, profile) if indexed is not None else None
     if ranked is not None:
         choice.decided_by = "index"
@@ -77,7 +78,7 @@ def _same_component(cur, candidates, vertex: int, profile: str, found_versions: 
     """The candidates in the same component as `vertex` (components built with the overlay for
     this graph); all of them while the components are not this graph's."""
     settings = get_settings()
-    if not candidates or not (settings.route_overlay and overlay.available(cur)):
+    if not candidates or not queries.is_plain(profile) or not (settings.route_overlay and overlay.available(cur)):
         return candidates
     graph_key = found_versions["graph_key"]
     found = overlay_queries.components(cur, graph_key, profile, [vertex, *(c.snap.vertex for c in candidates)])

@@ -83,6 +83,10 @@ class RouteIndex:
     # Edges added since the topology was built (id -> source, target, cost, reverse_cost,
     # accessible), routed exactly beside it until the next build (see _path_with_added).
     added: dict = field(default_factory=dict)
+    # Per profile, a second metric for routes with active closures: (metric, the arcs it has
+    # closed). A route re-weights it to its closures' arcs (a few arcs, in place) and searches,
+    # synchronously; dropped whenever the weights above change (see closed_ready()).
+    closed_metrics: dict = field(default_factory=dict)
 
     @property
     def edge_count(self) -> int:
@@ -96,18 +100,25 @@ class RouteIndex:
             and np.array_equal(targets, self.targets)
         )
 
-    def path(self, source_vertex: int, target_vertex: int, profile: str):
+    def path(self, source_vertex: int, target_vertex: int, profile: str, closed: tuple = ()):
         """(cost, [(node, edge, cost), ...]) of a shortest path; (None, []) when there is none;
         None when the index cannot tell (a vertex it does not hold, a distance it does not trust).
+        `closed`: edge ids closed (the active closures; needs closed_ready() first).
 
         Synchronous and short: no other request runs between the search and its answer.
         """
-        if self.added:
+        if closed:
+            metric = self._closed_metric(profile, closed)
+            if metric is None or self.added:
+                return None  # not prepared, or edges beside the index: the searches answer
+        elif self.added:
             return self._path_with_added(source_vertex, target_vertex, profile)
+        else:
+            metric = self.metrics[profile]
         s, t = self._node(source_vertex), self._node(target_vertex)
         if s is None or t is None:
             return None
-        distance, nodes, arcs = self.metrics[profile].query(s, t)
+        distance, nodes, arcs = metric.query(s, t)
         if distance >= _INF:
             return None, []
         if distance >= TRUSTED_BELOW:
@@ -147,6 +158,30 @@ class RouteIndex:
                 return None
             exact.append((found[0] + c.snap.metres, c.room.id, c))
         return [min(exact, key=lambda r: (r[0], r[1]))]
+
+    def _closed_metric(self, profile: str, closed: tuple):
+        """The profile's closures metric with exactly the arcs of `closed` closed: the arcs that
+        differ from its last closures are re-weighted in place (closed: infinite; reopened: the
+        profile's weight)."""
+        entry = self.closed_metrics.get(profile)
+        if entry is None:
+            return None
+        metric, current = entry
+        ids = np.asarray(closed, dtype=np.int64)
+        at = np.searchsorted(self.edge_ids, ids)
+        present = at < self.edge_count
+        present[present] &= self.edge_ids[at[present]] == ids[present]
+        at = at[present]
+        wanted = frozenset(np.concatenate([at, at + self.edge_count]).tolist())
+        if wanted != current:
+            close = np.asarray(sorted(wanted - current), dtype=np.uint32)
+            reopen = np.asarray(sorted(current - wanted), dtype=np.uint32)
+            if len(close):
+                metric.update_weights(close, np.full(len(close), _INF, dtype=np.uint32))
+            if len(reopen):
+                metric.update_weights(reopen, self.weights[profile][reopen])
+            self.closed_metrics[profile] = (metric, wanted)
+        return metric
 
     def _node(self, vertex: int) -> int | None:
         at = int(np.searchsorted(self.vertex_ids, vertex))
@@ -367,6 +402,7 @@ def update_in_place(index: RouteIndex, arrays: queries.GraphArrays, changed, wei
         if len(arcs):
             index.metrics[profile].update_weights(arcs, weights[profile][arcs])
     index.weights = weights
+    index.closed_metrics = {}
     index.cost = edges["cost"].astype(np.float64)
     index.reverse_cost = edges["reverse_cost"].astype(np.float64)
     index.accessible = edges["accessible"].astype(bool)
@@ -391,6 +427,7 @@ def apply_changes(index: RouteIndex, found: queries.Changes, graph_key: str) -> 
         if not (np.isfinite(r[3]) and np.isfinite(r[4])) or max(r[3], r[4]) > MAX_EDGE_M:
             return None
     added = dict(index.added)
+    index.closed_metrics = {}  # their weights are the old ones: customised again when next asked
     close, reweight = [], []  # positions in the index
     for edge_id in found.edge_ids:
         at = int(np.searchsorted(index.edge_ids, edge_id))
@@ -437,6 +474,23 @@ def apply_changes(index: RouteIndex, found: queries.Changes, graph_key: str) -> 
     index.added = added
     index.graph_key = graph_key
     return arcs_updated
+
+
+def closed_ready(index: RouteIndex, profile: str) -> bool:
+    """Make sure `index` has its closures metric for `profile` (customised once per graph version
+    and profile, off the event loop); False when the index moved on meanwhile (the route is then
+    searched without it)."""
+    if profile in index.closed_metrics:
+        return True
+    prk = _library()
+    graph_key = index.graph_key
+    weights = index.weights[profile].copy()
+    metric = prk.CCHMetric(index.topology)
+    run_off_loop(metric.customize, weights)
+    if index.graph_key != graph_key:
+        return False
+    index.closed_metrics.setdefault(profile, (metric, frozenset()))
+    return True
 
 
 # -- the worker's index ------------------------------------------------------------------------

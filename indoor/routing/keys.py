@@ -10,16 +10,34 @@ it last changed (so entries of another or a re-created database never match):
 - place -> snapped vertex, keyed by (graph version[, rooms version for a room], profile, place);
 - vertex -> vertex path, keyed by (graph version, profile, source vertex, target vertex);
   "no route" is cached too. Two ways of naming the same vertices share it;
+- every profile above is `rules_key`: the profile, the kinds avoided and the active closures;
 - category -> the room chosen, keyed by (versions, profile, category, the vertex it is nearest
   to and in which direction), and category -> its rooms with their snapped vertices.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 from indoor.extensions import get_settings
 from indoor.http.params import CategoryPlace, RoomPlace
 
-KEY_VERSION = "v3"  # v3: a body is cached without words, its maneuvers beside it
+KEY_VERSION = "v4"  # v4: paths carry their edge ids; profiles carry the kinds avoided and closures
+
+
+def rules_key(profile: str, avoid: tuple[str, ...], active_closures) -> str:
+    """The profile as keys name it: with the edge kinds avoided and the ids of the closures
+    active at request time (a closure never changes after it is made: its id names its edges).
+    A closure's start, end or removal changes the active set, so every key it touches."""
+    key = profile
+    if avoid:
+        key += "-avoid:" + ",".join(avoid)
+    if active_closures:
+        ids = ",".join(str(c.id) for c in sorted(active_closures, key=lambda c: c.id))
+        if len(ids) > 120:
+            ids = "h" + hashlib.sha256(ids.encode()).hexdigest()[:32]
+        key += "-closed:" + ids
+    return key
 
 
 def _snap_rule() -> str:

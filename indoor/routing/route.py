@@ -19,6 +19,8 @@ from indoor import metrics
 from indoor.errors import NotFound
 from indoor.extensions import cache_get_many, cache_set_many, get_db, get_settings, local_cache, route_slots
 from indoor.http.params import CategoryPlace, RoomPlace
+from indoor.live import closures
+from indoor.queries.routing import AVOIDABLE, Rules, excluded_kinds
 from indoor.routing import category, itinerary, keys, search, snap, spaces, windows
 from indoor.routing.errors import NoRoute, RoutesBusy, RouteTooLong
 from indoor.routing.versions import current_versions, remember
@@ -44,7 +46,7 @@ def _names(count: int) -> list[str]:
     return ["'from'", *(f"'via' #{k}" for k in range(1, count - 1)), "'to'"]
 
 
-def route_between(places: list, profile: str) -> tuple[bytes, str]:
+def route_between(places: list, profile: str, avoid: tuple[str, ...] = ()) -> tuple[bytes, str]:
     """The route as cached (see _encode: the body without words, then its maneuvers) through
     `places` in order (from, vias, to) and "HIT" or "MISS" (whether every path was cached).
 
@@ -52,19 +54,33 @@ def route_between(places: list, profile: str) -> tuple[bytes, str]:
     snapped; a category place: the room chosen, cached or searched), then each part's path
     (cached or computed, every missing part in one snapshot), then the body is built and cached.
     What a miss learns (places, paths, the body) is written to Redis in one round trip at the end.
+
+    `avoid`: edge kinds the route must not use. The closures active now (live/closures.py) close
+    their edges; the caches are keyed by the kinds avoided and the closures active, so a closure's
+    start, end or removal changes every key it touches.
     """
     writes = {}
     try:
-        return _route_between(places, profile, writes)
+        found_versions = current_versions()
+        active = closures.active(found_versions, profile)
+        closed = tuple(sorted(set().union(*(c.edges for c in active)))) if active else ()
+        rules = Rules(profile, tuple(sorted(set(avoid))), closed)
+        return _route_between(places, rules, active, found_versions, writes)
     finally:
         cache_set_many(writes)
 
 
-def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str]:
+def _route_between(places: list, rules: Rules, active: tuple, found_versions: dict, writes: dict) -> tuple[bytes, str]:
     started = time.perf_counter()
     settings = get_settings()
-    found_versions = current_versions()
-    cached_key = keys.body_key(places, found_versions, profile)
+    names = _names(len(places))
+    # What searches and snapping are handed: the profile's name when nothing is avoided or
+    # closed (the index, overlay and components serve those), else the Rules.
+    profile = rules if not rules.plain else rules.profile
+    snap_profile = Rules(rules.profile, rules.avoid) if rules.avoid else rules.profile  # closures never move a place
+    keyed = keys.rules_key(rules.profile, rules.avoid, active)
+    snap_keyed = keys.rules_key(rules.profile, rules.avoid, ())
+    cached_key = keys.body_key(places, found_versions, keyed)
     # The worker's own memory first (no round trip), then Redis.
     cached_body = local_cache().get(cached_key)
     if cached_body is not None:
@@ -72,14 +88,113 @@ def _route_between(places: list, profile: str, writes: dict) -> tuple[bytes, str
         return cached_body, "HIT"
     fixed = [k for k, p in enumerate(places) if not isinstance(p, CategoryPlace)]
     cached_body, *cached_places = cache_get_many(
-        cached_key, *(keys.place_key(places[k], found_versions, profile) for k in fixed)
+        cached_key, *(keys.place_key(places[k], found_versions, snap_keyed) for k in fixed)
     )
     if cached_body is not None:
         local_cache().set(cached_key, cached_body)
         metrics.observe_route(None, cache_hit=True)
         return cached_body, "HIT"
     with _computation_slot(settings):
-        return _compute(places, profile, writes, found_versions, fixed, cached_places, started)
+        spaces.prefetch(found_versions)  # the names a body needs: read in the background meanwhile
+        known = [None] * len(places)
+        for k, value in zip(fixed, cached_places, strict=True):
+            known[k] = value
+        if any(known[k] is None for k in fixed):
+            read_at = time.monotonic()
+            found_versions, resolved = get_db().read(lambda cur: snap.resolve_all(cur, places, snap_profile, known))
+            remember(found_versions, read_at)
+            for k in fixed:
+                if known[k] is None and not resolved[k].get("missing"):
+                    writes[keys.place_key(places[k], found_versions, snap_keyed)] = resolved[k]
+        else:
+            resolved = known
+        for k in fixed:
+            snap.as_place(resolved[k], names[k], places[k])  # an unknown room: 404, before anything else
+        resolved_versions = found_versions
+        route_places = list(places)
+        chosen_under = []  # the versions each category was resolved under
+        for k, place in enumerate(places):
+            if isinstance(place, CategoryPlace):
+                neighbour = 1 if k == 0 else k - 1
+                snap.require_vertex(resolved[neighbour], names[neighbour])
+                versions_seen, resolved[k] = _choose(
+                    place, resolved[neighbour], k != 0, profile, keyed, names, k, found_versions
+                )
+                chosen_under.append(versions_seen)
+                route_places[k] = RoomPlace(resolved[k]["description"]["room"])
+        ends = [snap.as_place(r, n, p) for r, n, p in zip(resolved, names, route_places, strict=True)]
+        parts = [k for k in range(len(places) - 1) if not search.same_place(resolved[k], resolved[k + 1])]
+        if not parts:
+            body = _collection(ends, [None] * (len(places) - 1), found_versions, rules.profile)
+            return _encode(_noted(body, rules, [])), "MISS"
+        _require_vertices(resolved, names, parts)
+        # No path is shorter than the straight line: a request surely over the budget costs no search.
+        at_least_m = sum(
+            windows.lower_bound_distance_m((ends[k].lon, ends[k].lat), (ends[k + 1].lon, ends[k + 1].lat))
+            for k in parts
+        )
+        if at_least_m > settings.route_max_length_m:
+            raise RouteTooLong(at_least_m, settings.route_max_length_m, "MISS", at_least=True)
+
+        def path_key(k, graph_key, key_profile=keyed):
+            return keys.path_key(graph_key, key_profile, resolved[k]["vertex"], resolved[k + 1]["vertex"])
+
+        cached_paths = cache_get_many(*(path_key(k, found_versions["graph_key"]) for k in parts))
+        paths = {k: path for k, path in zip(parts, cached_paths, strict=True) if path is not None}
+        missing = [k for k in parts if k not in paths]
+        searches = {}
+        if missing:
+            read_at = time.monotonic()
+            found_versions, computed, new_resolved, searches = get_db().read(
+                lambda cur: search.compute(cur, route_places, profile, resolved, resolved_versions, missing)
+            )
+            remember(found_versions, read_at)
+            if new_resolved is not resolved:  # the places moved with the graph: answer for the new one
+                resolved = new_resolved
+                ends = [snap.as_place(r, n, p) for r, n, p in zip(resolved, names, route_places, strict=True)]
+                parts = [k for k in range(len(places) - 1) if not search.same_place(resolved[k], resolved[k + 1])]
+                _require_vertices(resolved, names, parts)
+                paths = {}
+            paths.update(computed)
+            for k, path in computed.items():
+                writes[path_key(k, found_versions["graph_key"])] = path
+        cache_state = "MISS" if missing else "HIT"
+        for k in parts:
+            _log(
+                searches.get(k), cache_state, keyed, resolved[k]["vertex"], resolved[k + 1]["vertex"], paths[k], started
+            )
+        went_around, certain = [], True
+        if active:
+            went_around, certain = _closures_went_around(
+                route_places, resolved, parts, paths, rules, active, found_versions, path_key, writes
+            )
+        for k in parts:
+            if paths[k]["cost"] is None:
+                detail = _without(rules)
+                if went_around:
+                    raise NoRoute(
+                        f"no route from parameter {names[k]} to parameter {names[k + 1]}{detail}: "
+                        + "; ".join(c.sentence() for c in went_around),
+                        cache_state,
+                        [c.summary() for c in went_around],
+                    )
+                raise NoRoute(
+                    f"no route from parameter {names[k]} to parameter {names[k + 1]}{detail}: they are not connected",
+                    cache_state,
+                )
+            if not math.isfinite(paths[k]["cost"]):  # finite costs that add up past the largest float
+                raise NoRoute("no route: the costs along the path add up to more than a number can hold", cache_state)
+        length_m = sum(paths[k]["cost"] for k in parts)
+        if length_m > settings.route_max_length_m:  # refused before the costly part: legs, names, body
+            raise RouteTooLong(length_m, settings.route_max_length_m, cache_state)
+        paths_in_order = [paths.get(k) for k in range(len(places) - 1)]
+        body = _encode(_noted(_collection(ends, paths_in_order, found_versions, rules.profile), rules, went_around))
+        # Not cached: a category chosen on older data, or closures not attributed in one snapshot.
+        if certain and all(seen == found_versions for seen in chosen_under):
+            cached_key = keys.body_key(places, found_versions, keyed)
+            writes[cached_key] = body
+            local_cache().set(cached_key, body)
+        return body, cache_state
 
 
 @contextmanager
@@ -93,91 +208,6 @@ def _computation_slot(settings):
         yield
     finally:
         slots.release()
-
-
-def _compute(places, profile, writes, found_versions, fixed, cached_places, started) -> tuple[bytes, str]:
-    settings = get_settings()
-    names = _names(len(places))
-    spaces.prefetch(found_versions)  # the names a body needs: read in the background meanwhile
-    known = [None] * len(places)
-    for k, value in zip(fixed, cached_places, strict=True):
-        known[k] = value
-    if any(known[k] is None for k in fixed):
-        read_at = time.monotonic()
-        found_versions, resolved = get_db().read(lambda cur: snap.resolve_all(cur, places, profile, known))
-        remember(found_versions, read_at)
-        for k in fixed:
-            if known[k] is None and not resolved[k].get("missing"):
-                writes[keys.place_key(places[k], found_versions, profile)] = resolved[k]
-    else:
-        resolved = known
-    for k in fixed:
-        snap.as_place(resolved[k], names[k], places[k])  # an unknown room: 404, before anything else
-    resolved_versions = found_versions
-    route_places = list(places)
-    chosen_under = []  # the versions each category was resolved under
-    for k, place in enumerate(places):
-        if isinstance(place, CategoryPlace):
-            neighbour = 1 if k == 0 else k - 1
-            snap.require_vertex(resolved[neighbour], names[neighbour])
-            versions_seen, resolved[k] = _choose(place, resolved[neighbour], k != 0, profile, names, k, found_versions)
-            chosen_under.append(versions_seen)
-            route_places[k] = RoomPlace(resolved[k]["description"]["room"])
-    ends = [snap.as_place(r, n, p) for r, n, p in zip(resolved, names, route_places, strict=True)]
-    parts = [k for k in range(len(places) - 1) if not search.same_place(resolved[k], resolved[k + 1])]
-    if not parts:
-        return _encode(_collection(ends, [None] * (len(places) - 1), found_versions, profile)), "MISS"
-    _require_vertices(resolved, names, parts)
-    # No path is shorter than the straight line: a request surely over the budget costs no search.
-    at_least_m = sum(
-        windows.lower_bound_distance_m((ends[k].lon, ends[k].lat), (ends[k + 1].lon, ends[k + 1].lat)) for k in parts
-    )
-    if at_least_m > settings.route_max_length_m:
-        raise RouteTooLong(at_least_m, settings.route_max_length_m, "MISS", at_least=True)
-
-    def path_key(k, graph_key):
-        return keys.path_key(graph_key, profile, resolved[k]["vertex"], resolved[k + 1]["vertex"])
-
-    cached_paths = cache_get_many(*(path_key(k, found_versions["graph_key"]) for k in parts))
-    paths = {k: path for k, path in zip(parts, cached_paths, strict=True) if path is not None}
-    missing = [k for k in parts if k not in paths]
-    searches = {}
-    if missing:
-        read_at = time.monotonic()
-        found_versions, computed, new_resolved, searches = get_db().read(
-            lambda cur: search.compute(cur, route_places, profile, resolved, resolved_versions, missing)
-        )
-        remember(found_versions, read_at)
-        if new_resolved is not resolved:  # the places moved with the graph: answer for the new one
-            resolved = new_resolved
-            ends = [snap.as_place(r, n, p) for r, n, p in zip(resolved, names, route_places, strict=True)]
-            parts = [k for k in range(len(places) - 1) if not search.same_place(resolved[k], resolved[k + 1])]
-            _require_vertices(resolved, names, parts)
-            paths = {}
-        paths.update(computed)
-        for k, path in computed.items():
-            writes[path_key(k, found_versions["graph_key"])] = path
-    cache_state = "MISS" if missing else "HIT"
-    for k in parts:
-        _log(searches.get(k), cache_state, profile, resolved[k]["vertex"], resolved[k + 1]["vertex"], paths[k], started)
-    for k in parts:
-        if paths[k]["cost"] is None:
-            detail = " without stairs or escalators" if profile == "accessible" else ""
-            raise NoRoute(
-                f"no route from parameter {names[k]} to parameter {names[k + 1]}{detail}: they are not connected",
-                cache_state,
-            )
-        if not math.isfinite(paths[k]["cost"]):  # finite costs that add up past the largest float
-            raise NoRoute("no route: the costs along the path add up to more than a number can hold", cache_state)
-    length_m = sum(paths[k]["cost"] for k in parts)
-    if length_m > settings.route_max_length_m:  # refused before the costly part: legs, names, body
-        raise RouteTooLong(length_m, settings.route_max_length_m, cache_state)
-    body = _encode(_collection(ends, [paths.get(k) for k in range(len(places) - 1)], found_versions, profile))
-    if all(seen == found_versions for seen in chosen_under):  # else a category was chosen on older data
-        cached_key = keys.body_key(places, found_versions, profile)
-        writes[cached_key] = body
-        local_cache().set(cached_key, body)
-    return body, cache_state
 
 
 def _collection(ends, paths, found_versions: dict, profile: str) -> tuple[dict, list]:
@@ -201,16 +231,67 @@ def _collection(ends, paths, found_versions: dict, profile: str) -> tuple[dict, 
     return collection
 
 
+def _without(rules: Rules) -> str:
+    """How a 422 says what the route could not use."""
+    excluded = set(excluded_kinds(rules))
+    named = [name for name, kind in AVOIDABLE.items() if kind in excluded]
+    if not named:
+        return ""
+    return " without " + (", ".join(named[:-1]) + " or " + named[-1] if len(named) > 1 else named[0])
+
+
+def _noted(collection: tuple[dict, list], rules: Rules, went_around: list) -> tuple[dict, list]:
+    """The body with what it avoided and the active closures it went around (API.md)."""
+    body, steps = collection
+    if rules.avoid:
+        body["route"]["avoid"] = [name for name, kind in AVOIDABLE.items() if kind in rules.avoid]
+    if went_around:  # absent when no closure changed the route: the body is the open one's
+        body["route"]["closures"] = [c.summary() for c in went_around]
+    return body, steps
+
+
+def _closures_went_around(places, resolved, parts, paths, rules, active, found_versions, path_key, writes):
+    """The active closures that made a part longer or impossible: those on the part's path with
+    the closures open (same places, same kinds avoided), when that path is shorter. -> (closures,
+    whether both were computed on the same data: else the body is not cached)."""
+    open_profile = Rules(rules.profile, rules.avoid) if rules.avoid else rules.profile
+    open_keyed = keys.rules_key(rules.profile, rules.avoid, ())
+    graph_key = found_versions["graph_key"]
+    cached = cache_get_many(*(path_key(k, graph_key, open_keyed) for k in parts))
+    open_paths = {k: p for k, p in zip(parts, cached, strict=True) if p is not None}
+    missing = [k for k in parts if k not in open_paths]
+    certain = True
+    if missing:
+        read_at = time.monotonic()
+        seen, computed, new_resolved, _ = get_db().read(
+            lambda cur: search.compute(cur, places, open_profile, resolved, found_versions, missing)
+        )
+        remember(seen, read_at)
+        if new_resolved is not resolved or seen["graph_key"] != graph_key:
+            return [], False  # the graph moved meanwhile: answer without naming closures, uncached
+        open_paths.update(computed)
+        for k, path in computed.items():
+            writes[path_key(k, graph_key, open_keyed)] = path
+    found = []
+    for k in parts:
+        closed_cost, open_path = paths[k]["cost"], open_paths[k]
+        if open_path["cost"] is None or (closed_cost is not None and closed_cost <= open_path["cost"] + 1e-6):
+            continue
+        used = set(open_path.get("edge_ids", ()))
+        found.extend(c for c in active if c.edges & used and c not in found)
+    return found, certain
+
+
 def _require_vertices(resolved: list, names: list, parts: list[int]) -> None:
     for k in sorted({k for part in parts for k in (part, part + 1)}):
         snap.require_vertex(resolved[k], names[k])
 
 
-def _choose(place: CategoryPlace, neighbour: dict, outward: bool, profile: str, names, k: int, found_versions):
+def _choose(place: CategoryPlace, neighbour: dict, outward: bool, profile, keyed: str, names, k: int, found_versions):
     """The resolved room `place` stands for (see category.py), cached; 404 for a category no room
-    has, 422 when no room of it can be reached."""
-    key = keys.category_key(found_versions, profile, place.category, neighbour["vertex"], outward)
-    rooms_key = keys.category_rooms_key(found_versions, profile, place.category)
+    has, 422 when no room of it can be reached. `profile`: a name or Rules; `keyed`: its key."""
+    key = keys.category_key(found_versions, keyed, place.category, neighbour["vertex"], outward)
+    rooms_key = keys.category_rooms_key(found_versions, keyed, place.category)
     value, rooms = cache_get_many(key, rooms_key)
     if value is None:
         read_at = time.monotonic()
@@ -220,14 +301,14 @@ def _choose(place: CategoryPlace, neighbour: dict, outward: bool, profile: str, 
         )
         remember(found_versions, read_at)
         value = {"resolved": choice.resolved, "why": choice.why}
-        writes = {keys.category_key(found_versions, profile, place.category, neighbour["vertex"], outward): value}
+        writes = {keys.category_key(found_versions, keyed, place.category, neighbour["vertex"], outward): value}
         if known is None or known[0] != found_versions:  # rooms read from the cache go back unchanged
-            writes[keys.category_rooms_key(found_versions, profile, place.category)] = rooms
+            writes[keys.category_rooms_key(found_versions, keyed, place.category)] = rooms
         cache_set_many(writes)
         log.info(
             "route category",
             extra={
-                "profile": profile,
+                "profile": keyed,
                 "category": place.category,
                 "found": choice.resolved is not None,
                 "decided_by": choice.decided_by,
@@ -240,7 +321,7 @@ def _choose(place: CategoryPlace, neighbour: dict, outward: bool, profile: str, 
     if value["why"] == "unknown":
         raise NotFound(f"no room has category {place.category!r} (parameter {names[k]})")
     if value["why"] is not None:
-        detail = " without stairs or escalators" if profile == "accessible" else ""
+        detail = _without(profile) if isinstance(profile, Rules) else _without(Rules(profile))
         direction = "from" if outward else "to"
         raise NoRoute(
             f"no route: no room of category {place.category!r} (parameter {names[k]}) can be reached"

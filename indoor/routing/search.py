@@ -80,10 +80,15 @@ def _compute_part(cur, start: dict, end: dict, profile: str, found_versions: dic
     graph_version = found_versions["graph"]
     straight = windows.lower_bound_distance_m((source.lon, source.lat), (target.lon, target.lat))
     same_level = start["level"] == end["level"]
-    graph_key = found_versions["graph_key"] if settings.route_overlay and overlay.available(cur) else None
+    # Avoided kinds and closed edges (Rules): windows and the whole graph only, which take any
+    # edge filter; the index, overlay and components hold the profiles' graphs.
+    plain = queries.is_plain(profile)
+    graph_key = found_versions["graph_key"] if plain and settings.route_overlay and overlay.available(cur) else None
     linked = None
     # The index answers "not connected" as fast as any pair: the components are for the searches.
-    search = indexed_path(cur, source, target, profile, found_versions["graph_key"]) if settings.route_index else None
+    # Closures alone: the index re-weights their arcs (index.py); kinds avoided: the searches.
+    use_index = settings.route_index and (plain or not profile.avoid)
+    search = indexed_path(cur, source, target, profile, found_versions["graph_key"]) if use_index else None
     if search is None:
         if graph_key is not None and source.vertex != target.vertex:
             linked = overlay_queries.connected(cur, graph_key, profile, source.vertex, target.vertex)
@@ -107,6 +112,7 @@ def _compute_part(cur, start: dict, end: dict, profile: str, found_versions: dic
     path = {
         "graph_version": graph_version,
         "cost": search.cost,
+        "edge_ids": [e.id for e in search.edges],  # which closures a path would have crossed
         "edges": [
             (e.kind, itinerary.json_level(e.from_level), itinerary.json_level(e.to_level), e.cost, e.coordinates)
             for e in search.edges
@@ -122,8 +128,12 @@ def indexed_path(cur, source: Snap, target: Snap, profile: str, graph_key: str) 
     found_index = index.current(graph_key, cur)
     if found_index is None:
         return None
+    closed = profile.closed if isinstance(profile, queries.Rules) else ()
+    name = queries.profile_name(profile)
+    if closed and not (index.closed_ready(found_index, name) and found_index.graph_key == graph_key):
+        return None
     started = time.perf_counter()
-    found = found_index.path(source.vertex, target.vertex, profile)
+    found = found_index.path(source.vertex, target.vertex, name, closed)
     if found is None:
         return None
     search = PathSearch(cost=found[0], index=True, index_us=(time.perf_counter() - started) * 1e6)

@@ -1,0 +1,176 @@
+"""Closures (indoor/live/closures.py): what a closure closes, resolved to edge ids when it is
+made; the closures themselves in indoor_closures (ours: the contract tables are never written).
+
+A room is its named floor-plan polygon (base_floor: the polygon on the room's level whose name
+is the room's label, the one holding the room's point first), or, where the floor plan has none,
+a disc of ROOM_RADIUS_M around its point. It closes every edge that runs inside it, enters it or
+starts or ends inside it: on the room's level, and any edge between levels that touches its
+footprint (so closing an elevator's room closes the elevator on every level). Rows other tools
+wrote are read as everywhere (queries/validity.py): unusable geometries and levels match nothing.
+"""
+
+from __future__ import annotations
+
+from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql
+
+ROOM_RADIUS_M = 1.5
+
+_LEVEL_OK = f"BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL}"
+
+# The edges near a shape: the edge's line or either vertex in it.
+_EDGES_IN = f"""
+SELECT e.id, a.level AS a_level, b.level AS b_level
+  FROM nav_edges_final e
+  LEFT JOIN nav_edges_work_vertices_pgr a ON a.id = e.source
+  LEFT JOIN nav_edges_work_vertices_pgr b ON b.id = e.target
+ WHERE (({in_lonlat_sql("e.wkb_geometry")} AND ST_Intersects(e.wkb_geometry, shape.geom))
+        OR ({in_lonlat_sql("a.the_geom")} AND ST_Intersects(a.the_geom, shape.geom))
+        OR ({in_lonlat_sql("b.the_geom")} AND ST_Intersects(b.the_geom, shape.geom)))
+"""  # noqa: S608 - constant fragments
+
+ROOMS = f"""
+WITH room AS (
+  SELECT rp.ogc_fid, trim(rp.text) AS label, rp.level, nullif(trim(rp.building), '') AS building,
+         lower(rp.category) AS category, rp.wkb_geometry AS point
+    FROM room_points rp
+   WHERE rp.ogc_fid = ANY(%(rooms)s::bigint[])
+     AND ST_GeometryType(rp.wkb_geometry) = 'ST_Point' AND {in_lonlat_sql("rp.wkb_geometry")}
+     AND rp.level {_LEVEL_OK}),
+shape AS (
+  SELECT room.*, coalesce(
+           (SELECT bf.wkb_geometry FROM base_floor bf
+             WHERE trim(bf.name) = room.label AND bf.level = room.level
+               AND ST_GeometryType(bf.wkb_geometry) IN ('ST_Polygon', 'ST_MultiPolygon')
+               AND {in_lonlat_sql("bf.wkb_geometry")} AND ST_IsValid(bf.wkb_geometry)
+             ORDER BY ST_Intersects(bf.wkb_geometry, room.point) DESC, bf.ogc_fid LIMIT 1),
+           ST_Buffer(room.point::geography, {ROOM_RADIUS_M})::geometry) AS geom
+    FROM room)
+SELECT shape.ogc_fid, shape.label, shape.category, shape.building,
+       coalesce((SELECT array_agg(DISTINCT near.id ORDER BY near.id) FROM ({_EDGES_IN}) near
+                  WHERE near.a_level = shape.level OR near.b_level = shape.level
+                     OR near.a_level IS DISTINCT FROM near.b_level), '{{}}')
+  FROM shape
+ ORDER BY shape.ogc_fid
+"""  # noqa: S608 - constant fragments; values are parameters
+
+AREA = f"""
+WITH shape AS (SELECT ST_SetSRID(ST_GeomFromGeoJSON(%(area)s), 4326) AS geom)
+SELECT coalesce(array_agg(DISTINCT near.id ORDER BY near.id), '{{}}')
+  FROM shape, LATERAL ({_EDGES_IN}) near
+ WHERE near.a_level = ANY(%(levels)s::numeric[]) OR near.b_level = ANY(%(levels)s::numeric[])
+"""  # noqa: S608 - constant fragments; values are parameters
+
+# Whether a GeoJSON polygon is one PostGIS takes as a valid lon/lat polygon: (ok, why).
+AREA_VALID = f"""
+SELECT ST_IsValid(g) AND {in_lonlat_sql("g")}, ST_IsValidReason(g)
+  FROM (SELECT ST_SetSRID(ST_GeomFromGeoJSON(%(area)s), 4326) AS g) x
+"""  # noqa: S608 - constant fragments
+
+EDGES_KNOWN = "SELECT array_agg(id ORDER BY id) FROM nav_edges_final WHERE id = ANY(%(edges)s::bigint[])"
+
+EDGE_BUILDINGS = """
+SELECT coalesce(array_agg(DISTINCT building ORDER BY building), '{}')
+  FROM indoor_building_edges WHERE edge = ANY(%(edges)s::bigint[])
+"""
+
+_COLUMNS = """
+id, rooms, edges, ST_AsGeoJSON(area, 7), levels, label, buildings,
+to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+to_char(ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+reason, profiles,
+deleted_at IS NULL AND starts_at <= now() AND (ends_at IS NULL OR ends_at > now()),
+to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), created_by,
+to_char(deleted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), deleted_by,
+extract(epoch FROM starts_at)::float8, extract(epoch FROM ends_at)::float8
+"""
+
+INSERT = f"""
+INSERT INTO indoor_closures (rooms, requested_edges, edges, area, levels, label, buildings, starts_at, ends_at,
+                             reason, profiles, created_by)
+VALUES (%(rooms)s::bigint[], %(requested_edges)s::bigint[], %(edges)s::bigint[],
+        CASE WHEN %(area)s::text IS NULL THEN NULL ELSE ST_SetSRID(ST_GeomFromGeoJSON(%(area)s), 4326) END,
+        %(levels)s::numeric[], %(label)s, %(buildings)s::text[],
+        coalesce(%(starts_at)s::timestamptz, now()), %(ends_at)s::timestamptz, %(reason)s, %(profiles)s::text[],
+        %(created_by)s)
+RETURNING {_COLUMNS}
+"""  # noqa: S608 - constant fragments; values are parameters
+
+ONE = f"SELECT {_COLUMNS} FROM indoor_closures WHERE id = %(id)s"  # noqa: S608
+
+LIST = f"""
+SELECT {_COLUMNS} FROM indoor_closures
+ WHERE (%(building)s::text IS NULL OR %(building)s = ANY(buildings))
+   AND (%(active)s::boolean IS NULL
+        OR %(active)s = (deleted_at IS NULL AND starts_at <= now() AND (ends_at IS NULL OR ends_at > now())))
+ ORDER BY id DESC
+ LIMIT 1000
+"""  # noqa: S608 - constant fragments; values are parameters
+
+DELETE = f"""
+UPDATE indoor_closures SET deleted_at = now(), deleted_by = %(deleted_by)s
+ WHERE id = %(id)s AND deleted_at IS NULL
+RETURNING {_COLUMNS}
+"""  # noqa: S608
+
+# What routing needs: every closure not removed and not over, with its window (epoch seconds).
+CURRENT = """
+SELECT id, edges, extract(epoch FROM starts_at)::float8, extract(epoch FROM ends_at)::float8,
+       profiles, reason, label
+  FROM indoor_closures
+ WHERE deleted_at IS NULL AND (ends_at IS NULL OR ends_at > now())
+ ORDER BY id
+"""
+
+NOW = "SELECT extract(epoch FROM now())::float8"
+
+
+def rooms(cur, room_ids: list[int]) -> list[tuple]:
+    """(room id, label, category, building, [edge ids]) of each room that exists and is located."""
+    cur.execute(ROOMS, {"rooms": room_ids})
+    return cur.fetchall()
+
+
+def area_valid(cur, area: str) -> tuple[bool, str]:
+    cur.execute(AREA_VALID, {"area": area})
+    ok, why = cur.fetchone()
+    return bool(ok), why or ""
+
+
+def area_edges(cur, area: str, levels: list) -> list[int]:
+    cur.execute(AREA, {"area": area, "levels": levels})
+    return list(cur.fetchone()[0])
+
+
+def known_edges(cur, edge_ids: list[int]) -> list[int]:
+    cur.execute(EDGES_KNOWN, {"edges": edge_ids})
+    return list(cur.fetchone()[0] or [])
+
+
+def edge_buildings(cur, edge_ids: list[int]) -> list[str]:
+    cur.execute(EDGE_BUILDINGS, {"edges": edge_ids})
+    return list(cur.fetchone()[0])
+
+
+def insert(cur, values: dict) -> tuple:
+    cur.execute(INSERT, values)
+    return cur.fetchone()
+
+
+def one(cur, closure_id: int) -> tuple | None:
+    cur.execute(ONE, {"id": closure_id})
+    return cur.fetchone()
+
+
+def listing(cur, active: bool | None, building: str | None) -> list[tuple]:
+    cur.execute(LIST, {"active": active, "building": building})
+    return cur.fetchall()
+
+
+def delete(cur, closure_id: int, deleted_by: str) -> tuple | None:
+    cur.execute(DELETE, {"id": closure_id, "deleted_by": deleted_by})
+    return cur.fetchone()
+
+
+def current(cur) -> list[tuple]:
+    cur.execute(CURRENT)
+    return cur.fetchall()
