@@ -247,3 +247,40 @@ def fclient(features_url):
     app = create_app({"DATABASE_URL": features_url, "TESTING": True, "LOG_FORMAT": "text", "LOG_LEVEL": "WARNING"})
     yield app.test_client()
     app.extensions["indoor.db"].close()
+
+
+# -- headless Chromium for the map page's tests (tests/browser.py launches it) -----------------------
+
+BROWSER_TIMEOUT_MS = 30_000  # a page's waits: a stream of the demo campus ends well within it
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import launch
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_page(browser):
+    """`new_page(**context_options)`: a page in a fresh context (the usual viewport unless given;
+    `locale=` sets its Accept-Language), closed after the test."""
+    from tests.browser import VIEWPORT
+
+    contexts = []
+
+    def make(**options):
+        context = browser.new_context(**{"viewport": VIEWPORT, **{k: v for k, v in options.items() if v is not None}})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(BROWSER_TIMEOUT_MS)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -8,31 +8,17 @@ import math
 import time
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from scripts.services import ROOT_DIR, NginxServer
-from tests.browser import VIEWPORT, launch, screenshot, watch
+from tests.browser import screenshot, watch
 from tests.cutting_proxy import CuttingProxy
 from tests.http import get, get_json
 
-STREAM_TIMEOUT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
 
 @pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport=VIEWPORT)
-    page = context.new_page()
-    page.set_default_timeout(STREAM_TIMEOUT_MS)
-    yield page
-    context.close()
+def page(new_page):
+    return new_page()
 
 
 def wait_loaded(page, level):

@@ -9,44 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.browser import VIEWPORT, launch, screenshot, watch
+from tests.browser import screenshot, watch
 from tests.http import get_json
 from tests.test_client import rooms_on, shown_route, wait_labels, wait_loaded
 
-STREAM_TIMEOUT_MS = 30_000
 ROOT = Path(__file__).resolve().parent.parent
 # axe-core from the client's npm lock file (a dev dependency: never served by the app).
 AXE_SOURCE = ROOT / "indoor" / "client" / "node_modules" / "axe-core" / "axe.min.js"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 PHONE = {"width": 390, "height": 844}
 MIN_TARGET_PX = 24
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def new_page(browser):
-    contexts = []
-
-    def make(**options):
-        context = browser.new_context(**{"viewport": VIEWPORT, **options})
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(STREAM_TIMEOUT_MS)
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def axe_violations(page) -> list[str]:

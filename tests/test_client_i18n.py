@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from indoor import i18n
-from tests.browser import VIEWPORT, launch, screenshot, watch
+from tests.browser import VIEWPORT, screenshot, watch
 from tests.http import get_json
 from tests.test_client import rooms_on, wait_loaded
 
-STREAM_TIMEOUT_MS = 30_000
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_SRC = ROOT / "indoor" / "client" / "src"
 PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -33,31 +32,6 @@ def words(base_url: str, tag: str) -> dict:
     status, body = get_json(f"{base_url}/assets/messages/{tag}.json")
     assert status == 200
     return body
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def new_page(browser):
-    """`new_page(locale=None)`: a page in a fresh context (the locale sets its Accept-Language)."""
-    contexts = []
-
-    def make(locale: str | None = None):
-        context = browser.new_context(viewport=VIEWPORT, **({"locale": locale} if locale else {}))
-        contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(STREAM_TIMEOUT_MS)
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def panel_side(page) -> str:
