@@ -9,6 +9,7 @@ import math
 import random
 import re
 import statistics
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import psycopg2
@@ -238,15 +239,27 @@ def check_steps(body, origin_name, destination_name):
     return steps
 
 
+@contextmanager
+def served_building(pg_cluster, redis_url, name: str, *command: str):
+    """A database of its own with a building written by `flask indoor <command>` -> (url, client).
+    The import may end in exit 1: its check-graph report names rooms nobody can reach."""
+    url = pg_cluster.create_database(name)
+    assert run_cli(url, "init-db").returncode == 0
+    assert run_cli(url, *command).returncode in (0, 1)
+    app, client = route_client(url, redis_url)
+    try:
+        yield url, client
+    finally:
+        app.extensions["indoor.db"].close()
+
+
 @pytest.fixture(scope="module")
 def sit(pg_cluster, tmp_path_factory, redis_url):
-    url = pg_cluster.create_database("directions_sit")
-    assert run_cli(url, "init-db").returncode == 0
     files = SitBuilding.generate().write(tmp_path_factory.mktemp("sit"))
-    assert run_cli(url, "import", str(files["xml"]), "--building", "SIT").returncode in (0, 1)
-    app, client = route_client(url, redis_url)
-    yield url, client
-    app.extensions["indoor.db"].close()
+    with served_building(
+        pg_cluster, redis_url, "directions_sit", "import", str(files["xml"]), "--building", "SIT"
+    ) as sit:
+        yield sit
 
 
 def test_sit_routes_name_rooms_corridors_connectors_and_levels(sit):
@@ -276,12 +289,9 @@ def test_sit_routes_name_rooms_corridors_connectors_and_levels(sit):
 
 
 def test_imdf_routes_name_walkways_units_and_level_short_names(pg_cluster, tmp_path, redis_url):
-    url = pg_cluster.create_database("directions_imdf")
-    assert run_cli(url, "init-db").returncode == 0
     archive = write_imdf(tmp_path / "campus.zip")
-    assert run_cli(url, "import", str(archive), "--building", "IMDF").returncode in (0, 1)
-    app, client = route_client(url, redis_url)
-    try:
+    command = ("import", str(archive), "--building", "IMDF")
+    with served_building(pg_cluster, redis_url, "directions_imdf", *command) as (url, client):
         routes = _routes(client, url, 30)
         assert len(routes) >= 20
         level_names = set()
@@ -290,8 +300,6 @@ def test_imdf_routes_name_walkways_units_and_level_short_names(pg_cluster, tmp_p
             level_names |= {s.get("to_level_name") for s in steps if s["type"] == "level_change"}
             level_names |= {s.get("level_name") for s in steps}
         assert {"EG", "1.OG", "2.OG"} & level_names
-    finally:
-        app.extensions["indoor.db"].close()
 
 
 def test_demo_campus_routes_say_which_building_they_leave_and_enter(pg_cluster, redis_url):
@@ -325,12 +333,10 @@ def test_demo_campus_routes_say_which_building_they_leave_and_enter(pg_cluster, 
 
 @pytest.fixture(scope="module")
 def berlin(pg_cluster, redis_url):
-    url = pg_cluster.create_database("directions_berlin")
-    assert run_cli(url, "init-db").returncode == 0
-    assert run_cli(url, "import", str(BERLIN), "--building", "Berlin Hbf").returncode in (0, 1)
-    app, client = route_client(url, redis_url)
-    yield url, client
-    app.extensions["indoor.db"].close()
+    with served_building(
+        pg_cluster, redis_url, "directions_berlin", "import", str(BERLIN), "--building", "Berlin Hbf"
+    ) as b:
+        yield b
 
 
 def test_berlin_routes_name_start_destination_and_corridors_with_no_short_turns(berlin):
