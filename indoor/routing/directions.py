@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
+
+import numpy as np
 
 from indoor.routing.spaces import Space, Spaces
 
@@ -93,89 +97,182 @@ class Vertical:
     seg: object  # itinerary.Segment
     at: tuple
     building: str | None = None
+    space: Space | None = None  # the named space where it starts
 
 
-def _pieces(parts, positions) -> list:
-    """Each horizontal segment as straight pieces; a vertical one stays whole."""
-    result = []
+_FIELDS = attrgetter("kind", "from_level", "to_level", "cost", "coordinates")  # of an itinerary.Segment
+_NOWHERE = ((math.nan, math.nan),)  # where a segment with nothing to draw "is"
+
+
+def _lonlat(coordinates: list) -> np.ndarray:
+    """Coordinates as an (n, 2) array of lon, lat (a third value, where a tool wrote one, dropped)."""
+    values = list(chain.from_iterable(coordinates))
+    if len(values) == 2 * len(coordinates):  # all pairs: one flat read, far cheaper than nested lists
+        return np.fromiter(values, float, len(values)).reshape(-1, 2)
+    return np.array([c[:2] for c in coordinates], dtype=float).reshape(-1, 2)
+
+
+def _smooth(found: np.ndarray, same: np.ndarray, length: np.ndarray) -> None:
+    """A value seen for less than GLIMPSE_M between stretches of one other value is that value.
+    In place on `found` (indices into a list, -1: none), compared by `same` (equal entries of
+    the list share a number; same[-1] is -1)."""
+    key = same[found]
+    bounds = np.concatenate(([0], np.flatnonzero(key[1:] != key[:-1]) + 1, [len(found)]))
+    if len(bounds) < 4:  # fewer than three runs: nothing lies between two others
+        return
+    run_length = np.add.reduceat(length, bounds[:-1]).tolist()
+    run_key, run_value = key[bounds[:-1]].tolist(), found[bounds[:-1]].tolist()
+    for r in range(1, len(run_key) - 1):
+        if run_length[r] < GLIMPSE_M and run_key[r - 1] == run_key[r + 1]:
+            found[bounds[r] : bounds[r + 1]] = run_value[r - 1]
+            run_key[r], run_value[r] = run_key[r - 1], run_value[r - 1]
+
+
+def _items(parts, positions, spaces: Spaces) -> list:
+    """The part as Pieces and Verticals in travel order. Each horizontal segment is cut into
+    straight pieces (each pair of its coordinates), named by where its middle lies (space,
+    building; a glimpse smoothed away), and consecutive pieces that run straight on (within half
+    a degree of the stretch's first) in the same space, building, kind and level are joined: a
+    corridor drawn as many edges is walked as one stretch. Done on flat arrays, since a long
+    route has hundreds of pieces (most edges are one) and a few dozen stretches: only the
+    stretches become objects."""
+    if not parts:
+        return []
     # One scale for the whole route: a campus spans far less than a degree of latitude.
     first = next((seg.coordinates[0] for seg in parts if seg.coordinates), None)
     scale = math.cos(math.radians(first[1])) if first else 1.0
-    hypot, atan2, degrees = math.hypot, math.atan2, math.degrees
-    for s, seg in enumerate(parts):
-        leg, indices = positions[s]
-        if seg.vertical:
-            result.append(Vertical(seg, (leg, indices[0] if indices else 0)))
-            continue
-        coordinates = seg.coordinates
-        if len(coordinates) < 2:  # nothing to draw: its cost still counts
-            here = indices[0] if indices else 0
-            result.append(Piece(None, None, None, 0.0, seg.cost, seg.from_level, seg.kind, s, True, (leg, here)))
-            continue
-        steps = []
-        for a, b in zip(coordinates, coordinates[1:], strict=False):
-            dx, dy = (b[0] - a[0]) * scale, b[1] - a[1]
-            steps.append((hypot(dx, dy) * _M_PER_DEG, None if dx == 0 and dy == 0 else degrees(atan2(dx, dy)) % 360))
-        total = sum(length for length, _ in steps)
-        for j, (length, heading) in enumerate(steps):
-            share = seg.cost * (length / total if total > 0 else (1.0 if j == 0 else 0.0))
-            result.append(
-                Piece(
-                    coordinates[j],
-                    coordinates[j + 1],
-                    heading,
-                    length,
-                    share,
-                    seg.from_level,
-                    seg.kind,
-                    s,
-                    j == 0,
-                    (leg, indices[j]),
-                )  # fmt: skip
-            )
-    return result
-
-
-def _join_straight_runs(items: list) -> list:
-    """Consecutive pieces that run straight on (within half a degree) in the same space, building,
-    kind and level are one piece: a corridor drawn as many edges is walked as one stretch."""
+    kinds, from_levels, to_levels, costs, lines = zip(*map(_FIELDS, parts), strict=True)
+    # Levels as numbers: equal levels, equal numbers (NULL and non-finite ones alike: no level).
+    levels, level_number_of = np.unique(np.array(from_levels + to_levels, dtype=float), return_inverse=True)
+    level_number_of, to_number = level_number_of[: len(parts)], level_number_of[len(parts) :]
+    level_values = np.where(np.isfinite(levels), levels, np.nan).tolist()
+    vertical = level_number_of != to_number
+    horizontal = np.flatnonzero(~vertical)
+    flat_lines = [lines[s] for s in horizontal.tolist()]
+    # Every horizontal coordinate (a segment with none counts one, at NaN) and where it is drawn.
+    count = np.fromiter(map(len, flat_lines), np.int64, len(flat_lines))
+    slots = np.maximum(count, 1)
+    xy = _lonlat(list(chain.from_iterable(line or _NOWHERE for line in flat_lines)))
+    legs, indices = zip(*positions, strict=True)
+    leg = np.repeat(np.array(legs, dtype=np.int64)[horizontal], slots)
+    # Each coordinate's index in its leg (itinerary.legs gives one for a segment with none).
+    index = np.fromiter(chain.from_iterable(indices[s] for s in horizontal.tolist()), np.int64, len(xy))
+    # Pieces: count - 1 per drawn segment, one (with nothing to draw) per other.
+    per = np.where(count >= 2, count - 1, 1)
+    pieces = int(per.sum())
+    first_piece = np.cumsum(per) - per
+    segment = np.repeat(horizontal, per)  # each piece's segment in `parts`
+    start = np.repeat(np.cumsum(slots) - slots - first_piece, per) + np.arange(pieces)
+    drawn = np.repeat(count >= 2, per)
+    first_of_segment = np.zeros(pieces, dtype=bool)
+    first_of_segment[first_piece] = True
+    a = xy[start]
+    b = xy[np.minimum(start + 1, len(xy) - 1)]
+    dx, dy = (b[:, 0] - a[:, 0]) * scale, b[:, 1] - a[:, 1]
+    length = np.where(drawn, np.hypot(dx, dy) * _M_PER_DEG, 0.0)
+    heading = np.degrees(np.arctan2(dx, dy)) % 360
+    heading[((dx == 0) & (dy == 0)) | ~drawn] = np.nan
+    # Each piece's share of its segment's cost, by length (all of it to the first if none has any).
+    total = np.repeat(np.add.reduceat(length, first_piece), per)
+    whole = np.array(costs, dtype=float)[segment]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cost = np.where(total > 0, whole * (length / total), np.where(first_of_segment, whole, 0.0))
+    middle = (a + b) / 2
+    # The names of each piece's middle, and of where each vertical starts, in one lookup.
+    vertical_segments = np.flatnonzero(vertical).tolist()
+    vertical_starts = [s for s in vertical_segments if parts[s].coordinates]
+    points = np.concatenate((middle, _lonlat([parts[s].coordinates[0] for s in vertical_starts])))
+    level_at = np.concatenate((level_number_of[segment], level_number_of[vertical_starts]))
+    space, building = spaces.numbers_at(points, level_at, level_values)
+    vertical_names = dict(
+        zip(vertical_starts, zip(space[pieces:].tolist(), building[pieces:].tolist(), strict=True), strict=True)
+    )
+    space, building = space[:pieces], building[:pieces]
+    space[~drawn] = -1
+    building[~drawn] = -1
+    _smooth(building, spaces.building_same, length)
+    _smooth(space, spaces.space_same, length)
+    # Which piece joins the stretch before it: the same kind (no door), level, space and
+    # building, both with a heading, no level change between, and within half a degree of the
+    # stretch's first heading (so a slow curve is still cut where it has turned).
+    kind_names = np.array(kinds, dtype=object)
+    kind = np.unique(kind_names.astype(str), return_inverse=True)[1][segment]
+    door = (kind_names == "door")[segment]
+    same_level = level_number_of[segment]
+    verticals_before = np.cumsum(vertical)[segment]
+    joins = np.zeros(pieces, dtype=bool)
+    if pieces > 1:
+        space_key, building_key = spaces.space_same[space], spaces.building_same[building]
+        joins[1:] = (
+            (kind[1:] == kind[:-1])
+            & ~door[1:]
+            & (same_level[1:] == same_level[:-1])
+            & (space_key[1:] == space_key[:-1])
+            & (building_key[1:] == building_key[:-1])
+            & (verticals_before[1:] == verticals_before[:-1])
+            & ~np.isnan(heading[1:])
+            & ~np.isnan(heading[:-1])
+        )
+    heading_list = heading.tolist()
+    join_list = joins.tolist()
+    lead = 0.0
+    for p, joined in enumerate(join_list):
+        if not joined:
+            lead = heading_list[p]
+        elif abs((heading_list[p] - lead + 540) % 360 - 180) >= 0.5:
+            join_list[p] = False  # a new stretch from here: the ones after compare to it
+            lead = heading_list[p]
+    # Objects: one Piece per stretch, the Verticals between them.
+    stretch = [p for p, joined in enumerate(join_list) if not joined] + [pieces]
+    length_list, cost_list = length.tolist(), cost.tolist()
+    space_list, building_list = spaces.space_list, spaces.building_list
+    space_at, building_at, segment_at = space.tolist(), building.tolist(), segment.tolist()
+    start_at, drawn_at, first_at = start.tolist(), drawn.tolist(), first_of_segment.tolist()
+    verticals = _verticals(parts, positions, vertical_segments, vertical_names, spaces)
     result = []
-    for item in items:
-        last = result[-1] if result else None
-        if (
-            isinstance(item, Piece)
-            and isinstance(last, Piece)
-            and item.kind == last.kind != "door"
-            and item.level == last.level
-            and item.space == last.space
-            and item.building == last.building
-            and item.bearing is not None
-            and last.bearing is not None
-            and abs(turn_angle(last.bearing, item.bearing)) < 0.5
-        ):
-            last.end = item.end
-            last.length += item.length
-            last.cost += item.cost
-            continue
-        result.append(item)
+    placed = 0
+    for k, end in zip(stretch, stretch[1:], strict=False):
+        s = segment_at[k]
+        while placed < len(verticals) and verticals[placed][0] < s:
+            result.append(verticals[placed][1])
+            placed += 1
+        seg = parts[s]
+        here = (int(leg[start_at[k]]), int(index[start_at[k]]))
+        if not drawn_at[k]:
+            piece = Piece(None, None, None, 0.0, cost_list[k], seg.from_level, seg.kind, s, True, here)
+        else:
+            bearing_k = heading_list[k]
+            piece = Piece(
+                xy[start_at[k]].tolist(),
+                xy[start_at[end - 1] + 1].tolist(),
+                None if bearing_k != bearing_k else bearing_k,
+                sum(length_list[k:end]),
+                sum(cost_list[k:end]),
+                seg.from_level,
+                seg.kind,
+                s,
+                first_at[k],
+                here,
+            )  # fmt: skip
+        piece.space = space_list[space_at[k]] if space_at[k] >= 0 else None
+        piece.building = building_list[building_at[k]] if building_at[k] >= 0 else None
+        result.append(piece)
+    result.extend(v for _, v in verticals[placed:])
     return result
 
 
-def _smooth(pieces: list, attribute: str) -> None:
-    """A value seen for less than GLIMPSE_M between stretches of one other value is that value."""
-    runs = []  # [value, first index, last index, length]
-    for k, piece in enumerate(pieces):
-        value = getattr(piece, attribute)
-        if runs and runs[-1][0] == value:
-            runs[-1][2], runs[-1][3] = k, runs[-1][3] + piece.length
-        else:
-            runs.append([value, k, k, piece.length])
-    for r in range(1, len(runs) - 1):
-        before, run, after = runs[r - 1], runs[r], runs[r + 1]
-        if run[3] < GLIMPSE_M and before[0] == after[0]:
-            for k in range(run[1], run[2] + 1):
-                setattr(pieces[k], attribute, before[0])
-            run[0] = before[0]
+def _verticals(parts, positions, segments: list, names: dict, spaces: Spaces) -> list:
+    """(segment, Vertical) for the segments between levels, each with the space and building
+    where it starts."""
+    result = []
+    for s in segments:
+        leg, indices = positions[s]
+        space, building = names.get(s, (-1, -1))
+        vertical = Vertical(parts[s], (leg, indices[0] if indices else 0))
+        vertical.building = spaces.building_list[building] if building >= 0 else None
+        vertical.space = spaces.space_list[space] if space >= 0 else None
+        result.append((s, vertical))
+    return result
 
 
 def _level_fields(spaces: Spaces, level, building) -> dict:
@@ -211,10 +308,14 @@ class _Builder:
         self.junction: dict | None = None  # an event maneuver a turn at this junction joins
         self.in_destination = False  # through the door into a destination the plan does not draw
         self.short_bearing = None  # a heading for a depart that meets no long piece
+        self._fields: dict = {}  # (level, building) -> its level fields, worked out once
 
     def emit(self, kind: str, at: tuple, level, in_building, **fields) -> dict:
         maneuver = {"type": kind, **fields}
-        maneuver.update(_level_fields(self.spaces, level, in_building))
+        known = self._fields.get((level, in_building))
+        if known is None:
+            known = self._fields[(level, in_building)] = _level_fields(self.spaces, level, in_building)
+        maneuver.update(known)
         if in_building and "building" not in maneuver:
             maneuver["building"] = in_building
         maneuver["at"] = {"leg": at[0], "coordinate": at[1]}
@@ -331,7 +432,7 @@ class _Builder:
         start = seg.coordinates[0] if seg.coordinates else None
         connector = {"kind": seg.kind}
         if start is not None:
-            name = self.spaces.connector_name(seg.kind, start[0], start[1], seg.from_level)
+            name = self.spaces.connector_name(seg.kind, start[0], start[1], seg.from_level, item.space)
             if name:
                 connector["name"] = name
         maneuver = self.emit("level_change", at, seg.from_level, building, modifier="straight", connector=connector)
@@ -526,23 +627,9 @@ def maneuvers(parts: list, positions: list, spaces: Spaces, origin, destination,
     """The maneuvers of one part of a route (from `origin` to `destination`, the via numbered
     `via` or the end when None): `parts` its segments (itinerary.Segment) in travel order,
     `positions[k]` = (leg index, [coordinate index in the leg of each of segment k's coordinates])."""
-    items = _pieces(parts, positions)
-    pieces = [item for item in items if isinstance(item, Piece)]
-    points = [((p.start[0] + p.end[0]) / 2, (p.start[1] + p.end[1]) / 2, p.level) for p in pieces if p.start]
-    found_spaces = spaces.spaces_at(points)
-    found_buildings = spaces.buildings_at(points)
-    drawn = (p for p in pieces if p.start)
-    for piece, space, building in zip(drawn, found_spaces, found_buildings, strict=True):
-        piece.space, piece.building = space, building
-    verticals = [item for item in items if isinstance(item, Vertical) and item.seg.coordinates]
-    starts = [(v.seg.coordinates[0][0], v.seg.coordinates[0][1], v.seg.from_level) for v in verticals]
-    for vertical, building in zip(verticals, spaces.buildings_at(starts), strict=True):
-        vertical.building = building
-    _smooth(pieces, "building")
-    _smooth(pieces, "space")
+    items = _items(parts, positions, spaces)
     if not items:
         return []
-    items = _join_straight_runs(items)
     steps = _Builder(spaces, origin, destination, via).build(items)
     steps = _merge_openings(_fold_short_steps(_drop_connector_rooms(steps)))
     for step in steps:

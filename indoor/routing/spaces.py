@@ -75,7 +75,10 @@ class Spaces:
         self.key = _key(seen)
         self.numbers = (seen["floor"], seen["rooms"])
         self.loaded_at = time.monotonic()
-        self._spaces: dict[float, tuple] = {}  # level -> (tree, [Space], areas)
+        # Per level an R-tree and the offset of its shapes in one list for all levels, so a lookup
+        # answers numbers (directions.py smooths and joins on them) and names only where needed.
+        self._spaces: dict[float, tuple] = {}  # level -> (tree, offset, areas)
+        self.space_list: list[Space] = []
         by_level: dict[float, list] = {}
         kinds: dict = {}  # a layer's kind, worked out once per distinct layer
         for layer, name, level, building, wkb in rows.spaces:
@@ -86,22 +89,30 @@ class Spaces:
             bad = ~shapely.is_valid(shapes)
             if bad.any():  # a self-touching ring another tool drew: repaired, not dropped
                 shapes[bad] = shapely.make_valid(shapes[bad])
-            self._spaces[level] = (
-                shapely.STRtree(shapes),
-                [Space(name, kind, building) for kind, name, building, _ in found],
-                shapely.area(shapes),
-            )
+            self._spaces[level] = (shapely.STRtree(shapes), len(self.space_list), shapely.area(shapes))
+            self.space_list.extend(Space(name, kind, building) for kind, name, building, _ in found)
+        # One number per distinct space as it compares (name and layer; the same corridor drawn
+        # in pieces or on two levels is one space).
+        self.space_same = _same_numbers(self.space_list)
         self._footprints: dict[float, tuple] = {}
+        self.building_list: list[str] = []
         by_level = {}
         for building, level, *box in rows.footprints:
             if None not in box:
                 by_level.setdefault(float(level), []).append((building, box))
         for level, found in by_level.items():
             shapes = shapely.box(*np.array([row[1] for row in found], dtype=float).T)
-            self._footprints[level] = (shapely.STRtree(shapes), [row[0] for row in found], shapely.area(shapes))
-        self._connector_rooms: dict[float, list] = {}
+            self._footprints[level] = (shapely.STRtree(shapes), len(self.building_list), shapely.area(shapes))
+            self.building_list.extend(row[0] for row in found)
+        self.building_same = _same_numbers(self.building_list)
+        rooms: dict[tuple, list] = {}
         for category, name, level, lon, lat in rows.connector_rooms:
-            self._connector_rooms.setdefault(float(level), []).append((_CATEGORIES[category], name, lon, lat))
+            rooms.setdefault((float(level), _CATEGORIES[category]), []).append((name, lon, lat))
+        # (level, kind) -> (names, lons, lats): a connector's room is found by one array sum
+        self._connector_rooms: dict[tuple, tuple] = {
+            key: ([r[0] for r in found], np.array([r[1] for r in found], dtype=float), np.array([r[2] for r in found], dtype=float))
+            for key, found in rooms.items()
+        }  # fmt: skip
         self._level_names: dict[tuple, str] = {}
         shared: dict[float, set] = {}
         for building, level, name in rows.level_names:
@@ -111,51 +122,73 @@ class Spaces:
             if len(names) == 1:
                 self._level_names.setdefault(("", level), next(iter(names)))
 
-    def _smallest(self, tables: dict, points: list[tuple]) -> list:
-        """For each (lon, lat, level): what the smallest shape of its level holding it names."""
-        found: list = [None] * len(points)
-        by_level: dict[float, list[int]] = {}
-        for k, point in enumerate(points):
-            by_level.setdefault(point[2], []).append(k)
-        for level, ks in by_level.items():
-            table = tables.get(_level(level))
+    @staticmethod
+    def _smallest(tables: dict, lons: np.ndarray, lats: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """For each point (float arrays; a level NaN where there is none): the number of the
+        smallest shape of its level that holds it, -1 where none does."""
+        found = np.full(len(lons), -1, dtype=np.int64)
+        known = ~np.isnan(levels)
+        for level in np.unique(levels[known]).tolist():
+            table = tables.get(level)
             if table is None:
                 continue
-            tree, named, areas = table
-            geometries = shapely.points([(points[k][0], points[k][1]) for k in ks])
-            hits, shapes = tree.query(geometries, predicate="intersects")
-            if not len(hits):
-                continue
-            # The smallest shape per point: sort the hits by area, keep each point's first.
-            order = np.lexsort((areas[shapes], hits))
-            hits, shapes = hits[order], shapes[order]
-            first = np.ones(len(hits), dtype=bool)
-            first[1:] = hits[1:] != hits[:-1]
-            for i, j in zip(hits[first].tolist(), shapes[first].tolist(), strict=True):
-                found[ks[i]] = named[j]
+            ks = np.flatnonzero(levels == level)
+            _smallest_of(table, shapely.points(np.column_stack((lons[ks], lats[ks]))), ks, found)
         return found
+
+    def numbers_at(self, xy: np.ndarray, level_of: np.ndarray, levels: list) -> tuple[np.ndarray, np.ndarray]:
+        """For each point of `xy` ((n, 2) lon, lat) on level levels[level_of[k]] (a float, NaN:
+        none): the number of the smallest named space holding it (in `space_list`) and of the
+        smallest building footprint (in `building_list`), -1 where none does. One set of points
+        per level for both."""
+        space = np.full(len(xy), -1, dtype=np.int64)
+        building = np.full(len(xy), -1, dtype=np.int64)
+        for number, level in enumerate(levels):
+            named, footprints = self._spaces.get(level), self._footprints.get(level)
+            if named is None and footprints is None:
+                continue
+            ks = np.flatnonzero(level_of == number)
+            if not len(ks):
+                continue
+            points = shapely.points(xy[ks])
+            for table, found in ((named, space), (footprints, building)):
+                if table is not None:
+                    _smallest_of(table, points, ks, found)
+        return space, building
+
+    def space_numbers(self, lons, lats, levels) -> np.ndarray:
+        """The named space around each point (index into `space_list`, -1: none): the smallest."""
+        return self._smallest(self._spaces, lons, lats, levels)
+
+    def building_numbers(self, lons, lats, levels) -> np.ndarray:
+        """The building whose footprint holds each point (index into `building_list`, -1: none)."""
+        return self._smallest(self._footprints, lons, lats, levels)
 
     def spaces_at(self, points: list[tuple]) -> list[Space | None]:
         """The named space around each (lon, lat, level): the smallest that holds it."""
-        return self._smallest(self._spaces, points)
+        found = self.space_numbers(*_columns(points))
+        return [self.space_list[k] if k >= 0 else None for k in found.tolist()]
 
     def buildings_at(self, points: list[tuple]) -> list[str | None]:
         """The building whose footprint holds each (lon, lat, level): the smallest."""
-        return self._smallest(self._footprints, points)
+        found = self.building_numbers(*_columns(points))
+        return [self.building_list[k] if k >= 0 else None for k in found.tolist()]
 
-    def connector_name(self, kind: str, lon: float, lat: float, level) -> str | None:
+    def connector_name(self, kind: str, lon: float, lat: float, level, around=False) -> str | None:
         """The name of the room a connector stands in: the nearest labelled room point of its
-        kind (an elevator, a staircase) close by, else a named room drawn around where it starts."""
-        best, best_m = None, CONNECTOR_ROOM_M
-        scale = math.cos(math.radians(lat))
-        for category, name, room_lon, room_lat in self._connector_rooms.get(_level(level), ()):
-            if category != kind:
-                continue
-            metres = math.hypot((room_lon - lon) * scale, room_lat - lat) * _M_PER_DEG
-            if metres <= best_m:
-                best, best_m = name, metres
+        kind (an elevator, a staircase) close by, else a named room drawn around where it starts
+        (`around`, where the caller has looked it up already: a Space or None)."""
+        best = None
+        found = self._connector_rooms.get((_level(level), kind))
+        if found is not None:
+            names, lons, lats = found
+            scale = math.cos(math.radians(lat))
+            metres = np.hypot((lons - lon) * scale, lats - lat) * _M_PER_DEG
+            near = metres <= CONNECTOR_ROOM_M
+            if near.any():  # the nearest; of equals, the last read
+                best = names[int(np.flatnonzero(metres == metres[near].min())[-1])]
         if best is None:
-            space = self.spaces_at([(lon, lat, level)])[0]
+            space = self.spaces_at([(lon, lat, level)])[0] if around is False else around
             if space is not None and space.layer == "room":
                 return space.name
         return best
@@ -165,6 +198,39 @@ class Spaces:
         if level is None:
             return None
         return self._level_names.get((building or "", level)) or self._level_names.get(("", level))
+
+
+def _smallest_of(table: tuple, points: np.ndarray, ks: np.ndarray, found: np.ndarray) -> None:
+    """found[ks[i]] = the number of the smallest shape of `table` holding points[i], where one does."""
+    tree, offset, areas = table
+    hits, shapes = tree.query(points, predicate="intersects")
+    if not len(hits):
+        return
+    # The smallest shape per point: sort the hits by area, keep each point's first.
+    order = np.lexsort((areas[shapes], hits))
+    hits, shapes = hits[order], shapes[order]
+    first = np.ones(len(hits), dtype=bool)
+    first[1:] = hits[1:] != hits[:-1]
+    found[ks[hits[first]]] = offset + shapes[first]
+
+
+def level_number(value) -> float:
+    """A level as a float for the lookups: NaN where there is none (NULL, non-finite)."""
+    number = _level(value)
+    return math.nan if number is None else number
+
+
+def _columns(points: list[tuple]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lons = np.array([p[0] for p in points], dtype=float)
+    lats = np.array([p[1] for p in points], dtype=float)
+    return lons, lats, np.array([level_number(p[2]) for p in points], dtype=float)
+
+
+def _same_numbers(values: list) -> np.ndarray:
+    """One number per distinct value (by equality): equal values, equal numbers; -1 stays -1."""
+    seen: dict = {}
+    numbers = np.array([seen.setdefault(value, len(seen)) for value in values] + [-1], dtype=np.int64)
+    return numbers  # numbers[-1] == -1: index it with -1 for "none"
 
 
 def _state() -> dict:
