@@ -33,7 +33,9 @@ def tile_etag(z: int, x: int, y: int, found: dict, level=None, layers: tuple = t
     return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
 
 
-def tile(z: int, x: int, y: int, is_current, level=None, layers: tuple = tuple(tiles.LAYERS)) -> tuple[str, bytes | None]:
+def tile(
+    z: int, x: int, y: int, is_current, level=None, layers: tuple = tuple(tiles.LAYERS)
+) -> tuple[str, bytes | None]:
     """(ETag, the tile's bytes, b'' when empty), or (ETag, None) when `is_current(etag)`;
     `level` and `layers` filter it (see indoor.queries.tiles)."""
     database = get_db()
