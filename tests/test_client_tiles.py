@@ -49,7 +49,7 @@ def test_a_large_building_is_drawn_from_tiles_and_works_as_when_streamed(serve, 
     seen = watch(page)
     page.goto(server.base_url + "/")
     page.wait_for_function("() => window.indoor && indoor.stats.roomsEnded && indoor.stats.floorEnded[0]")
-    assert page.evaluate("() => indoor.tiled") == []
+    assert page.evaluate("() => indoor.tiled") == [] and page.evaluate("() => indoor.map.getMinZoom()") < 16
     assert not [r for r in seen.requests if "/api/tiles/" in r.url]
     assert len(event_streams(seen, "/api/rooms/")) == 1
 
@@ -59,6 +59,7 @@ def test_a_large_building_is_drawn_from_tiles_and_works_as_when_streamed(serve, 
     page.goto(f"{server.base_url}/?tiles={min(per_level.values())}")
     wait_tiles(page, 0)
     assert sorted(page.evaluate("() => indoor.tiled")) == sorted(per_level)
+    assert page.evaluate("() => indoor.map.getMinZoom()") == 16, "no zooming out to where no tile exists"
     assert event_streams(seen, "/api/base-floor/") == [] and event_streams(seen, "/api/rooms/") == []
     tiles = [r.url for r in seen.requests if "/api/tiles/" in r.url]
     assert tiles and all("level=0&layers=rooms%2Cfloor" in url for url in tiles), "level 0's tiles only"

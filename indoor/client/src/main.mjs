@@ -275,7 +275,6 @@ function fitLevel(level) {
     ],
     { padding: besidePanel(40, 60, 360, 80), duration: 0, maxZoom: 20 }
   );
-  if (isTiled(level) && map.getZoom() < TILE_MIN_ZOOM) map.setZoom(TILE_MIN_ZOOM); // no tiles below
 }
 
 // -- rooms --------------------------------------------------------------------------------------
@@ -715,6 +714,8 @@ async function start() {
   await Promise.all([map.once("load"), levelsLoaded, wordsLoaded, categoriesLoaded]);
   addLayers(map);
   for (const entry of levels) addLevel(map, Number(entry.level), entry.bbox);
+  // Tiles exist from zoom 16: below it a tiled level would vanish (every fit and zoom stops there).
+  if (anyTiled()) map.setMinZoom(TILE_MIN_ZOOM);
   map.on("sourcedata", onSourceData);
   window.indoor.layer = (kind) => levelLayer(kind, view.level);
   routeView = new RouteView(
