@@ -16,7 +16,6 @@ export const TILE_MIN_ZOOM = 16;
 export const TILE_MAX_ZOOM = 20;
 
 const tiled = new Set();
-let threshold = TILES_FROM_ROOMS;
 
 function thresholdFromUrl() {
   const raw = new URLSearchParams(location.search).get("tiles");
@@ -27,7 +26,7 @@ function thresholdFromUrl() {
 
 /** Choose, once, which levels of `/api/levels/` are tiled. */
 export function chooseTiled(levels) {
-  threshold = thresholdFromUrl();
+  const threshold = thresholdFromUrl();
   tiled.clear();
   for (const entry of levels) if ((entry.rooms || 0) >= threshold) tiled.add(Number(entry.level));
   return tiled;
