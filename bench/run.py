@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT))
 from bench import config, machine, report  # noqa: E402
 from bench.context import Context  # noqa: E402
 from bench.report import Row  # noqa: E402
+from bench.rows_client import client_rows  # noqa: E402
 from bench.rows_gis import gis_peers  # noqa: E402
 from bench.rows_live import closures_route  # noqa: E402
 from bench.rows_misc import campus_row, room_search  # noqa: E402
@@ -90,6 +91,7 @@ def main() -> int:
         stack.stop_app(server)
         rows += _guard(ctx, "campus shapes", shape_rows)
         rows += _guard(ctx, "concurrent SSE clients", many_clients)
+        rows += _guard(ctx, "map page in Chromium", client_rows)
     finally:
         stack.close(keep=keep)
         if keep:

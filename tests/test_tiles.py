@@ -100,6 +100,39 @@ def test_conditional_requests_and_empty_tiles(tile_server, sql):
     assert status == 204 and body == b"" and headers["ETag"]
 
 
+def test_a_tile_of_one_level_and_some_layers_holds_only_those(tile_server, sql):
+    _, _, lon, lat, _ = _room_and_outline(sql)
+    x, y = tile_of(lon, lat, 17)
+    url = f"{tile_server.base_url}/api/tiles/17/{x}/{y}.mvt"
+    status, headers, body = get(url)
+    everything = mapbox_vector_tile.decode(body)
+    status, one_headers, one_body = get(url + "?level=1&layers=floor,rooms")
+    assert status == 200 and one_headers["ETag"] != headers["ETag"]
+    one = mapbox_vector_tile.decode(one_body)
+    assert set(one) == {"rooms", "floor"}, "the network left out"
+    for name in ("rooms", "floor"):
+        expected = {f["id"] for f in everything[name]["features"] if f["properties"]["level"] == 1}
+        assert expected and {f["id"] for f in one[name]["features"]} == expected, name
+    # The same tile however the level is written; its own conditional requests.
+    assert get(url + "?layers=rooms,floor&level=1.0")[1]["ETag"] == one_headers["ETag"]
+    assert get(url + "?level=1&layers=floor,rooms", {"If-None-Match": one_headers["ETag"]})[0] == 304
+    status, _, body = get(url + "?level=7")
+    assert status == 204 and body == b"", "no feature on that level"
+    network = mapbox_vector_tile.decode(get(url + "?level=1&layers=network")[2])
+    assert set(network) == {"network"} and all(
+        1 in (f["properties"]["level"], f["properties"].get("to_level")) for f in network["network"]["features"]
+    )
+
+
+@pytest.mark.parametrize(
+    "query", ["level=x", "level=nan", "level=1&level=2", "layers=", "layers=rooms,walls", "layers=rooms;floor"]
+)
+def test_bad_tile_filters_get_json_errors(client, query):
+    response = client.get(f"/api/tiles/18/140808/85960.mvt?{query}")
+    assert response.status_code == 400 and response.mimetype == "application/json"
+    assert response.get_json()["error"]["code"] == "bad_request"
+
+
 @pytest.mark.parametrize(
     "path, status",
     [

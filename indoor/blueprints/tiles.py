@@ -8,6 +8,8 @@ from flask import Blueprint, Response, request
 
 from indoor.errors import BadRequest, NotFound
 from indoor.gis import tiles
+from indoor.http import params
+from indoor.queries.tiles import LAYERS
 
 blueprint = Blueprint("tiles", __name__)
 
@@ -33,7 +35,7 @@ def tile(z: str, x: str, y: str):
     row = _coordinate(y, "y", 2**zoom)
     if not tiles.MIN_ZOOM <= zoom <= tiles.MAX_ZOOM:
         raise NotFound(f"tiles exist at zoom {tiles.MIN_ZOOM} to {tiles.MAX_ZOOM}")
-    etag, body = tiles.tile(zoom, column, row, request.if_none_match.contains_weak)
+    etag, body = tiles.tile(zoom, column, row, request.if_none_match.contains_weak, params.level(), _layers())
     if body:
         response = Response(body, content_type=MVT)
     else:
@@ -43,6 +45,17 @@ def tile(z: str, x: str, y: str):
     response.set_etag(etag)
     response.headers["Cache-Control"] = CACHE_CONTROL
     return response
+
+
+def _layers() -> tuple:
+    """`?layers=rooms,floor`: those layers only, in the tile's usual order; all when absent."""
+    raw = params.arg("layers", max_length=64)
+    if raw is None:
+        return tuple(LAYERS)
+    wanted = raw.split(",")
+    if not raw or any(name not in LAYERS for name in wanted):
+        raise BadRequest(f"parameter 'layers' must be a comma-separated list of: {', '.join(LAYERS)}")
+    return tuple(name for name in LAYERS if name in wanted)
 
 
 @blueprint.get("/tiles.json")

@@ -24,15 +24,22 @@ TILE_PATH = "/api/tiles/{z}/{x}/{y}.mvt"
 _TILE_STATEMENT = hashlib.blake2b(tiles.TILE.encode(), digest_size=8).hexdigest()
 
 
-def tile_etag(z: int, x: int, y: int, found: dict) -> str:
+def tile_etag(z: int, x: int, y: int, found: dict, level=None, layers: tuple = tuple(tiles.LAYERS)) -> str:
     key = f"{_TILE_STATEMENT}/{z}/{x}/{y}/{found['rooms_key']}/{found['floor_key']}/{found['graph_key']}"
+    if level is not None or tuple(layers) != tuple(tiles.LAYERS):
+        # A filtered tile is another tile (its own ETag and cache entry); normalised so that
+        # level=1 and level=1.0 share one.
+        key += f"/level={'' if level is None else level.normalize()}/layers={','.join(layers)}"
     return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
 
 
-def tile(z: int, x: int, y: int, is_current) -> tuple[str, bytes | None]:
-    """(ETag, the tile's bytes, b'' when empty), or (ETag, None) when `is_current(etag)`."""
+def tile(
+    z: int, x: int, y: int, is_current, level=None, layers: tuple = tuple(tiles.LAYERS)
+) -> tuple[str, bytes | None]:
+    """(ETag, the tile's bytes, b'' when empty), or (ETag, None) when `is_current(etag)`;
+    `level` and `layers` filter it (see indoor.queries.tiles)."""
     database = get_db()
-    etag = tile_etag(z, x, y, database.read(versions.versions))
+    etag = tile_etag(z, x, y, database.read(versions.versions), level, layers)
     if is_current(etag):
         return etag, None
     ttl = get_settings().tile_cache_ttl_s
@@ -42,7 +49,7 @@ def tile(z: int, x: int, y: int, is_current) -> tuple[str, bytes | None]:
         return etag, cached
     # Rendered in a transaction after the versions': it may hold a newer edit than the ETag
     # says (then the next request gets both anew), never an older one.
-    body = database.read(lambda cur: tiles.tile(cur, z, x, y))
+    body = database.read(lambda cur: tiles.tile(cur, z, x, y, level, layers))
     if ttl > 0 and get_settings().redis_url:
         cache_set(key, body, timeout=ttl)
     return etag, body

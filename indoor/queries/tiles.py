@@ -14,6 +14,8 @@ tile (MVT has no decimal type): 0.5 stays 0.5. The layers are MATERIALIZED: a pu
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 EXTENT = 4096
 BUFFER = 64
 # Web Mercator's width in metres: a tile at zoom z spans WORLD_M / 2**z.
@@ -28,13 +30,13 @@ WITH bounds AS (
            r.category,
            ST_AsMVTGeom(ST_Transform(r.wkb_geometry, 3857), b.merc, %(extent)s, %(buffer)s, true) AS geom
       FROM room_points r, bounds b
-     WHERE r.wkb_geometry && b.geo
+     WHERE r.wkb_geometry && b.geo AND %(rooms)s AND (%(level)s::numeric IS NULL OR r.level = %(level)s)
 ), floor AS MATERIALIZED (
     SELECT f.ogc_fid AS fid, f.ogc_fid AS id, f.layer, f.name, f.level::float8 AS level, f.building,
            ST_AsMVTGeom(ST_Simplify(ST_Transform(f.wkb_geometry, 3857), %(tolerance)s, true),
                         b.merc, %(extent)s, %(buffer)s, true) AS geom
       FROM base_floor f, bounds b
-     WHERE f.wkb_geometry && b.geo
+     WHERE f.wkb_geometry && b.geo AND %(floor)s AND (%(level)s::numeric IS NULL OR f.level = %(level)s)
 ), network AS MATERIALIZED (
     SELECT e.id AS fid, e.id, e.kind, s.level::float8 AS level, t.level::float8 AS to_level,
            ST_AsMVTGeom(ST_Simplify(ST_Transform(e.wkb_geometry, 3857), %(tolerance)s, true),
@@ -43,7 +45,8 @@ WITH bounds AS (
       CROSS JOIN bounds b
       LEFT JOIN nav_edges_work_vertices_pgr s ON s.id = e.source
       LEFT JOIN nav_edges_work_vertices_pgr t ON t.id = e.target
-     WHERE e.wkb_geometry && b.geo
+     WHERE e.wkb_geometry && b.geo AND %(network)s
+       AND (%(level)s::numeric IS NULL OR s.level = %(level)s OR t.level = %(level)s)
 )
 SELECT coalesce((SELECT ST_AsMVT(rooms, 'rooms', %(extent)s, 'geom', 'fid') FROM rooms WHERE geom IS NOT NULL), '')
     || coalesce((SELECT ST_AsMVT(floor, 'floor', %(extent)s, 'geom', 'fid') FROM floor WHERE geom IS NOT NULL), '')
@@ -58,8 +61,10 @@ LAYERS = {
 }
 
 
-def tile(cur, z: int, x: int, y: int) -> bytes:
-    """The tile z/x/y (XYZ scheme) with its three layers; b'' when it holds nothing."""
+def tile(cur, z: int, x: int, y: int, level: Decimal | None = None, layers: tuple = tuple(LAYERS)) -> bytes:
+    """The tile z/x/y (XYZ scheme) with `layers` (all three by default) and the features of
+    `level` only, when given (a network edge is on both of its vertices' levels); b'' when it
+    holds nothing."""
     span = WORLD_M / 2**z
     cur.execute(
         TILE,
@@ -71,6 +76,8 @@ def tile(cur, z: int, x: int, y: int) -> bytes:
             "buffer": BUFFER,
             "margin": BUFFER / EXTENT,
             "tolerance": span / 1024,
+            "level": level,
+            **{name: name in layers for name in LAYERS},
         },
     )
     return bytes(cur.fetchone()[0])

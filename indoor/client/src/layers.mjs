@@ -10,6 +10,8 @@
 // it (the missing-image resolver), and placed by an ordinary symbol layer, so labels keep MapLibre's
 // collision handling, work offline and show any script the system fonts cover.
 
+import { isTiled, tileSource, tileSourceSpec, tiledLayer } from "./tiles.mjs";
+
 const EMPTY = { type: "FeatureCollection", features: [] };
 export const LABEL_PREFIX = "label:";
 const LEVEL = ["to-number", ["get", "level"]];
@@ -154,10 +156,23 @@ export function addLayers(map) {
 
 const levelsAdded = new Set();
 
-/** A level's sources and layers (hidden until setLevel shows them); once per level. */
-export function addLevel(map, level) {
+/** A level's sources and layers (hidden until setLevel shows them); once per level. A tiled level
+ * (tiles.mjs) has the same layers, read from its tiles. */
+export function addLevel(map, level, bbox = null) {
   if (levelsAdded.has(level)) return;
   levelsAdded.add(level);
+  if (isTiled(level)) {
+    map.addSource(tileSource(level), tileSourceSpec(level, bbox));
+    for (const { kind, ...layer } of FLOOR_LAYERS) {
+      const spec = tiledLayer(layer, levelLayer(kind, level), level, "floor");
+      map.addLayer({ ...spec, layout: { ...layer.layout, visibility: "none" } }, "route-other");
+    }
+    for (const { kind, ...layer } of ROOM_LAYERS) {
+      const spec = tiledLayer(layer, levelLayer(kind, level), level, "rooms");
+      map.addLayer({ ...spec, layout: { ...layer.layout, visibility: "none" } }, "room-selected");
+    }
+    return;
+  }
   // Ids of features given to updateData must be stable: the API's feature ids are.
   map.addSource(floorSource(level), { type: "geojson", data: EMPTY, buffer: 16, tolerance: 0.2 });
   map.addSource(roomsSource(level), { type: "geojson", data: EMPTY });

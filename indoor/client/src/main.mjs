@@ -17,6 +17,7 @@ import {
 import { RouteView, cameraDuration } from "./route.mjs";
 import { RoomSearch, levelName } from "./search.mjs";
 import { FeatureStream } from "./stream.mjs";
+import { TILE_MIN_ZOOM, anyTiled, awaitTiles, chooseTiled, isTiled, roomFromTile, tiledRoomIn } from "./tiles.mjs";
 import {
   LANGUAGES,
   besidePanel,
@@ -139,20 +140,23 @@ function showProgress() {
 
 function drawProgress() {
   const totalRooms = levels.reduce((sum, level) => sum + (level.rooms || 0), 0);
+  // The rooms of tiled levels come with their tiles, never one by one.
+  const tiledRooms = levels.reduce((sum, level) => sum + (isTiled(level.level) ? level.rooms || 0 : 0), 0);
+  const roomCount = stats.rooms + tiledRooms;
   const floorCount = stats.floor[view.level] || 0;
   const floorDone = stats.floorEnded[view.level];
   const parts = [
     totalRooms
-      ? t("Rooms {count} / {total}", { count: formatNumber(stats.rooms), total: formatNumber(totalRooms) })
-      : t("Rooms {count}", { count: formatNumber(stats.rooms) }),
+      ? t("Rooms {count} / {total}", { count: formatNumber(roomCount), total: formatNumber(totalRooms) })
+      : t("Rooms {count}", { count: formatNumber(roomCount) }),
   ];
-  if (view.level != null) {
+  if (view.level != null && !isTiled(view.level)) {
     parts.push(t("floor plan {count}", { count: formatNumber(floorCount) }) + (floorDone ? "" : "…"));
   }
-  const done = stats.roomsEnded && floorDone;
+  const done = (stats.roomsEnded || levels.every((level) => isTiled(level.level))) && floorDone;
   const element = $("#progress");
   element.querySelector(".text").textContent = parts.join(" · ");
-  element.querySelector(".fill").style.width = `${totalRooms ? Math.min(100, (100 * stats.rooms) / totalRooms) : 0}%`;
+  element.querySelector(".fill").style.width = `${totalRooms ? Math.min(100, (100 * roomCount) / totalRooms) : 0}%`;
   element.classList.toggle("done", Boolean(done));
 }
 
@@ -190,7 +194,7 @@ function showLevel(level) {
     button.setAttribute("aria-pressed", String(active));
   }
   routeView.setLevel(level);
-  if (!floorStreams.has(level)) streamFloor(level);
+  if (!floorStreams.has(level)) (isTiled(level) ? followTiles : streamFloor)(level);
   showProgress();
 }
 
@@ -214,6 +218,21 @@ function streamFloor(level) {
     }
   );
   floorStreams.set(level, new FeatureStream(`/api/base-floor/?level=${encodeURIComponent(level)}`, handlers).start());
+}
+
+/** A tiled level shown for the first time: the same figures as a stream's, from its tiles. */
+function followTiles(level) {
+  const started = performance.now();
+  floorStreams.set(level, null);
+  stats.streamStartedAt[level] = started;
+  stats.floor[level] = 0;
+  awaitFirstDrawn(level, started);
+  awaitTiles(map, level, () => {
+    stats.floorEnded[level] = true;
+    stats.floorEndedAt[level] = performance.now();
+    startRooms();
+    showProgress();
+  });
 }
 
 // The first batch of a level counts as drawn once the map has rendered a feature of it. Probed in
@@ -266,10 +285,17 @@ function fitLevel(level) {
 const ROOMS_AFTER_MS = 5000;
 
 function startRooms() {
-  if (!roomStream) streamRooms();
+  if (!anyTiled()) {
+    if (!roomStream) streamRooms("/api/rooms/");
+  } else if (view.level != null && !isTiled(view.level) && !roomStreams.has(view.level)) {
+    // Some levels are tiled: the rooms of the others, a level at a time as they are shown.
+    roomStreams.set(view.level, streamRooms(`/api/rooms/?level=${encodeURIComponent(view.level)}`));
+  }
 }
 
-function streamRooms() {
+const roomStreams = new Map(); // level -> FeatureStream, when some levels are tiled
+
+function streamRooms(url) {
   const handlers = streamHandlers(
     "rooms",
     (features) => {
@@ -282,6 +308,7 @@ function streamRooms() {
         byLevel.get(level).push(room);
       }
       for (const [level, group] of byLevel) {
+        if (isTiled(level)) continue; // drawn from its tiles
         addLevel(map, level);
         draw(roomsSource(level), group);
       }
@@ -294,8 +321,12 @@ function streamRooms() {
       showProgress();
     }
   );
-  roomStream = new FeatureStream("/api/rooms/", handlers).start();
-  window.indoor.roomStream = roomStream;
+  const stream = new FeatureStream(url, handlers).start();
+  if (!anyTiled()) {
+    roomStream = stream;
+    window.indoor.roomStream = roomStream;
+  }
+  return stream;
 }
 
 async function getRoom(id) {
@@ -312,10 +343,11 @@ function roomAt(point) {
   ];
   const roomLayers = [levelLayer("room-label", view.level), levelLayer("room-point", view.level)];
   const hit = map.queryRenderedFeatures(box, { layers: roomLayers })[0];
-  if (hit) return rooms.get(hit.id) ?? null;
+  if (hit) return rooms.get(hit.id) ?? (isTiled(view.level) ? roomFromTile(hit) : null);
   // A click inside a room's outline: the room point of that name on this level.
   const outline = map.queryRenderedFeatures(point, { layers: [levelLayer("floor-room", view.level)] })[0];
   if (!outline?.properties.name) return null;
+  if (isTiled(view.level)) return tiledRoomIn(map, outline, roomLayers);
   return roomsByName.get(`${view.level}|${outline.properties.name}`) ?? null;
 }
 
@@ -659,6 +691,7 @@ async function loadLevels() {
   const response = await fetch("/api/levels/");
   levels = response.ok ? (await response.json()).levels : [];
   for (const entry of levels) levelNames.set(Number(entry.level), entry.name ?? String(entry.level));
+  window.indoor.tiled = [...chooseTiled(levels)];
 }
 
 async function start() {
@@ -680,7 +713,9 @@ async function start() {
   navigation = { control: new NavigationControl({ showCompass: true }), corner: null };
   await Promise.all([map.once("load"), levelsLoaded, wordsLoaded, categoriesLoaded]);
   addLayers(map);
-  for (const entry of levels) addLevel(map, Number(entry.level));
+  for (const entry of levels) addLevel(map, Number(entry.level), entry.bbox);
+  // Tiles exist from zoom 16: below it a tiled level would vanish (every fit and zoom stops there).
+  if (anyTiled()) map.setMinZoom(TILE_MIN_ZOOM);
   map.on("sourcedata", onSourceData);
   window.indoor.layer = (kind) => levelLayer(kind, view.level);
   routeView = new RouteView(
