@@ -96,7 +96,20 @@ def measure(stack, root: Path, workers: int, rooms: list[int], env: dict | None 
         "cpu_s": round(cpu, 2),
         "ready_s": round(ready_s, 1),
         "ready": [
-            {k: line.get(k) for k in ("how", "edges", "load_ms", "topology_ms", "customize_ms", "total_ms")}
+            {
+                k: line.get(k)
+                for k in (
+                    "how",
+                    "edges",
+                    "load_ms",
+                    "topology_ms",
+                    "customize_ms",
+                    "total_ms",
+                    "topology_mb",
+                    "metrics_mb",
+                    "mapped_mb",
+                )
+            }
             for line in ready
         ],
     }

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ log = logging.getLogger("indoor.route_index")
 _STATE = "indoor.route_index"
 PROFILES = ("walking", "accessible")
 
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 SCALE = 10_000  # integer costs in tenths of a millimetre
 MAX_EDGE_M = 10_000.0  # an edge longer than this is a data error: the graph is not indexed
 MAX_SPAN_DEG = 1.0  # nor a network spread over more than this (no campus is; sums stay far below 2^31)
@@ -100,6 +102,7 @@ class RouteIndex:
     # file names: letters, digits, '_', '.', '-'), mapped read-only when loaded from the store.
     extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)
     loaded_from_store: bool = False
+    memory: dict = field(default_factory=dict)  # what loading it added (from_store), for the log
 
     @property
     def edge_count(self) -> int:
@@ -518,11 +521,13 @@ def from_store(base, graph_key: str) -> RouteIndex | None:
     for a second or so on a large campus: off the event loop (`run_off_loop`)."""
     prk = _library()
     started = time.perf_counter()
+    rss_before = _rss_mb()
     found = index_store.load(base, graph_key, prk.CCHTopology)
     if found is None or found[1] is None:
         return None
     arrays, topology, meta = found
     build_ms = (time.perf_counter() - started) * 1000
+    rss_topology = _rss_mb()
     index = RouteIndex(
         graph_key=graph_key,
         **{name: arrays[name] for name in _ARRAYS},
@@ -538,7 +543,22 @@ def from_store(base, graph_key: str) -> RouteIndex | None:
         metric.customize(index.weights[profile])
         index.metrics[profile] = metric
     index.customize_ms = (time.perf_counter() - started) * 1000
+    # What this worker holds of its own (RSS growth, approximate: other requests run meanwhile);
+    # the arrays are the store's maps, shared.
+    index.memory = {
+        "topology_mb": round(rss_topology - rss_before, 1),
+        "metrics_mb": round(_rss_mb() - rss_topology, 1),
+        "mapped_mb": round(sum(a.nbytes for a in arrays.values()) / 2**20, 1),
+    }
     return index
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE / 2**20
+    except OSError:
+        return 0.0
 
 
 def _store_dir(app):
@@ -792,6 +812,7 @@ def _log_built(index: RouteIndex, how: str, loaded_ms: float, started: float, ar
             "topology_ms": round(index.build_ms, 1) if how in ("built", "loaded") else 0.0,
             "customize_ms": round(index.customize_ms, 1) if how != "updated" else 0.0,
             "arcs_updated": arcs,
+            **(index.memory if how == "loaded" else {}),
             "total_ms": round((time.perf_counter() - started) * 1000, 1),
         },
     )
