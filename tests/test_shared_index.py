@@ -105,6 +105,26 @@ def test_a_second_worker_maps_the_stored_index_exactly_through_edits(pg_cluster,
         conn.close()
 
 
+def test_an_unusable_store_leaves_each_worker_its_own_index(pg_cluster, redis_url, tmp_path, caplog):
+    """ROUTE_INDEX_DIR that cannot be a directory (a file is in the way): one warning, and the
+    worker builds and keeps its own index, exact, as before the store."""
+    url, net, conn = routing_network.network_database(pg_cluster, "shared_unusable", 23, (18.0686, 59.3293), 8)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    app = _app(url, redis_url, blocker)
+    try:
+        with app.app_context():
+            index = route_index.build_now()
+            assert route_index._state(app)["last"] == {"how": "built"}
+        assert index is not None and not index.loaded_from_store and index.cost.flags.writeable
+        assert any("route index store" in r.getMessage() and "not usable" in r.getMessage() for r in caplog.records)
+        _compare(index, conn, random.Random(23))
+        assert blocker.read_text() == "not a directory"
+    finally:
+        app.extensions["indoor.db"].close()
+        conn.close()
+
+
 def _logged(path: Path, message: str) -> list[dict]:
     lines = [json.loads(x) for x in path.read_text().splitlines() if x.startswith("{")]
     return [x for x in lines if x.get("message") == message]
