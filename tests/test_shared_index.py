@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg2
+import pytest
 
 from indoor.queries.routing import full_graph_distance
 from indoor.routing import index as route_index
@@ -105,13 +106,21 @@ def test_a_second_worker_maps_the_stored_index_exactly_through_edits(pg_cluster,
         conn.close()
 
 
-def test_an_unusable_store_leaves_each_worker_its_own_index(pg_cluster, redis_url, tmp_path, caplog):
-    """ROUTE_INDEX_DIR that cannot be a directory (a file is in the way): one warning, and the
-    worker builds and keeps its own index, exact, as before the store."""
-    url, net, conn = routing_network.network_database(pg_cluster, "shared_unusable", 23, (18.0686, 59.3293), 8)
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a directory")
-    app = _app(url, redis_url, blocker)
+@pytest.mark.parametrize("blocked_by", ["a file in the way", "a directory others may write"])
+def test_an_unusable_store_leaves_each_worker_its_own_index(pg_cluster, redis_url, tmp_path, caplog, blocked_by):
+    """ROUTE_INDEX_DIR that cannot be a directory, or a database directory other users may write
+    (files planted there would be trusted as an index): one warning, and the worker builds and
+    keeps its own index, exact, as before the store; nothing is written there."""
+    name = "shared_unusable_" + blocked_by.split()[1]
+    url, net, conn = routing_network.network_database(pg_cluster, name, 23, (18.0686, 59.3293), 8)
+    if blocked_by == "a file in the way":
+        root = tmp_path / "a-file"
+        root.write_text("not a directory")
+    else:
+        root = tmp_path / "store"
+        index_store.database_dir(str(root), url).mkdir(parents=True)
+        index_store.database_dir(str(root), url).chmod(0o777)
+    app = _app(url, redis_url, root)
     try:
         with app.app_context():
             index = route_index.build_now()
@@ -119,7 +128,10 @@ def test_an_unusable_store_leaves_each_worker_its_own_index(pg_cluster, redis_ur
         assert index is not None and not index.loaded_from_store and index.cost.flags.writeable
         assert any("route index store" in r.getMessage() and "not usable" in r.getMessage() for r in caplog.records)
         _compare(index, conn, random.Random(23))
-        assert blocker.read_text() == "not a directory"
+        if root.is_file():
+            assert root.read_text() == "not a directory"
+        else:
+            assert list(index_store.database_dir(str(root), url).iterdir()) == []
     finally:
         app.extensions["indoor.db"].close()
         conn.close()

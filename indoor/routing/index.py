@@ -569,7 +569,7 @@ def _store_dir(app):
         settings = get_settings()
         base = index_store.database_dir(settings.route_index_dir, settings.database_url)
         try:
-            base.mkdir(parents=True, exist_ok=True)
+            index_store.ensure_private(base)
             probe = index_store.BuildLock(base)
             probe.close()
         except OSError as exc:

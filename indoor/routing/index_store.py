@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -92,9 +93,20 @@ def load(base: Path, key: str, topology_factory=None):
         if topology_factory is not None and (where / _TOPOLOGY).is_dir():
             topology = topology_factory()
             topology.load(str(where / _TOPOLOGY))
-    except FileNotFoundError:
+    except (OSError, RuntimeError, ValueError):  # removed meanwhile (pyroutingkit: RuntimeError)
         return None
     return arrays, topology, meta
+
+
+def ensure_private(base: Path) -> None:
+    """Create a database's directory readable and writable by this user only, and refuse one
+    another user owns or may write: its files are trusted as an index (another local user must
+    not plant one through a shared root such as the temp dir). Raises OSError."""
+    base.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    base.mkdir(mode=0o700, exist_ok=True)
+    info = base.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise PermissionError(errno.EACCES, "not a directory of this user's only", str(base))
 
 
 class BuildLock:
