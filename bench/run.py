@@ -17,6 +17,7 @@ from bench.context import Context  # noqa: E402
 from bench.report import Row  # noqa: E402
 from bench.rows_client import client_rows  # noqa: E402
 from bench.rows_gis import gis_peers  # noqa: E402
+from bench.rows_index_memory import index_memory_rows  # noqa: E402
 from bench.rows_live import closures_route  # noqa: E402
 from bench.rows_misc import campus_row, room_search  # noqa: E402
 from bench.rows_routing import (  # noqa: E402
@@ -89,6 +90,7 @@ def main() -> int:
         rows += _guard(ctx, "JSON paging and tipg", json_paging_and_peer)
         rows += _guard(ctx, "GIS clients and tipg", gis_peers)
         stack.stop_app(server)
+        rows += _guard(ctx, "route index memory", index_memory_rows)
         rows += _guard(ctx, "campus shapes", shape_rows)
         rows += _guard(ctx, "concurrent SSE clients", many_clients)
         rows += _guard(ctx, "map page in Chromium", client_rows)
@@ -126,7 +128,7 @@ def main() -> int:
 ORDER = ["campus", "route_uncached", "route_lengths", "route_floor", "route_directions", "route_cached_latency", "route_cached_rps",
          "route_after_edit", "route_closures",
          "route_shape_bench", "route_shape_grid", "route_shape_huge", "route_shape_station",
-         "route_after_edit_costs", "route_after_edit_topology",
+         "route_after_edit_costs", "route_after_edit_topology", "route_index_memory", "route_index_build",
          "sse_rate", "sse_first_event", "peer_sse", "peer_json", "peer_gdal", "peer_tiles", "sse_scaling", "swarm_heartbeats", "swarm_rss",
          "swarm_connections", "room_search"]  # fmt: skip
 

@@ -155,6 +155,7 @@ class Stack:
             "REDIS_URL": self.redis.url(0),
             # One client address sends everything here: the per-address limits would measure 429s.
             "RATELIMIT_ENABLED": "false",
+            "ROUTE_INDEX_DIR": str(self.workdir / "route-index"),  # removed with the run
             **{k: str(v) for k, v in env.items()},
         }
         server = GunicornServer(environment, workers=workers).start(self.log_path)

@@ -95,6 +95,7 @@ class Settings:
     route_queue_wait_s: float = 2.0
     route_index: bool = True
     route_index_load_timeout_s: float = 60.0
+    route_index_dir: str = ""  # the machine's index files (index_store.py); default: under the temp dir
     # Live operation (indoor/live/): failed token attempts per client, change events
     auth_failures_limit: str = "20/minute"
     events_poll_s: float = 0.25
@@ -305,6 +306,7 @@ _RULES = {
     "route_cell_max_boundary": (lambda v: v >= 1, _AT_LEAST_1),
     "route_max_snap_m": (_positive, "must be a number of metres greater than 0"),
     "route_index_load_timeout_s": (_positive, _POSITIVE),
+    "route_index_dir": (lambda v: v == "" or os.path.isabs(v), "must be empty or an absolute directory path"),
     "route_max_length_m": (_positive, "must be a number of metres greater than 0"),
     "route_max_concurrent": (lambda v: v >= 1, _AT_LEAST_1),
     "route_queue_wait_s": (_not_negative, _NOT_NEGATIVE),

@@ -54,6 +54,14 @@ def workdir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def route_index_dir(workdir):
+    """The route index files of every app and server the tests start (ROUTE_INDEX_DIR): the
+    session's own, removed with it, never the machine's default directory."""
+    os.environ["ROUTE_INDEX_DIR"] = str(workdir / "route-index")
+    yield workdir / "route-index"
+
+
 @pytest.fixture(scope="session")
 def pg_cluster(workdir):
     cluster = PostgresCluster(workdir / "pg").init().start()

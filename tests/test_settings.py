@@ -25,6 +25,7 @@ BAD_SETTINGS = {
     "PG_STATEMENT_TIMEOUT_MS": ("-5", "1 or more"),
     "PG_CONNECT_TIMEOUT": ("0", "greater than 0"),
     "ROUTE_MAX_SNAP_M": ("nan", "greater than 0"),
+    "ROUTE_INDEX_DIR": ("var/route-index", "absolute directory path"),
     "DB_POOL_SIZE": ("0", "1 or more"),
     "SSE_BATCH_SIZE": ("abc", "whole number"),
     "LOG_LEVEL": ("LOUD", "DEBUG, INFO, WARNING"),

@@ -24,11 +24,19 @@ topology and re-customises (a few changed arcs: updated in place, 0.1 ms each; e
 metric); otherwise it builds a new topology. The C++ work runs in an OS thread with the GIL
 released (gevent's thread pool under gunicorn), so it never stalls the worker's other requests;
 requests never wait for a build.
+
+Once per machine: a version's arrays and topology are written to files (index_store.py,
+ROUTE_INDEX_DIR) by the first worker that needs it, under a file lock; the other workers map the
+arrays read-only and load the topology from its vertex order (no nested dissection), then
+customise their own metrics (pyroutingkit keeps a customised metric in the process's heap: it
+cannot be shared). Arrays a worker changes in place (an edit followed) are copied first.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +46,8 @@ from flask import current_app
 
 from indoor.extensions import get_db, get_settings
 from indoor.queries import route_index as queries
+from indoor.queries.versions import versions
+from indoor.routing import index_store
 from indoor.routing.background import run_logged, run_off_loop
 
 log = logging.getLogger("indoor.route_index")
@@ -45,6 +55,7 @@ log = logging.getLogger("indoor.route_index")
 _STATE = "indoor.route_index"
 PROFILES = ("walking", "accessible")
 
+_PAGE = os.sysconf("SC_PAGE_SIZE")
 SCALE = 10_000  # integer costs in tenths of a millimetre
 MAX_EDGE_M = 10_000.0  # an edge longer than this is a data error: the graph is not indexed
 MAX_SPAN_DEG = 1.0  # nor a network spread over more than this (no campus is; sums stay far below 2^31)
@@ -87,6 +98,11 @@ class RouteIndex:
     # closed). A route re-weights it to its closures' arcs (a few arcs, in place) and searches,
     # synchronously; dropped whenever the weights above change (see closed_ready()).
     closed_metrics: dict = field(default_factory=dict)
+    # Other per-version arrays held with the index and stored with it (name -> array; names are
+    # file names: letters, digits, '_', '.', '-'), mapped read-only when loaded from the store.
+    extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    loaded_from_store: bool = False
+    memory: dict = field(default_factory=dict)  # what loading it added (from_store), for the log
 
     @property
     def edge_count(self) -> int:
@@ -426,6 +442,7 @@ def apply_changes(index: RouteIndex, found: queries.Changes, graph_key: str) -> 
     for r in rows.values():
         if not (np.isfinite(r[3]) and np.isfinite(r[4])) or max(r[3], r[4]) > MAX_EDGE_M:
             return None
+    _own_arrays(index)
     added = dict(index.added)
     index.closed_metrics = {}  # their weights are the old ones: customised again when next asked
     close, reweight = [], []  # positions in the index
@@ -474,6 +491,101 @@ def apply_changes(index: RouteIndex, found: queries.Changes, graph_key: str) -> 
     index.added = added
     index.graph_key = graph_key
     return arcs_updated
+
+
+def _own_arrays(index: RouteIndex) -> None:
+    """Private copies of the arrays an edit changes in place, when they are the store's
+    read-only maps (the files stay the version they were written for)."""
+    for name in ("cost", "reverse_cost", "accessible"):
+        array = getattr(index, name)
+        if not array.flags.writeable:
+            setattr(index, name, np.array(array))
+    index.weights = {p: w if w.flags.writeable else np.array(w) for p, w in index.weights.items()}
+
+
+# -- the machine's store (index_store.py) ------------------------------------------------------
+
+_ARRAYS = ("vertex_ids", "edge_ids", "sources", "targets", "cost", "reverse_cost", "accessible")
+
+
+def to_arrays(index: RouteIndex) -> dict[str, np.ndarray]:
+    arrays = {name: getattr(index, name) for name in _ARRAYS}
+    arrays.update({f"weights.{p}": w for p, w in index.weights.items()})
+    arrays.update({f"extra.{name}": a for name, a in index.extra_arrays.items()})
+    return arrays
+
+
+def from_store(base, graph_key: str) -> RouteIndex | None:
+    """The index of `graph_key` from the store: arrays mapped, topology loaded from its vertex
+    order, one metric per profile customised here. None when the store does not hold it. Runs
+    for a second or so on a large campus: off the event loop (`run_off_loop`)."""
+    prk = _library()
+    started = time.perf_counter()
+    rss_before = _rss_mb()
+    found = index_store.load(base, graph_key, prk.CCHTopology)
+    if found is None or found[1] is None:
+        return None
+    arrays, topology, meta = found
+    build_ms = (time.perf_counter() - started) * 1000
+    rss_topology = _rss_mb()
+    index = RouteIndex(
+        graph_key=graph_key,
+        **{name: arrays[name] for name in _ARRAYS},
+        topology=topology,
+        weights={p: arrays[f"weights.{p}"] for p in PROFILES},
+        extra_arrays={k[len("extra.") :]: a for k, a in arrays.items() if k.startswith("extra.")},
+        build_ms=build_ms,
+        loaded_from_store=True,
+    )
+    started = time.perf_counter()
+    for profile in PROFILES:
+        metric = prk.CCHMetric(topology)
+        metric.customize(index.weights[profile])
+        index.metrics[profile] = metric
+    index.customize_ms = (time.perf_counter() - started) * 1000
+    # What this worker holds of its own (RSS growth, approximate: other requests run meanwhile);
+    # the arrays are the store's maps, shared.
+    index.memory = {
+        "topology_mb": round(rss_topology - rss_before, 1),
+        "metrics_mb": round(_rss_mb() - rss_topology, 1),
+        "mapped_mb": round(sum(a.nbytes for a in arrays.values()) / 2**20, 1),
+    }
+    return index
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE / 2**20
+    except OSError:
+        return 0.0
+
+
+def _store_dir(app):
+    """This database's directory in the machine's store; None when it cannot be used (the
+    worker then builds its own index, as before)."""
+    state = _state(app)
+    if "store" not in state:
+        settings = get_settings()
+        base = index_store.database_dir(settings.route_index_dir, settings.database_url)
+        try:
+            index_store.ensure_private(base)
+            probe = index_store.BuildLock(base)
+            probe.close()
+        except OSError as exc:
+            log.warning("route index store %s not usable (%s): each worker builds its own index", base, exc)
+            base = None
+        state["store"] = base
+    return state["store"]
+
+
+def _trim_heap() -> None:
+    """Give the heap freed by a build back to the system (glibc keeps it in the build thread's
+    arena otherwise: tens of MB per worker at 200,000 edges)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def closed_ready(index: RouteIndex, profile: str) -> bool:
@@ -565,9 +677,88 @@ def _build_in_background(app, state) -> None:
 
 
 def build_now(state=None) -> RouteIndex | None:
-    """Read the network and make this worker's index its version (what the log line says)."""
+    """Make this worker's index the current graph version: mapped from the machine's store when
+    another worker wrote it, else built here (under the store's lock, then written to it)."""
     app = current_app._get_current_object()
     state = state or _state(app)
+    base = _store_dir(app)
+    if base is None:
+        return _build_here(state)
+
+    def read_key() -> str:
+        graph_key, state["has_changes"] = get_db().read(
+            lambda cur: (versions(cur)["graph_key"], queries.has_changes(cur))
+        )
+        return graph_key
+
+    graph_key = read_key()
+    previous = state["index"]
+    if previous is not None and previous.graph_key == graph_key and not previous.added:
+        return previous
+    loaded = _load_stored(state, base, graph_key)
+    if loaded is not None:
+        return loaded
+    lock, held = index_store.BuildLock(base), False
+    try:
+        held = lock.acquire(lambda: index_store.exists(base, graph_key), get_settings().route_index_load_timeout_s * 10)
+        graph_key = read_key() if held else graph_key  # the newest, now that no one else builds
+        loaded = _load_stored(state, base, graph_key)
+        if loaded is not None:
+            return loaded
+        index = _build_here(state)
+        if held and index is not None and not index.added and index is state["index"]:
+            started = time.perf_counter()
+            stored_key = index.graph_key
+            run_off_loop(index_store.save, base, stored_key, to_arrays(index), index.topology)
+            _adopt_stored(index, base, stored_key)
+            pruned = index_store.prune(base, sorted(index_store.versions(base), key=queries.key_order, reverse=True))
+            log.info(
+                "route index stored",
+                extra={"graph_key": index.graph_key, "store": str(base), "pruned": len(pruned),
+                       "total_ms": round((time.perf_counter() - started) * 1000, 1)},
+            )  # fmt: skip
+        return index
+    finally:
+        if held:
+            lock.release()
+        lock.close()
+        _trim_heap()
+
+
+def _adopt_stored(index: RouteIndex, base, graph_key: str) -> None:
+    """Swap the builder's own arrays for the maps of the files it just wrote: one copy per
+    machine, the builder's included. Synchronous: no request sees the index half-swapped."""
+    found = index_store.load(base, graph_key)
+    if found is None or index.graph_key != graph_key or index.added:
+        return  # pruned already, or followed an edit meanwhile: keep its own
+    arrays = found[0]
+    for name in _ARRAYS:
+        setattr(index, name, arrays[name])
+    index.weights = {p: arrays[f"weights.{p}"] for p in PROFILES}
+    index.extra_arrays = {k[len("extra.") :]: a for k, a in arrays.items() if k.startswith("extra.")}
+    index.loaded_from_store = True
+
+
+def _load_stored(state, base, graph_key: str) -> RouteIndex | None:
+    """Make the store's index of `graph_key` this worker's (unless requests moved it further)."""
+    if not index_store.exists(base, graph_key):
+        return None
+    started = time.perf_counter()
+    index = run_off_loop(from_store, base, graph_key)
+    if index is None:
+        return None
+    current_index = state["index"]
+    if current_index is not None and queries.key_order(current_index.graph_key) > queries.key_order(graph_key):
+        return current_index
+    state["index"] = index
+    state["last"] = {"how": "loaded"}
+    _log_built(index, "loaded", 0.0, started, None)
+    _trim_heap()
+    return index
+
+
+def _build_here(state) -> RouteIndex | None:
+    """Read the network and build this worker's index of its version (what the log line says)."""
     started = time.perf_counter()
     arrays, has_changes = get_db().read(
         lambda cur: (queries.load(cur), queries.has_changes(cur)),
@@ -618,9 +809,10 @@ def _log_built(index: RouteIndex, how: str, loaded_ms: float, started: float, ar
             "vertices": len(index.vertex_ids),
             "edges": index.edge_count,
             "load_ms": round(loaded_ms, 1),
-            "topology_ms": round(index.build_ms, 1) if how == "built" else 0.0,
+            "topology_ms": round(index.build_ms, 1) if how in ("built", "loaded") else 0.0,
             "customize_ms": round(index.customize_ms, 1) if how != "updated" else 0.0,
             "arcs_updated": arcs,
+            **(index.memory if how == "loaded" else {}),
             "total_ms": round((time.perf_counter() - started) * 1000, 1),
         },
     )
