@@ -16,7 +16,7 @@ from bench import config, machine, report  # noqa: E402
 from bench.context import Context  # noqa: E402
 from bench.report import Row  # noqa: E402
 from bench.rows_gis import gis_peers  # noqa: E402
-from bench.rows_live import closures_route  # noqa: E402
+from bench.rows_live import closure_events, closures_route  # noqa: E402
 from bench.rows_misc import campus_row, room_search  # noqa: E402
 from bench.rows_routing import (  # noqa: E402
     cached_route,
@@ -90,6 +90,7 @@ def main() -> int:
         stack.stop_app(server)
         rows += _guard(ctx, "campus shapes", shape_rows)
         rows += _guard(ctx, "concurrent SSE clients", many_clients)
+        rows += _guard(ctx, "closure change events", closure_events)
     finally:
         stack.close(keep=keep)
         if keep:
@@ -126,7 +127,7 @@ ORDER = ["campus", "route_uncached", "route_lengths", "route_floor", "route_dire
          "route_shape_bench", "route_shape_grid", "route_shape_huge", "route_shape_station",
          "route_after_edit_costs", "route_after_edit_topology",
          "sse_rate", "sse_first_event", "peer_sse", "peer_json", "peer_gdal", "peer_tiles", "sse_scaling", "swarm_heartbeats", "swarm_rss",
-         "swarm_connections", "room_search"]  # fmt: skip
+         "swarm_connections", "closure_event_latency", "closure_event_connections", "room_search"]  # fmt: skip
 
 
 def _ordered(rows: list[Row]) -> list[Row]:
