@@ -19,6 +19,8 @@ import { lang, t } from "./i18n.mjs";
 const EVENTS_URL = "/api/events/";
 const REPLAN_AFTER_MS = 600;
 const REPLAN_SPREAD_MS = 400;
+const REPLAN_RETRY_MS = 3000;
+const REPLAN_RETRIES = 5;
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30000;
 
@@ -149,8 +151,9 @@ export class LiveRoute {
     this.hooks = hooks;
     this.causes = [];
     this.timer = null;
+    this.retries = 0;
     // Read by the tests and the benchmark.
-    this.stats = { connected: false, events: 0, replans: 0, notices: 0, lastNotice: "", lastNoticeAt: null };
+    this.stats = { connected: false, events: 0, lastEventAt: null, replans: 0, notices: 0, lastNotice: "", lastNoticeAt: null };
   }
 
   start() {
@@ -166,6 +169,7 @@ export class LiveRoute {
 
   onChange(data) {
     this.stats.events += 1;
+    this.stats.lastEventAt = Date.now();
     if (data.kind === "closure" || data.kind === "graph") this.consider(data);
   }
 
@@ -194,6 +198,16 @@ export class LiveRoute {
     if (!before) return;
     this.stats.replans += 1;
     const answer = await this.hooks.fetch();
+    if (answer && (answer.status === 0 || answer.status >= 500)) {
+      // Lost or busy: the route on screen stays, and is asked for again a little later.
+      if (this.retries++ < REPLAN_RETRIES) {
+        this.causes.unshift(...causes);
+        clearTimeout(this.timer);
+        this.timer = setTimeout(() => this.replan(), REPLAN_RETRY_MS);
+      }
+      return;
+    }
+    this.retries = 0;
     if (!answer || sameAnswer(before, answer)) return;
     const notice = answer.status === 200 ? this.why(causes, before, answer) : ""; // a 422 says why itself
     if (notice) {
