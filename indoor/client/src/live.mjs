@@ -153,7 +153,7 @@ export class LiveRoute {
     this.timer = null;
     this.retries = 0;
     // Read by the tests and the benchmark.
-    this.stats = { connected: false, events: 0, lastEventAt: null, replans: 0, notices: 0, lastNotice: "", lastNoticeAt: null };
+    this.stats = { connected: false, events: 0, lastEventAt: null, replans: 0, lastReplanAt: null, notices: 0, lastNotice: "", lastNoticeAt: null };
   }
 
   start() {
@@ -197,6 +197,7 @@ export class LiveRoute {
     const before = this.hooks.shown();
     if (!before) return;
     this.stats.replans += 1;
+    this.stats.lastReplanAt = Date.now();
     const answer = await this.hooks.fetch();
     if (answer && (answer.status === 0 || answer.status >= 500)) {
       // Lost or busy: the route on screen stays, and is asked for again a little later.
