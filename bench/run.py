@@ -18,7 +18,7 @@ from bench.report import Row  # noqa: E402
 from bench.rows_client import client_rows  # noqa: E402
 from bench.rows_gis import gis_peers  # noqa: E402
 from bench.rows_index_memory import index_memory_rows  # noqa: E402
-from bench.rows_live import closures_route  # noqa: E402
+from bench.rows_live import closure_events, closures_route  # noqa: E402
 from bench.rows_misc import campus_row, room_search  # noqa: E402
 from bench.rows_routing import (  # noqa: E402
     cached_route,
@@ -94,6 +94,7 @@ def main() -> int:
         rows += _guard(ctx, "campus shapes", shape_rows)
         rows += _guard(ctx, "concurrent SSE clients", many_clients)
         rows += _guard(ctx, "map page in Chromium", client_rows)
+        rows += _guard(ctx, "closure change events", closure_events)
     finally:
         stack.close(keep=keep)
         if keep:
@@ -130,7 +131,7 @@ ORDER = ["campus", "route_uncached", "route_lengths", "route_floor", "route_dire
          "route_shape_bench", "route_shape_grid", "route_shape_huge", "route_shape_station",
          "route_after_edit_costs", "route_after_edit_topology", "route_index_memory", "route_index_build",
          "sse_rate", "sse_first_event", "peer_sse", "peer_json", "peer_gdal", "peer_tiles", "sse_scaling", "swarm_heartbeats", "swarm_rss",
-         "swarm_connections", "room_search"]  # fmt: skip
+         "swarm_connections", "closure_event_latency", "closure_event_connections", "room_search"]  # fmt: skip
 
 
 def _ordered(rows: list[Row]) -> list[Row]:

@@ -49,7 +49,9 @@ class Watch:
         ]
         http = [f"{status} {url}" for status, url in self.http_errors if status not in allow_http]
         csp = page.evaluate("window.__cspViolations || []")
-        return [*console, *self.failed_requests, *http, *(f"CSP: {v}" for v in csp)]
+        # The change events stream never ends: leaving or reloading the page aborts it.
+        failed = [f for f in self.failed_requests if not (f.startswith("net::ERR_ABORTED") and "/api/events/" in f)]
+        return [*console, *failed, *http, *(f"CSP: {v}" for v in csp)]
 
 
 def watch(page) -> Watch:

@@ -517,3 +517,66 @@ def _closure_event_through(nginx, live_sql, token):
         ("ended", short["id"]),
     ]
     live_sql("UPDATE indoor_closures SET deleted_at = now(), deleted_by = 'test' WHERE deleted_at IS NULL")
+
+
+# -- a building re-imported --------------------------------------------------------------------------
+
+
+def test_a_closure_follows_its_building_when_it_is_re_imported(pg_cluster, redis_url, pgbouncer_url):
+    """`indoor import --replace` writes new room and edge ids; the building's closures name the new
+    rooms (same name, level and category) and close their edges, so routes still go around them."""
+    from tests.conftest import SHARED_DATA
+
+    berlin = str(SHARED_DATA / "osm" / "berlin_hbf.osm")
+    url = pg_cluster.create_database(f"live_reimport_{os.getpid()}_{next(_names)}")
+    for args in (("init-db",), ("import", berlin, "--building", "HBF"), ("demo", "--grid", "5", "--levels", "2")):
+        result = run_cli(url, *args)
+        assert result.returncode == 0, result.stderr
+    made_token = run_cli(url, "token", "create", "--name", "operator", "--scope", "closures:write")
+    token = made_token.stdout.strip()
+    app = create_app(
+        {"DATABASE_URL": pgbouncer_url(url), "REDIS_URL": redis_url, "LOG_FORMAT": "text", **TEST_RATE_LIMITS}
+    )
+    client = app.test_client()
+    try:
+        with autocommit_sql(url) as sql:
+            pharmacy_sql = "SELECT ogc_fid FROM room_points WHERE building = 'HBF' AND category = 'pharmacy'"
+            pharmacy = sql(pharmacy_sql)[0][0]
+            made = close(client, token, rooms=[pharmacy], reason="inventory", ends_at=at(3600))
+            assert made.status_code == 201
+            closure = made.get_json()["closure"]
+            time.sleep(0.6)
+            # A closed stairs or escalator of the building, between its two ends as places (a room
+            # closes the edges between levels through its footprint): no route while it is closed.
+            ends = sql(
+                "SELECT ST_X(a.the_geom), ST_Y(a.the_geom), a.level, ST_X(b.the_geom), ST_Y(b.the_geom), b.level"
+                "  FROM nav_edges_final e JOIN nav_edges_work_vertices_pgr a ON a.id = e.source"
+                "  JOIN nav_edges_work_vertices_pgr b ON b.id = e.target"
+                " WHERE e.id = ANY(%s) AND a.level <> b.level ORDER BY e.id LIMIT 1",
+                (closure["edges"],),
+            )[0]
+            places = (f"{ends[0]:.7f},{ends[1]:.7f},{ends[2]}", f"{ends[3]:.7f},{ends[4]:.7f},{ends[5]}")
+            refused = route(client, *places)
+            assert refused.status_code == 422 and refused.get_json()["error"]["closures"][0]["id"] == closure["id"]
+
+            again = run_cli(url, "import", berlin, "--building", "HBF", "--replace")
+            assert again.returncode == 0, again.stderr
+            time.sleep(0.6)
+            new_pharmacy = sql(pharmacy_sql)[0][0]
+            assert new_pharmacy != pharmacy, "an import writes new room ids"
+            followed = client.get(f"/api/closures/{closure['id']}").get_json()["closure"]
+            assert followed["rooms"] == [new_pharmacy] and followed["active"]
+            # Exactly what closing the new room would close, and those edges exist.
+            fresh = close(client, token, rooms=[new_pharmacy]).get_json()["closure"]
+            assert followed["edges"] == fresh["edges"] and len(fresh["edges"]) == closure["edges_closed"]
+            assert client.delete(f"/api/closures/{fresh['id']}", headers=auth(token)).status_code == 204
+            time.sleep(0.6)
+
+            still = route(client, *places)  # the same places: the new rows have the same geometry
+            assert still.status_code == 422 and still.get_json()["error"]["closures"][0]["id"] == closure["id"]
+            assert "1 closures follow the new rows" in again.stdout
+            assert client.delete(f"/api/closures/{closure['id']}", headers=auth(token)).status_code == 204
+            time.sleep(0.6)
+            assert route(client, *places).status_code == 200
+    finally:
+        app.extensions["indoor.db"].close()

@@ -43,6 +43,7 @@ class ImportResult:
     deleted: dict[str, int] = field(default_factory=dict)
     stairs_joined: int = 0
     stairs_open: int = 0
+    closures: dict[str, int] = field(default_factory=dict)  # closures that followed a --replace
 
 
 def detect_format(path: str) -> str:
@@ -149,12 +150,15 @@ def import_plan(db, plan: IndoorPlan, source_format: str, building: str | None, 
     """Write the plan as `building` (after deleting the building's rows, with `replace`) in one
     transaction; a GDAL file's open stairs ends are joined to the floors already there."""
     from indoor.importers.derive import derive_network
+    from indoor.live import closures
     from indoor.queries import buildings, network
 
     result = ImportResult(format=source_format, counts={})
     with db.transaction(timeout_ms=IMPORT_TIMEOUT_MS) as cur:
         buildings.lock(cur)
+        kept = []
         if replace:
+            kept = closures.before_replace(cur, building)  # the building's closures follow it
             result.deleted = buildings.delete(cur, building)
         first_vertex, first_edge = network.next_ids(cur)
         rows = derive_network(plan, first_vertex, first_edge, building)
@@ -162,4 +166,6 @@ def import_plan(db, plan: IndoorPlan, source_format: str, building: str | None, 
         buildings.record(cur, building, [v[0] for v in rows.vertices], [e[0] for e in rows.edges])
         if source_format == GDAL:  # CAD floors come one file at a time
             result.stairs_joined, result.stairs_open = buildings.join_open_ends(cur, building, NODE_TOLERANCE_M)
+        if kept:
+            result.closures = closures.after_replace(cur, building, kept)
     return result

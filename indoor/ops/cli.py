@@ -167,6 +167,16 @@ def _import(path, building, replace, mapping, routing_lines, command):
     replaced = f" (replaced {', '.join(f'{v} {k}' for k, v in result.deleted.items())})" if replace else ""
     summary = ", ".join(f"{v} {k}" for k, v in result.counts.items())
     click.echo(f"{command}: {result.format}: {summary}{replaced} in {time.perf_counter() - started:.1f}s")
+    if result.closures:
+        lost = result.closures["rooms_lost"] + result.closures["edges_lost"]
+        click.echo(
+            f"{command}: {result.closures['closures']} closures follow the new rows"
+            + (
+                f" ({result.closures['rooms_lost']} rooms, {result.closures['edges_lost']} edges not found again)"
+                if lost
+                else ""
+            )
+        )
     if result.stairs_joined or result.stairs_open:
         click.echo(
             f"{command}: {result.stairs_joined} stairs ends joined to another level,"

@@ -174,3 +174,91 @@ def delete(cur, closure_id: int, deleted_by: str) -> tuple | None:
 def current(cur) -> list[tuple]:
     cur.execute(CURRENT)
     return cur.fetchall()
+
+
+# -- a building re-imported (`indoor import --replace`): its closures follow it -------------------
+# An import writes new ids (rooms from their sequence, edges from the next free id), so ids kept
+# in a closure would close nothing, or whatever edge took an old number. Before the building's rows
+# are deleted, what its closures name is kept as keys; after the new rows are written, each key is
+# looked up again and the closure's edges are resolved anew.
+
+# Closures not removed and not over that touch the building.
+FOLLOWING = """
+SELECT id, rooms, requested_edges, ST_AsGeoJSON(area, 7), levels
+  FROM indoor_closures
+ WHERE deleted_at IS NULL AND (ends_at IS NULL OR ends_at > now()) AND %(building)s = ANY(buildings)
+ ORDER BY id
+"""
+
+# A room is found again by its name, level and category in the building.
+ROOM_KEYS = """
+SELECT ogc_fid, trim(text), level, lower(category) FROM room_points
+ WHERE ogc_fid = ANY(%(rooms)s::bigint[]) AND coalesce(building, '') = %(building)s
+"""
+
+# An edge by its kind and geometry, among the building's edges.
+EDGE_KEYS = """
+SELECT e.id, e.kind, ST_AsEWKB(e.wkb_geometry)
+  FROM nav_edges_final e JOIN indoor_building_edges b ON b.edge = e.id AND b.building = %(building)s
+ WHERE e.id = ANY(%(edges)s::bigint[])
+"""
+
+# The new id of each kept room, where exactly one room of the building has its keys.
+ROOMS_AGAIN = """
+SELECT k.old, min(rp.ogc_fid)
+  FROM unnest(%(old)s::bigint[], %(label)s::text[], %(level)s::numeric[], %(category)s::text[])
+       AS k(old, label, level, category)
+  JOIN room_points rp ON trim(rp.text) = k.label AND rp.level = k.level
+                     AND lower(rp.category) IS NOT DISTINCT FROM k.category
+                     AND coalesce(rp.building, '') = %(building)s
+ GROUP BY k.old HAVING count(*) = 1
+"""
+
+EDGES_AGAIN = """
+SELECT k.old, min(e.id)
+  FROM unnest(%(old)s::bigint[], %(kind)s::text[], %(geom)s::bytea[]) AS k(old, kind, geom)
+  JOIN indoor_building_edges b ON b.building = %(building)s
+  JOIN nav_edges_final e ON e.id = b.edge AND e.kind IS NOT DISTINCT FROM k.kind
+                        AND ST_Equals(e.wkb_geometry, ST_GeomFromEWKB(k.geom))
+ GROUP BY k.old HAVING count(*) = 1
+"""
+
+FOLLOWED = """
+UPDATE indoor_closures SET rooms = %(rooms)s::bigint[], requested_edges = %(requested_edges)s::bigint[],
+                           edges = %(edges)s::bigint[]
+ WHERE id = %(id)s
+"""
+
+
+def following(cur, building: str) -> list[dict]:
+    """What the building's closures name, as keys that outlive its ids (before its rows go)."""
+    cur.execute(FOLLOWING, {"building": building})
+    kept = []
+    for closure_id, room_ids, edge_ids, area, levels in cur.fetchall():
+        cur.execute(ROOM_KEYS, {"rooms": list(room_ids), "building": building})
+        room_keys = cur.fetchall()
+        cur.execute(EDGE_KEYS, {"edges": list(edge_ids), "building": building})
+        edge_keys = [(i, kind, bytes(geom)) for i, kind, geom in cur.fetchall()]
+        kept.append({"id": closure_id, "rooms": list(room_ids), "requested_edges": list(edge_ids), "area": area,
+                     "levels": list(levels), "room_keys": room_keys, "edge_keys": edge_keys})  # fmt: skip
+    return kept
+
+
+def rooms_again(cur, building: str, room_keys: list[tuple]) -> dict[int, int]:
+    if not room_keys:
+        return {}
+    old, label, level, category = (list(column) for column in zip(*room_keys, strict=True))
+    cur.execute(ROOMS_AGAIN, {"old": old, "label": label, "level": level, "category": category, "building": building})
+    return dict(cur.fetchall())
+
+
+def edges_again(cur, building: str, edge_keys: list[tuple]) -> dict[int, int]:
+    if not edge_keys:
+        return {}
+    old, kind, geom = (list(column) for column in zip(*edge_keys, strict=True))
+    cur.execute(EDGES_AGAIN, {"old": old, "kind": kind, "geom": geom, "building": building})
+    return dict(cur.fetchall())
+
+
+def followed(cur, closure_id: int, rooms: list[int], requested_edges: list[int], edges: list[int]) -> None:
+    cur.execute(FOLLOWED, {"id": closure_id, "rooms": rooms, "requested_edges": requested_edges, "edges": edges})

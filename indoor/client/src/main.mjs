@@ -18,6 +18,7 @@ import { RouteView, cameraDuration } from "./route.mjs";
 import { RoomSearch, levelName } from "./search.mjs";
 import { FeatureStream } from "./stream.mjs";
 import { TILE_MIN_ZOOM, anyTiled, awaitTiles, chooseTiled, isTiled, roomFromTile, tiledRoomIn } from "./tiles.mjs";
+import { LiveRoute, aroundNotice, closedRouteMessage } from "./live.mjs";
 import {
   LANGUAGES,
   besidePanel,
@@ -401,48 +402,75 @@ async function showRoom(id) {
 // -- routes -------------------------------------------------------------------------------------
 
 let routeRequest = null;
+let shownAnswer = null; // the route answer on screen ({status, body, profile}), for live.mjs
 
-/** Fetch and draw the route of the view; show `level`, else the route's start level. */
-async function showRoute(level) {
+/** Ask for the route of the view -> {status, body}; null if a newer request superseded it. */
+async function fetchRoute() {
   routeRequest?.abort();
   const request = new AbortController();
   routeRequest = request;
-  routeView.message("");
   // The steps' words come from the server, in the page's language.
   const params = new URLSearchParams({ from: view.from, to: view.to, profile: view.profile, lang: lang() });
-  let response;
-  let body;
   try {
-    response = await fetch(`/api/route/?${params}`, { signal: request.signal });
-    body = await response.json();
+    const response = await fetch(`/api/route/?${params}`, { signal: request.signal });
+    const body = await response.json();
+    return routeRequest === request ? { status: response.status, body } : null;
   } catch (error) {
-    if (error.name === "AbortError") return;
+    return error.name === "AbortError" || routeRequest !== request ? null : { status: 0, body: null };
+  }
+}
+
+/** Fetch and draw the route of the view; show `level`, else the route's start level. */
+async function showRoute(level) {
+  routeView.message("");
+  const answer = await fetchRoute();
+  if (answer) presentRoute(answer, level);
+}
+
+/** Draw a route answer, or say why there is none. `notice`: why a shown route was planned again
+ * (live.mjs); such a re-plan keeps the level and the camera the user has. */
+function presentRoute(answer, level, notice = null) {
+  const { status, body } = answer;
+  shownAnswer = { ...answer, profile: view.profile, key: shownRoute };
+  const replanned = notice !== null;
+  routeNotice(replanned ? notice : status === 200 ? aroundNotice(body) : "");
+  if (status === 0) {
     routeView.clear();
     routeMessage(t("The route could not be loaded: the connection was lost. Try again in a moment."));
     return;
   }
-  if (routeRequest !== request) return;
-  if (!response.ok) {
+  if (status !== 200) {
     routeView.clear();
-    routeMessage(routeError(response.status, body));
+    routeMessage(routeError(status, body));
     return;
   }
   stats.routes += 1;
+  routeView.message("");
   routeView.draw(body);
   const { route } = body;
-  announce(
-    t("Route to {name}: {distance}, {duration}, {steps} steps.", {
-      name: route.to.name ?? t("Destination"),
-      distance: formatDistance(route.distance_m),
-      duration: formatDuration(route.duration_s),
-      steps: formatNumber(route.instructions.length),
-    })
-  );
+  const summary = t("Route to {name}: {distance}, {duration}, {steps} steps.", {
+    name: route.to.name ?? t("Destination"),
+    distance: formatDistance(route.distance_m),
+    duration: formatDuration(route.duration_s),
+    steps: formatNumber(route.instructions.length),
+  });
+  announce(notice ? `${notice} ${summary}` : summary);
   if (isCategory(view.to) && route.to.name) toSearch.set(route.to.name);
   if (isCategory(view.from) && route.from.name) fromSearch.set(route.from.name);
+  if (replanned) {
+    routeView.setLevel(view.level); // the new markers, as on the level shown
+    return;
+  }
   showLevel(level ?? body.route.from.level);
   routeView.fitLevel(null); // the whole trip: levels lie over each other in plan
   fittedOnce = true;
+}
+
+/** The line that says why the route is what it is (closures it goes around, a re-plan). */
+function routeNotice(text) {
+  const element = $("#route-notice");
+  element.textContent = text || "";
+  element.hidden = !text;
 }
 
 /** A message in the panel that a screen reader also says. */
@@ -461,6 +489,8 @@ function announce(text) {
 }
 
 function routeError(status, body) {
+  const closed = closedRouteMessage(status, body, view.profile === "accessible");
+  if (closed) return closed;
   // The API's message says why (not connected, too far...); it is in English, as error messages are.
   const reason = body?.error?.message;
   if (status === 422) {
@@ -614,6 +644,8 @@ async function applyUrl() {
   toSearch.set(await placeName(wanted.to));
   if (!routeKey) {
     shownRoute = "";
+    shownAnswer = null;
+    routeNotice("");
     routeView.clear();
     routeMessage(wanted.from || wanted.to ? t("Choose the other end of the route.") : "");
   }
@@ -753,6 +785,13 @@ async function start() {
   window.addEventListener("popstate", () => applyUrl());
 
   setTimeout(startRooms, ROOMS_AFTER_MS);
+  // Closures and graph changes re-plan the route on screen (live.mjs).
+  const live = new LiveRoute({
+    shown: () => (shownRoute && shownAnswer?.key === shownRoute ? shownAnswer : null),
+    fetch: fetchRoute,
+    present: (answer, notice) => presentRoute(answer, view.level, notice),
+  }).start();
+  window.indoor.live = live.stats;
   await applyUrl();
   window.indoor.ready = true;
 }
