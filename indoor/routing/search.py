@@ -43,6 +43,7 @@ class PathSearch:
     decided_by: str = "search"  # or "components": the two are in different components, no search
     index: bool = False  # answered by the worker's in-memory route index (index.py)
     index_us: float = 0.0  # the index search's time, microseconds
+    path_read_ms: float = 0.0  # reading the path's edges, geometry and levels (phases.py)
 
 
 def same_place(a: dict, b: dict) -> bool:
@@ -138,7 +139,9 @@ def indexed_path(cur, source: Snap, target: Snap, profile: str, graph_key: str) 
         return None
     search = PathSearch(cost=found[0], index=True, index_us=(time.perf_counter() - started) * 1e6)
     if found[1]:
+        read_at = time.perf_counter()
         search.edges = queries.path_edges(cur, found[1])
+        search.path_read_ms = (time.perf_counter() - read_at) * 1000
         search.cost = sum(e.cost for e in search.edges)
     return search
 
@@ -165,6 +168,7 @@ def _search_overlay(cur, source: int, target: int, cells: overlay_queries.Cells,
 def _take(search: PathSearch, run: queries.PathRun) -> float | None:
     """The latest search's answer becomes the answer; the costs of all searches add up."""
     search.pgrouting_ms += run.pgrouting_ms
+    search.path_read_ms += run.path_read_ms
     search.edges_loaded += run.edges_loaded
     search.cost, search.edges = run.cost, run.edges
     return run.cost
