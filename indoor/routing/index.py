@@ -38,6 +38,7 @@ from flask import current_app
 
 from indoor.extensions import get_db, get_settings
 from indoor.queries import route_index as queries
+from indoor.routing import graph_arrays
 from indoor.routing.background import run_logged, run_off_loop
 
 log = logging.getLogger("indoor.route_index")
@@ -87,6 +88,8 @@ class RouteIndex:
     # closed). A route re-weights it to its closures' arcs (a few arcs, in place) and searches,
     # synchronously; dropped whenever the weights above change (see closed_ready()).
     closed_metrics: dict = field(default_factory=dict)
+    # The path's edges and the snap for routes of one graph version (graph_arrays.py; None: SQL).
+    arrays: graph_arrays.RouteArrays | None = None
 
     @property
     def edge_count(self) -> int:
@@ -542,6 +545,19 @@ def current(graph_key: str, cur=None) -> RouteIndex | None:
     return None
 
 
+def held(graph_key: str) -> RouteIndex | None:
+    """This worker's index if it is of `graph_key`, as it is (nothing started, nothing read)."""
+    index = _state(current_app._get_current_object())["index"]
+    return index if index is not None and index.graph_key == graph_key else None
+
+
+def request_arrays() -> None:
+    """The index followed edits in place, its arrays did not: a read in the background makes
+    them its version's again (build_now, which keeps the index as it is)."""
+    app = current_app._get_current_object()
+    request_build(app, _state(app))
+
+
 def request_build(app, state=None) -> bool:
     state = state or _state(app)
     with state["lock"]:
@@ -569,15 +585,19 @@ def build_now(state=None) -> RouteIndex | None:
     app = current_app._get_current_object()
     state = state or _state(app)
     started = time.perf_counter()
-    arrays, has_changes = get_db().read(
-        lambda cur: (queries.load(cur), queries.has_changes(cur)),
+    arrays, has_changes, (route_arrays, arrays_ms) = get_db().read(
+        lambda cur: (queries.load(cur), queries.has_changes(cur), graph_arrays.timed_load(cur, None)),
         timeout_ms=int(get_settings().route_index_load_timeout_s * 1000),
     )
+    if route_arrays is not None:
+        route_arrays = graph_arrays.with_key(route_arrays, arrays.graph_key)
     state["has_changes"] = has_changes
     loaded_ms = (time.perf_counter() - started) * 1000
     previous = state["index"]
     previous_key = previous.graph_key if previous is not None else None
     if previous is not None and previous.graph_key == arrays.graph_key and not previous.added:
+        if previous.arrays is None or previous.arrays.graph_key != arrays.graph_key:
+            previous.arrays = route_arrays  # followed in place by requests: these are its version's
         return previous
     how = "built"
     try:
@@ -588,8 +608,9 @@ def build_now(state=None) -> RouteIndex | None:
                 if state["index"] is not previous or previous.graph_key != previous_key:
                     return state["index"]  # requests moved it on meanwhile (see current())
                 update_in_place(previous, arrays, *found)
+                previous.arrays = route_arrays
                 state["last"] = {"how": "updated", "arcs": sum(len(a) for a in found[0].values())}
-                _log_built(previous, "updated", loaded_ms, started, state["last"]["arcs"])
+                _log_built(previous, "updated", loaded_ms, started, state["last"]["arcs"], arrays_ms)
                 return previous
             how = "recustomized" if found is not None else "built"
         index = run_off_loop(build, arrays, previous)
@@ -603,13 +624,14 @@ def build_now(state=None) -> RouteIndex | None:
         # Requests moved the index on while this one was built: keep the newer of the two.
         if queries.key_order(current_index.graph_key) > queries.key_order(index.graph_key):
             return current_index
+    index.arrays = route_arrays
     state["index"] = index
     state["last"] = {"how": how}
-    _log_built(index, how, loaded_ms, started, None)
+    _log_built(index, how, loaded_ms, started, None, arrays_ms)
     return index
 
 
-def _log_built(index: RouteIndex, how: str, loaded_ms: float, started: float, arcs) -> None:
+def _log_built(index: RouteIndex, how: str, loaded_ms: float, started: float, arcs, arrays_ms: float = 0.0) -> None:
     log.info(
         "route index ready",
         extra={
@@ -618,6 +640,7 @@ def _log_built(index: RouteIndex, how: str, loaded_ms: float, started: float, ar
             "vertices": len(index.vertex_ids),
             "edges": index.edge_count,
             "load_ms": round(loaded_ms, 1),
+            "arrays_ms": round(arrays_ms, 1),
             "topology_ms": round(index.build_ms, 1) if how == "built" else 0.0,
             "customize_ms": round(index.customize_ms, 1) if how != "updated" else 0.0,
             "arcs_updated": arcs,

@@ -153,7 +153,16 @@ def _route_between(
         paths = {k: path for k, path in zip(parts, cached_paths, strict=True) if path is not None}
         missing = [k for k in parts if k not in paths]
         searches = {}
-        if missing:
+        # The index and its arrays of the version the places were resolved in: no read at all.
+        with phases.timed("search"):
+            fast = search.compute_in_memory(profile, resolved, resolved_versions, missing) if missing else None
+        if fast is not None:
+            computed, searches = fast
+            paths.update(computed)
+            for k, path in computed.items():
+                writes[path_key(k, found_versions["graph_key"])] = path
+            phases.add("path_read", sum(s.path_read_ms for s in searches.values()))
+        elif missing:
             read_at = time.monotonic()
             with phases.timed("search"):
                 found_versions, computed, new_resolved, searches = get_db().read(
@@ -377,6 +386,8 @@ def _log(searched, cache_state: str, profile: str, source, target, path: dict | 
         "overlay": searched.overlay if searched else False,
         "index": searched.index if searched else False,
         "index_us": round(searched.index_us, 1) if searched else 0.0,
+        "path_from_arrays": searched.path_from_arrays if searched else False,
+        "no_read": searched.no_read if searched else False,
         # How the answer was decided: a search, the components (not connected, no search),
         # or the cache (a path computed before).
         "decided_by": searched.decided_by if searched else "cache",

@@ -6,15 +6,17 @@ from indoor.errors import NotFound
 from indoor.extensions import get_settings
 from indoor.http.params import CategoryPlace, RoomPlace
 from indoor.queries import routing as queries
-from indoor.routing import itinerary
+from indoor.routing import graph_arrays, index, itinerary
 from indoor.routing.errors import NoRoute
 
 
-def resolve(cur, place, profile: str) -> dict:
+def resolve(cur, place, profile: str, graph_key: str | None = None) -> dict:
     """Where a place is and the vertex it snaps to: a plain dict (cached as is).
 
     {"missing": True} for an unknown room; "vertex" None when its level has no usable vertex
     within ROUTE_MAX_SNAP_M, then "far_m" says how far the nearest one is (None: none at all).
+    `graph_key`: this snapshot's; when the route index's arrays are of it, the snap is computed
+    in memory (graph_arrays.py), else (or when they cannot tell) by SQL.
     """
     if isinstance(place, RoomPlace):
         room = queries.room(cur, place.room)
@@ -26,12 +28,29 @@ def resolve(cur, place, profile: str) -> dict:
     else:
         room = None
         lon, lat, level_value = place.lon, place.lat, place.level
-    snap = queries.nearest_vertex(cur, lon, lat, level_value, profile, get_settings().route_max_snap_m)
+    snap = _in_memory(lon, lat, level_value, profile, graph_key)
+    if snap is graph_arrays.UNANSWERED:
+        snap = queries.nearest_vertex(cur, lon, lat, level_value, profile, get_settings().route_max_snap_m)
     if snap is None:
         resolved = _describe(room, lon, lat, level_value, None)
         resolved["far_m"] = queries.nearest_distance(cur, lon, lat, level_value, profile)
         return resolved
     return _describe(room, lon, lat, level_value, snap)
+
+
+def _in_memory(lon: float, lat: float, level, profile, graph_key: str | None):
+    """The snap from the route index's arrays of `graph_key`, or UNANSWERED."""
+    if graph_key is None or not get_settings().route_index:
+        return graph_arrays.UNANSWERED
+    if isinstance(profile, queries.Rules):
+        if profile.avoid:
+            return graph_arrays.UNANSWERED
+        profile = profile.profile
+    found = index.held(graph_key)
+    arrays = found.arrays if found is not None else None
+    if arrays is None or arrays.graph_key != graph_key:
+        return graph_arrays.UNANSWERED
+    return graph_arrays.nearest(arrays, lon, lat, level, profile, get_settings().route_max_snap_m)
 
 
 def room_resolved(room: queries.Room, snap: queries.Snap) -> dict:
@@ -68,7 +87,7 @@ def resolve_all(cur, places, profile: str, known: list) -> tuple[dict, list]:
     which room it is depends on the route, see category.py)."""
     found_versions = queries.snapshot_versions(cur)
     return found_versions, [
-        k if k is not None or isinstance(p, CategoryPlace) else resolve(cur, p, profile)
+        k if k is not None or isinstance(p, CategoryPlace) else resolve(cur, p, profile, found_versions["graph_key"])
         for p, k in zip(places, known, strict=True)
     ]
 
