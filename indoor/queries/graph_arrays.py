@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from indoor.queries.routing import NOT_ACCESSIBLE
-from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql, is_open_sql
+from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql
 
 
 def _how(node: str, a: str) -> str:
@@ -80,38 +79,35 @@ SELECT (SELECT kinds FROM k),
 EDGE_RECORD = np.dtype([("id", ">i8"), ("source", ">i8"), ("kind", ">i4"), ("level_s", ">f8"), ("level_t", ">f8"),
                         ("points", ">i4"), ("reversible", "u1")])  # fmt: skip
 
-# Per vertex with a usable position and a level the API serves: id, position, level (as
-# trim_scale text: equal numerics, one text) and whether each profile may snap to it
-# (NEAREST_VERTEX's EXISTS: an incident edge open one way, of a kind the profile takes; a NULL
-# kind only without excluded kinds); plus how many located vertices are not points (ST_X fails on
-# them: the SQL snap then answers).
+# Per vertex with a usable position (NEAREST_VERTEX's in_lonlat) and a level the API serves: id,
+# position, level (a position in the level texts, trim_scale: numerically equal levels, one
+# text); plus how many located vertices are not points (ST_X fails on them: the SQL snap then
+# answers). Which profile may snap to each is computed from the index's edges (graph_arrays.py).
 VERTICES = f"""
-WITH ends AS (SELECT source AS id, kind FROM nav_edges_final e WHERE {is_open_sql("e")}
-               UNION ALL SELECT target, kind FROM nav_edges_final e WHERE {is_open_sql("e")}),
-o AS (SELECT id, coalesce(bool_or(NOT (kind = ANY(%(not_accessible)s::text[]))), false) AS accessible
-        FROM ends GROUP BY id),
-u AS (SELECT v.id, v.the_geom, trim_scale(v.level)::text AS level, o.id IS NOT NULL AS walking,
-             coalesce(o.accessible, false) AS accessible
-        FROM nav_edges_work_vertices_pgr v LEFT JOIN o ON o.id = v.id
-       WHERE {in_lonlat_sql("v.the_geom")} AND v.level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL}
-         AND ST_GeometryType(v.the_geom) = 'ST_Point'),
+WITH u AS MATERIALIZED (
+      SELECT id, the_geom, trim_scale(level)::text AS level
+        FROM nav_edges_work_vertices_pgr
+       WHERE {in_lonlat_sql("the_geom")} AND level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL}
+         AND ST_GeometryType(the_geom) = 'ST_Point'),
 l AS (SELECT coalesce(array_agg(DISTINCT level ORDER BY level), '{{}}') AS levels FROM u)
 SELECT (SELECT levels FROM l),
        string_agg(int8send(id::bigint) || float8send(ST_X(the_geom)) || float8send(ST_Y(the_geom))
-                  || int4send(array_position((SELECT levels FROM l), level))
-                  || CASE WHEN walking THEN '\\x01'::bytea ELSE '\\x00'::bytea END
-                  || CASE WHEN accessible THEN '\\x01'::bytea ELSE '\\x00'::bytea END, ''::bytea ORDER BY id),
+                  || int4send(array_position((SELECT levels FROM l), level)), ''::bytea ORDER BY id),
        (SELECT count(*) FROM nav_edges_work_vertices_pgr v
          WHERE {in_lonlat_sql("v.the_geom")} AND ST_GeometryType(v.the_geom) <> 'ST_Point')
   FROM u
 """  # noqa: S608 - constant fragments; values are parameters
 
-VERTEX_RECORD = np.dtype([("id", ">i8"), ("lon", ">f8"), ("lat", ">f8"), ("level", ">i4"),
-                          ("walking", "u1"), ("accessible", "u1")])  # fmt: skip
+VERTEX_RECORD = np.dtype([("id", ">i8"), ("lon", ">f8"), ("lat", ">f8"), ("level", ">i4")])
 
 
 def _records(value, dtype) -> np.ndarray:
     return np.frombuffer(bytes(value), dtype=dtype) if value is not None else np.zeros(0, dtype=dtype)
+
+
+def no_jit(cur) -> None:
+    """These statements are long expressions over every row: JIT compiling them took 37 s."""
+    cur.execute("SET LOCAL jit = off")
 
 
 def load_edges(cur) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -135,6 +131,6 @@ def _float8_array(value) -> np.ndarray:
 
 def load_vertices(cur) -> tuple[list[str], np.ndarray, int]:
     """(level texts, VERTEX_RECORDs, located vertices that are not points) in this snapshot."""
-    cur.execute(VERTICES, {"not_accessible": list(NOT_ACCESSIBLE)})
+    cur.execute(VERTICES)
     levels, packed, not_points = cur.fetchone()
     return list(levels or ()), _records(packed, VERTEX_RECORD), int(not_points or 0)

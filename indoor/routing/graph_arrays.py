@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
@@ -70,13 +70,14 @@ class RouteArrays:
     snap_held: np.ndarray  # bool, 0-d: False when the SQL snap must answer (a located vertex not a point)
 
 
-def load(cur, graph_key: str) -> RouteArrays | None:
-    """The arrays of this snapshot's graph (of key `graph_key`), or None when they cannot be
-    read (a geometry PostGIS cannot write: routes read by SQL). In a savepoint, so a failure
-    leaves the index's read usable."""
+def load(cur, graph_key: str, edges) -> RouteArrays | None:
+    """The arrays of this snapshot's graph (of key `graph_key`; `edges`: the index's edge records
+    read in this snapshot, queries/route_index.py), or None when they cannot be read (routes read
+    by SQL). In a savepoint, so a failure leaves the index's read usable."""
     cur.execute("SAVEPOINT route_arrays")
     try:
-        kinds, edges, numbers = queries.load_edges(cur)
+        queries.no_jit(cur)
+        kinds, path_edges_read, numbers = queries.load_edges(cur)
         levels, vertices, not_points = queries.load_vertices(cur)
     except psycopg2.Error as exc:
         cur.execute("ROLLBACK TO SAVEPOINT route_arrays")
@@ -84,10 +85,28 @@ def load(cur, graph_key: str) -> RouteArrays | None:
                     type(exc).__name__)  # fmt: skip
         return None
     cur.execute("RELEASE SAVEPOINT route_arrays")
-    return build(graph_key, kinds, edges, numbers, levels, vertices, not_points)
+    return build(graph_key, kinds, path_edges_read, numbers, levels, vertices, not_points, edges)
 
 
-def build(graph_key, kinds, edges, numbers, levels, vertices, not_points) -> RouteArrays | None:
+def _usable(vertex_ids: np.ndarray, index_edges) -> tuple[np.ndarray, np.ndarray]:
+    """Per vertex, whether the walking and the accessible profile may snap to it: as
+    NEAREST_VERTEX's EXISTS, an edge at it open one way (a cost >= 0 and finite), for accessible
+    also of a kind it takes (the index's `accessible`: NULL kinds are not)."""
+    cost, reverse_cost = index_edges["cost"].astype(np.float64), index_edges["reverse_cost"].astype(np.float64)
+    is_open = ((cost >= 0) & np.isfinite(cost)) | ((reverse_cost >= 0) & np.isfinite(reverse_cost))
+    accessible = is_open & index_edges["accessible"].astype(bool)
+    walking_at, accessible_at = np.zeros(len(vertex_ids), bool), np.zeros(len(vertex_ids), bool)
+    for end in ("source", "target"):
+        ends = index_edges[end].astype(np.int64)
+        at = np.searchsorted(vertex_ids, ends)
+        found = at < len(vertex_ids)
+        found[found] &= vertex_ids[at[found]] == ends[found]
+        walking_at[at[found & is_open]] = True
+        accessible_at[at[found & accessible]] = True
+    return walking_at, accessible_at
+
+
+def build(graph_key, kinds, edges, numbers, levels, vertices, not_points, index_edges) -> RouteArrays | None:
     edge_ids = edges["id"].astype(np.int64)
     if len(edge_ids) > 1 and not (np.diff(edge_ids) > 0).all():
         return None  # duplicate ids: the SQL read joins by id, the arrays could not say which
@@ -105,6 +124,10 @@ def build(graph_key, kinds, edges, numbers, levels, vertices, not_points) -> Rou
         points = points.copy()
         points[np.unique(owner)] = -1
     level_code = vertices["level"].astype(np.int64) - 1
+    ids = vertices["id"].astype(np.int64)
+    if len(ids) > 1 and not (np.diff(ids) > 0).all():
+        return None  # duplicate vertex ids: the SQL snap could answer either
+    walking, accessible = _usable(ids, index_edges)
     order = np.lexsort((vertices["id"], vertices["lon"], level_code))
     sorted_levels = level_code[order]
     starts = np.searchsorted(sorted_levels, np.arange(len(levels) + 1)).astype(np.int64)
@@ -125,14 +148,10 @@ def build(graph_key, kinds, edges, numbers, levels, vertices, not_points) -> Rou
         vertex_lat=vertices["lat"].astype(np.float64)[order],
         levels=np.asarray(levels, dtype=str),
         level_starts=starts,
-        walking=vertices["walking"].astype(bool)[order],
-        accessible=vertices["accessible"].astype(bool)[order],
+        walking=walking[order],
+        accessible=accessible[order],
         snap_held=np.asarray(not_points == 0),
     )
-
-
-def with_key(arrays: RouteArrays, graph_key: str) -> RouteArrays:
-    return replace(arrays, graph_key=graph_key)
 
 
 # -- the path's edges ---------------------------------------------------------------------------
@@ -225,7 +244,7 @@ def nearest(arrays: RouteArrays, lon: float, lat: float, level, profile: str, ma
                 float(metres[best]))  # fmt: skip
 
 
-def timed_load(cur, graph_key: str) -> tuple[RouteArrays | None, float]:
+def timed_load(cur, graph_key: str, edges) -> tuple[RouteArrays | None, float]:
     started = time.perf_counter()
-    arrays = load(cur, graph_key)
+    arrays = load(cur, graph_key, edges)
     return arrays, (time.perf_counter() - started) * 1000

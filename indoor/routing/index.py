@@ -586,11 +586,8 @@ def build_now(state=None) -> RouteIndex | None:
     state = state or _state(app)
     started = time.perf_counter()
     arrays, has_changes, (route_arrays, arrays_ms) = get_db().read(
-        lambda cur: (queries.load(cur), queries.has_changes(cur), graph_arrays.timed_load(cur, None)),
-        timeout_ms=int(get_settings().route_index_load_timeout_s * 1000),
+        _read, timeout_ms=int(get_settings().route_index_load_timeout_s * 1000)
     )
-    if route_arrays is not None:
-        route_arrays = graph_arrays.with_key(route_arrays, arrays.graph_key)
     state["has_changes"] = has_changes
     loaded_ms = (time.perf_counter() - started) * 1000
     previous = state["index"]
@@ -629,6 +626,12 @@ def build_now(state=None) -> RouteIndex | None:
     state["last"] = {"how": how}
     _log_built(index, how, loaded_ms, started, None, arrays_ms)
     return index
+
+
+def _read(cur):
+    """The network, whether edits are logged, and the route arrays (graph_arrays.py), in one snapshot."""
+    arrays = queries.load(cur)
+    return arrays, queries.has_changes(cur), graph_arrays.timed_load(cur, arrays.graph_key, arrays.edges)
 
 
 def _log_built(index: RouteIndex, how: str, loaded_ms: float, started: float, arcs, arrays_ms: float = 0.0) -> None:
