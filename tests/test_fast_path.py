@@ -419,3 +419,80 @@ def test_bad_places_through_the_fast_path(network, redis_url):
         for app in (fast, slow):
             app.extensions["indoor.db"].close()
         clear_route_cache(redis_url)
+
+
+def test_rooms_in_memory_equal_the_sql_read(hostile, redis_url):
+    """Every room, with rooms another tool wrote badly (no level, NaN and empty positions, a
+    polygon, a level beyond +-1000, NULL names): the worker's rooms give ROOM's answer."""
+    url, _, conn = hostile
+    with conn, conn.cursor() as cur:
+        cur.execute("ALTER TABLE room_points ALTER COLUMN level DROP NOT NULL")
+        cur.execute("ALTER TABLE room_points ALTER COLUMN text DROP NOT NULL")
+        cur.execute("ALTER TABLE room_points ALTER COLUMN wkb_geometry TYPE geometry USING wkb_geometry")
+        cur.execute("SELECT ogc_fid FROM room_points ORDER BY ogc_fid LIMIT 7")
+        ids = [r[0] for r in cur.fetchall()]
+        for statement, room in zip(
+            [
+                "UPDATE room_points SET level = NULL WHERE ogc_fid = %s",
+                "UPDATE room_points SET wkb_geometry = ST_MakePoint('NaN', 1)::geometry WHERE ogc_fid = %s",
+                "UPDATE room_points SET wkb_geometry = 'SRID=4326;POINT EMPTY' WHERE ogc_fid = %s",
+                "UPDATE room_points SET wkb_geometry = ST_Buffer(wkb_geometry, 0.0001) WHERE ogc_fid = %s",
+                "UPDATE room_points SET level = 5000 WHERE ogc_fid = %s",
+                "UPDATE room_points SET text = NULL, building = NULL WHERE ogc_fid = %s",
+                "UPDATE room_points SET level = 1.50 WHERE ogc_fid = %s",
+            ],
+            ids,
+            strict=True,
+        ):
+            cur.execute(statement, (room,))
+    app = _app(url, redis_url)
+    try:
+        with app.app_context():
+            from indoor.extensions import get_db
+
+            rooms = get_db().read(graph_arrays._read_rooms)
+        assert rooms is not None
+        with conn.cursor() as cur:
+            cur.execute("SELECT ogc_fid FROM room_points ORDER BY ogc_fid")
+            every = [r[0] for r in cur.fetchall()]
+            for room_id in [*every, max(every) + 1, -5]:
+                expected, mine = routing_queries.room(cur, room_id), graph_arrays.room(rooms, room_id)
+                if expected is None:
+                    assert mine is None
+                    continue
+                assert (mine.id, mine.name, mine.building, mine.lon, mine.lat) == (
+                    expected.id, expected.name, expected.building, expected.lon, expected.lat
+                ), room_id  # fmt: skip
+                if expected.lon is not None:
+                    assert mine.level == expected.level, room_id
+        conn.rollback()
+    finally:
+        app.extensions["indoor.db"].close()
+
+
+def test_a_route_with_every_place_in_memory_reads_nothing(network, redis_url, caplog):
+    """Once the worker holds the rooms of the current version, an uncached route between rooms
+    reads neither places nor paths from the database, and its answer equals networkx."""
+    url, net, graphs, conn = network
+    app = _app(url, redis_url)
+    clear_route_cache(redis_url)
+    caplog.set_level(logging.INFO, logger="indoor.route")
+    try:
+        _built(app)
+        client = app.test_client()
+        rooms = [r[0] for r in _rooms(conn)]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the first route starts the rooms' read
+            client.get("/api/route/", query_string={"from": rooms[0], "to": rooms[1]})
+            if app.extensions.get(graph_arrays._ROOMS, {}).get("rooms") is not None:
+                break
+            time.sleep(0.1)
+        clear_route_cache(redis_url)
+        caplog.clear()
+        lines = _routes_equal_networkx(app, "fast-memory", net, graphs, conn, caplog)
+        read_free = [r for r in lines if not r.places_read and r.no_read]
+        assert len(read_free) > len(lines) // 2, (len(read_free), len(lines))
+    finally:
+        app.extensions["indoor.db"].close()
+        clear_route_cache(redis_url)
+        conn.rollback()

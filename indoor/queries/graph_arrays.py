@@ -134,3 +134,35 @@ def load_vertices(cur) -> tuple[list[str], np.ndarray, int]:
     cur.execute(VERTICES)
     levels, packed, not_points = cur.fetchone()
     return list(levels or ()), _records(packed, VERTEX_RECORD), int(not_points or 0)
+
+
+# Every room as ROOM reads one (queries/routing.py), for one rooms version: id, whether it is
+# located (a point in lon/lat, a level the API serves), its position and level (a position in
+# the level texts, trim_scale), then the names and buildings in the same order.
+ROOMS = f"""
+WITH r AS MATERIALIZED (
+      SELECT ogc_fid, text, building,
+             coalesce(ST_GeometryType(wkb_geometry) = 'ST_Point' AND {in_lonlat_sql("wkb_geometry")}
+                      AND level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL}, false) AS located,
+             wkb_geometry, trim_scale(level)::text AS level
+        FROM room_points WHERE ogc_fid IS NOT NULL),
+l AS (SELECT coalesce(array_agg(DISTINCT level ORDER BY level) FILTER (WHERE located), '{{}}') AS levels FROM r)
+SELECT (SELECT levels FROM l),
+       string_agg(int8send(ogc_fid::bigint) || CASE WHEN located THEN '\\x01'::bytea ELSE '\\x00'::bytea END
+                  || float8send(CASE WHEN located THEN ST_X(wkb_geometry) ELSE 'NaN' END)
+                  || float8send(CASE WHEN located THEN ST_Y(wkb_geometry) ELSE 'NaN' END)
+                  || int4send(CASE WHEN located THEN array_position((SELECT levels FROM l), level) ELSE 0 END),
+                  ''::bytea ORDER BY ogc_fid),
+       array_agg(text ORDER BY ogc_fid), array_agg(building ORDER BY ogc_fid)
+  FROM r
+"""  # noqa: S608 - constant fragments; values are parameters
+
+ROOM_RECORD = np.dtype([("id", ">i8"), ("located", "u1"), ("lon", ">f8"), ("lat", ">f8"), ("level", ">i4")])
+
+
+def load_rooms(cur) -> tuple[list[str], np.ndarray, list, list]:
+    """(level texts, ROOM_RECORDs, names, buildings) of every room, in this snapshot."""
+    no_jit(cur)
+    cur.execute(ROOMS)
+    levels, packed, names, buildings = cur.fetchone()
+    return list(levels or ()), _records(packed, ROOM_RECORD), list(names or ()), list(buildings or ())

@@ -20,15 +20,20 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
 import psycopg2
+from flask import current_app
 
+from indoor.extensions import get_db, get_settings
 from indoor.queries import graph_arrays as queries
-from indoor.queries.routing import PathEdge, Snap
+from indoor.queries.routing import PathEdge, Room, Snap
+from indoor.queries.versions import versions
+from indoor.routing.background import run_logged
 
 log = logging.getLogger("indoor.route_index")
 
@@ -248,3 +253,117 @@ def timed_load(cur, graph_key: str, edges) -> tuple[RouteArrays | None, float]:
     started = time.perf_counter()
     arrays = load(cur, graph_key, edges)
     return arrays, (time.perf_counter() - started) * 1000
+
+
+# -- the rooms: where each is, per rooms version --------------------------------------------------
+#
+# A room's row as ROOM reads it, for every room of one rooms version (`rooms_key`), so a place
+# given as a room is located with no read. Used only with the versions the route's keys name
+# (ROUTE_VERSION_MAX_AGE_S old at most, as every cached answer). Loaded in the background the
+# first time a route asks for a version the worker does not hold; meanwhile ROOM answers.
+
+_ROOMS = "indoor.route_rooms"
+
+
+@dataclass(frozen=True)
+class RoomArrays:
+    rooms_key: str
+    ids: np.ndarray  # int64, sorted, unique
+    located: np.ndarray  # bool: a point in lon/lat on a level the API serves
+    lon: np.ndarray  # float64
+    lat: np.ndarray
+    level: np.ndarray  # int32: position in `levels` (located rooms)
+    levels: np.ndarray  # str: trim_scale texts
+    name_bytes: np.ndarray  # uint8: the names, UTF-8, one after another
+    name_start: np.ndarray  # int64
+    name_len: np.ndarray  # int64; -1: NULL
+    building_bytes: np.ndarray
+    building_start: np.ndarray
+    building_len: np.ndarray
+
+
+def _texts(values: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    encoded = [v.encode() if v is not None else b"" for v in values]
+    lengths = np.fromiter((len(e) if v is not None else -1 for e, v in zip(encoded, values, strict=True)),
+                          dtype=np.int64, count=len(values))  # fmt: skip
+    starts = np.concatenate([[0], np.cumsum(np.maximum(lengths, 0))[:-1]]).astype(np.int64) if len(values) else lengths
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), starts, lengths
+
+
+def _text(blob: np.ndarray, start: np.ndarray, length: np.ndarray, k: int) -> str | None:
+    n = int(length[k])
+    return None if n < 0 else blob[int(start[k]) : int(start[k]) + n].tobytes().decode()
+
+
+def build_rooms(rooms_key: str, levels, records, names, buildings) -> RoomArrays | None:
+    ids = records["id"].astype(np.int64)
+    if len(ids) > 1 and not (np.diff(ids) > 0).all():
+        return None  # duplicate room ids: ROOM would read either
+    name_bytes, name_start, name_len = _texts(names)
+    building_bytes, building_start, building_len = _texts(buildings)
+    return RoomArrays(
+        rooms_key=rooms_key,
+        ids=ids,
+        located=records["located"].astype(bool),
+        lon=records["lon"].astype(np.float64),
+        lat=records["lat"].astype(np.float64),
+        level=(records["level"].astype(np.int64) - 1).astype(np.int32),
+        levels=np.asarray(levels, dtype=str),
+        name_bytes=name_bytes,
+        name_start=name_start,
+        name_len=name_len,
+        building_bytes=building_bytes,
+        building_start=building_start,
+        building_len=building_len,
+    )
+
+
+def room(rooms: RoomArrays, room_id: int):
+    """ROOM's Room for `room_id` (None: no such room)."""
+    k = int(np.searchsorted(rooms.ids, room_id))
+    if k >= len(rooms.ids) or rooms.ids[k] != room_id:
+        return None
+    name = _text(rooms.name_bytes, rooms.name_start, rooms.name_len, k)
+    building = _text(rooms.building_bytes, rooms.building_start, rooms.building_len, k)
+    if not rooms.located[k]:
+        return Room(int(room_id), name, None, building, None, None)
+    level = Decimal(str(rooms.levels[int(rooms.level[k])]))
+    return Room(int(room_id), name, level, building, float(rooms.lon[k]), float(rooms.lat[k]))
+
+
+def rooms_of(rooms_key: str) -> RoomArrays | None:
+    """This worker's rooms of `rooms_key`, or None (a read of them is started in the background)."""
+    app = current_app._get_current_object()
+    state = app.extensions.setdefault(_ROOMS, {"rooms": None, "loading": False, "lock": threading.Lock()})
+    rooms = state["rooms"]
+    if rooms is not None and rooms.rooms_key == rooms_key:
+        return rooms
+    with state["lock"]:
+        if state["loading"]:
+            return None
+        state["loading"] = True
+    threading.Thread(target=_load_rooms_in_background, args=(app, state), name="route-rooms", daemon=True).start()
+    return None
+
+
+def _read_rooms(cur) -> RoomArrays | None:
+    cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    rooms_key = versions(cur)["rooms_key"]
+    return build_rooms(rooms_key, *queries.load_rooms(cur))
+
+
+def _load_rooms_in_background(app, state) -> None:
+    def load():
+        with app.app_context():
+            started = time.perf_counter()
+            rooms = get_db().read(_read_rooms, timeout_ms=int(get_settings().route_index_load_timeout_s * 1000))
+            if rooms is not None:
+                state["rooms"] = rooms
+                log.info("route rooms ready", extra={"rooms_key": rooms.rooms_key, "rooms": len(rooms.ids),
+                                                     "total_ms": round((time.perf_counter() - started) * 1000, 1)})  # fmt: skip
+
+    try:
+        run_logged(log, load, "route rooms not read", "route rooms read failed")
+    finally:
+        with state["lock"]:
+            state["loading"] = False

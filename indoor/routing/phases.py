@@ -21,6 +21,7 @@ class Phases:
     def __init__(self):
         self.ms = dict.fromkeys(NAMES, 0.0)
         self.lines: list[dict] = []  # route lines waiting for the phases after them (cache writes)
+        self.places_read = False  # the places were read from the database (not the cache or memory)
 
     @contextmanager
     def timed(self, name: str):
@@ -38,6 +39,7 @@ class Phases:
         fields = {f"{name}_ms": round(value, 3) for name, value in self.ms.items()}
         # The path read is timed inside the search: `search` is what is left of it.
         fields["search_ms"] = round(max(self.ms["search"] - self.ms["path_read"], 0.0), 3)
+        fields["places_read"] = self.places_read
         for extra in self.lines:
             log.info("route", extra={**extra, **fields})
         self.lines.clear()

@@ -108,10 +108,16 @@ def _route_between(
         for k, value in zip(fixed, cached_places, strict=True):
             known[k] = value
         if any(known[k] is None for k in fixed):
-            read_at = time.monotonic()
             with phases.timed("snap"):
-                found_versions, resolved = get_db().read(lambda cur: snap.resolve_all(cur, places, snap_profile, known))
-            remember(found_versions, read_at)
+                # The worker's rooms and the index's arrays of these versions: no read.
+                resolved = snap.resolve_in_memory(places, snap_profile, found_versions, known)
+                if resolved is None:
+                    phases.places_read = True
+                    read_at = time.monotonic()
+                    found_versions, resolved = get_db().read(
+                        lambda cur: snap.resolve_all(cur, places, snap_profile, known)
+                    )
+                    remember(found_versions, read_at)
             for k in fixed:
                 if known[k] is None and not resolved[k].get("missing"):
                     writes[keys.place_key(places[k], found_versions, snap_keyed)] = resolved[k]

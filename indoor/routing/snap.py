@@ -92,6 +92,53 @@ def resolve_all(cur, places, profile: str, known: list) -> tuple[dict, list]:
     ]
 
 
+def resolve_in_memory(places, profile, found_versions: dict, known: list) -> list | None:
+    """resolve_all()'s places with no read: rooms from the worker's rooms of `found_versions`,
+    snapped in the route index's arrays of its graph (graph_arrays.py). None when anything is
+    not held or not answerable exactly in memory (resolve_all() answers)."""
+    if not get_settings().route_index:
+        return None
+    if isinstance(profile, queries.Rules):
+        if profile.avoid:
+            return None
+        profile = profile.profile
+    todo = [
+        k for k, (p, r) in enumerate(zip(places, known, strict=True)) if r is None and not isinstance(p, CategoryPlace)
+    ]
+    if not todo:
+        return list(known)
+    found = index.held(found_versions["graph_key"])
+    arrays = found.arrays if found is not None else None
+    if arrays is None or arrays.graph_key != found_versions["graph_key"]:
+        return None
+    rooms = None
+    if any(isinstance(places[k], RoomPlace) for k in todo):
+        rooms = graph_arrays.rooms_of(found_versions["rooms_key"])
+        if rooms is None:
+            return None
+    max_m = get_settings().route_max_snap_m
+    resolved = list(known)
+    for k in todo:
+        place = places[k]
+        if isinstance(place, RoomPlace):
+            room = graph_arrays.room(rooms, place.room)
+            if room is None:
+                resolved[k] = {"missing": True}
+                continue
+            if room.lon is None:
+                resolved[k] = {"unlocated": True}
+                continue
+            lon, lat, level_value = room.lon, room.lat, room.level
+        else:
+            room = None
+            lon, lat, level_value = place.lon, place.lat, place.level
+        snap = graph_arrays.nearest(arrays, lon, lat, level_value, profile, max_m)
+        if snap is graph_arrays.UNANSWERED:
+            return None
+        resolved[k] = _describe(room, lon, lat, level_value, snap)
+    return resolved
+
+
 def as_place(resolved: dict, name: str, raw) -> itinerary.Place:
     """`name`: the parameter as messages name it ("'from'", "'via' #2")."""
     if resolved.get("missing"):
