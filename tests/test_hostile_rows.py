@@ -401,3 +401,58 @@ def test_duplicate_keys_the_first_row_wins_everywhere(rows_app, rows_url, rows_s
     assert any("duplicate" in line and str(BC) in line for line in breaches), checked.stdout
     assert any("duplicate" in line and str(C) in line for line in breaches), checked.stdout
     assert any("room" in line and "NULL" in line for line in breaches), checked.stdout
+
+
+def test_rows_decided_when_written_follow_every_write_and_a_disabled_trigger(rows_app, rows_url, rows_sql):
+    """A floor-plan row and a room made unusable by UPDATE are null at once (init-db's triggers list
+    them), drawn again when fixed; with a trigger disabled every row is read through the guards,
+    and check-graph names the rows written past it until init-db lists them."""
+    client = rows_app.test_client()
+    good_line = "'SRID=4326;LINESTRING(10 50, 10.0001 50)'"
+    nan_line = (
+        "ST_SetSRID(ST_MakeLine(ARRAY[ST_MakePoint(10, 50), ST_MakePoint('NaN', 50), ST_MakePoint(10.0001, 50)]), 4326)"
+    )
+    (floor,) = rows_sql(
+        f"INSERT INTO base_floor (layer, level, wkb_geometry) VALUES ('wall', 7, {good_line}) RETURNING ogc_fid"  # noqa: S608
+    )[0]
+    (room,) = rows_sql(
+        "INSERT INTO room_points (text, level, wkb_geometry) VALUES ('t', 7, 'SRID=4326;POINT(10 50)') RETURNING ogc_fid"
+    )[0]
+    rows_sql("SELECT 1", cleanup=f"DELETE FROM base_floor WHERE ogc_fid = {floor}")  # noqa: S608
+    rows_sql("SELECT 1", cleanup=f"DELETE FROM room_points WHERE ogc_fid = {room}")  # noqa: S608
+    rows_sql(
+        "SELECT 1",
+        cleanup="ALTER TABLE base_floor ENABLE TRIGGER indoor_floor_unusable_update",
+    )
+
+    def drawn() -> tuple:
+        floors = streamed(client, "/api/base-floor/?level=7")
+        rooms = listed(client, "/api/rooms/?limit=1000")
+        return (
+            floors[floor]["geometry"] is not None,
+            rooms[room]["geometry"] is not None,
+            rooms[room]["properties"]["level"],
+        )
+
+    assert drawn() == (True, True, 7)
+    rows_sql(f"UPDATE base_floor SET wkb_geometry = {nan_line} WHERE ogc_fid = %s", (floor,))  # noqa: S608
+    rows_sql("UPDATE room_points SET level = 1e3000 WHERE ogc_fid = %s", (room,))
+    assert drawn() == (False, True, None)
+    rows_sql(f"UPDATE base_floor SET wkb_geometry = {good_line} WHERE ogc_fid = %s", (floor,))  # noqa: S608
+    rows_sql("UPDATE room_points SET level = 7 WHERE ogc_fid = %s", (room,))
+    assert drawn() == (True, True, 7)
+    assert rows_sql("SELECT count(*) FROM indoor_unusable_rows WHERE id IN (%s, %s)", (floor, room))[0][0] == 0
+
+    # A write past a disabled trigger: the table is then read through the guards, row by row.
+    rows_sql("ALTER TABLE base_floor DISABLE TRIGGER indoor_floor_unusable_update")
+    rows_sql(f"UPDATE base_floor SET wkb_geometry = {nan_line} WHERE ogc_fid = %s", (floor,))  # noqa: S608
+    assert drawn()[0] is False
+    rows_sql("ALTER TABLE base_floor ENABLE TRIGGER indoor_floor_unusable_update")
+    checked = run_cli(rows_url, "check-graph")
+    (line,) = [line for line in checked.stdout.splitlines() if "base_floor row not plain but not listed" in line]
+    assert line.startswith("BREACH") and f"e.g. {floor}" in line, line
+    assert run_cli(rows_url, "init-db").returncode == 0
+    assert drawn()[0] is False
+    checked = run_cli(rows_url, "check-graph")
+    (line,) = [line for line in checked.stdout.splitlines() if "base_floor row not plain but not listed" in line]
+    assert not line.startswith("BREACH"), line
