@@ -147,12 +147,13 @@ def test_what_gunicorn_refuses_is_json_through_nginx_too(behind_nginx, name):
 def test_route_budget_and_slot_refusals_reach_clients_through_nginx_unchanged(behind_nginx, direct_database_url, sql):
     """The route cost budget's 422 (naming ROUTE_MAX_LENGTH_M) and the computation slots' 503 with
     Retry-After pass nginx as the app wrote them (nginx's own 503 page is for its own errors)."""
-    app, nginx = behind_nginx(ROUTE_MAX_LENGTH_M=1, ROUTE_MAX_CONCURRENT=1, ROUTE_QUEUE_WAIT_S=0.3)
     a, b, c, d = [row[0] for row in sql("SELECT ogc_fid FROM room_points ORDER BY ogc_fid LIMIT 4")]
+    _, nginx = behind_nginx(ROUTE_MAX_LENGTH_M=1)
     status, _, body = request_from("127.0.0.2", nginx.port, f"/api/route/?from={a}&via={b}&to={a}")
     assert status == 422
     error = json.loads(body)["error"]
     assert error["code"] == "route_too_long" and "ROUTE_MAX_LENGTH_M" in error["message"]
+    _, nginx = behind_nginx(ROUTE_MAX_CONCURRENT=1, ROUTE_QUEUE_WAIT_S=0.3)
     blocker = psycopg2.connect(direct_database_url)
     results = {}
     try:
@@ -162,16 +163,19 @@ def test_route_budget_and_slot_refusals_reach_clients_through_nginx_unchanged(be
             target=lambda: results.update(slow=request_from("127.0.0.2", nginx.port, f"/api/route/?from={c}&to={d}"))
         )
         slow.start()
-        time.sleep(0.5)  # the slow one holds the worker's one slot
+        time.sleep(1.5)  # the slow one holds the worker's one slot (a loaded machine is slow to send it)
         status, headers, body = request_from("127.0.0.3", nginx.port, f"/api/route/?from={d}&to={c}")
         assert status == 503 and headers["Retry-After"] == "1", (status, body)
         error = json.loads(body)["error"]
-        assert error["code"] == "unavailable" and "too many routes" in error["message"]
+        # The app's own 503 (the slot wait; on a loaded machine the lock's statement timeout may
+        # come first), not nginx's page for its own errors ("service unavailable").
+        assert error["code"] == "unavailable", error
+        assert "too many routes" in error["message"] or "database unavailable" in error["message"], error
     finally:
         blocker.rollback()
         blocker.close()
     slow.join(30)
-    assert results["slow"][0] in (200, 422)
+    assert results["slow"][0] == 200  # the lock gone, the one computing finishes
 
 
 def test_links_behind_nginx_never_carry_a_port_the_client_chose(behind_nginx):
