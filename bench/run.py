@@ -28,6 +28,7 @@ from bench.rows_routing import (  # noqa: E402
 )
 from bench.rows_shapes import shape_rows  # noqa: E402
 from bench.rows_streams import floor_sse, json_paging_and_peer, many_clients  # noqa: E402
+from bench.rows_worst import worst_request  # noqa: E402
 from bench.stack import ServerLog, Stack, raise_fd_limit  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -86,6 +87,7 @@ def main() -> int:
         rows += _guard(ctx, "route after an edit", route_after_edit)
         rows += _guard(ctx, "via and category routes", via_and_category_routes)
         rows += _guard(ctx, "routes with closures", closures_route)
+        rows += _guard(ctx, "worst request", worst_request)
         rows += _guard(ctx, "floor-plan SSE", floor_sse)
         rows += _guard(ctx, "JSON paging and tipg", json_paging_and_peer)
         rows += _guard(ctx, "GIS clients and tipg", gis_peers)

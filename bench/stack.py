@@ -172,7 +172,7 @@ class Stack:
                 if resp.status == 200:
                     break
             except OSError:
-                client.close()  # a timed-out request leaves the connection unusable
+                client.close()  # a timed-out request leaves the connection unusable: a new one
             if time.monotonic() > deadline:
                 raise RuntimeError(f"service not ready after 60 s (see {self.log_path})")
             time.sleep(0.2)

@@ -1,19 +1,23 @@
 """Property: whatever rows another tool writes into the four tables (empty, invalid, projected,
-other-SRID, 3D and NaN geometries; NULL, NaN, infinite and extreme numbers; long and odd Unicode
-labels), every endpoint answers strict JSON (RFC 8259: no NaN/Infinity) in JSON and SSE mode,
-never a 5xx, and check-graph exits 1 exactly when a row is one it should report.
+other-SRID, SRID-0, 3D and NaN geometries; curves, surfaces, TINs, triangles and nested
+collections; NULL, NaN, infinite and extreme numbers, levels beyond a double; NULL and duplicate
+keys; long and odd Unicode labels), every endpoint answers strict JSON (RFC 8259: no
+NaN/Infinity) in JSON and SSE mode, and vector tiles decode, never a 5xx; check-graph exits 1
+exactly when a row is one it should report.
 
 Each generated value knows whether it is usable (by construction, not by asking the service),
 so the expected exit code of check-graph comes from the test, independently of the SQL it checks.
-Runs in a database of its own whose tables are as loose as a script could make them: nullable
-levels and costs, and untyped geometry columns for rooms and the floor plan.
+Runs in a database of its own whose tables are as loose as a script could make them: no primary
+keys, nullable keys, levels and costs, and untyped geometry columns.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
+import mapbox_vector_tile
 import psycopg2
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +26,8 @@ from hypothesis import strategies as st
 from indoor import create_app
 from tests import strict_json
 from tests.conftest import TEST_RATE_LIMITS, run_cli
-from tests.test_hostile_data import LAT, LEVEL, LON, A, B, C, loose_schema
+from tests.test_hostile_data import LAT, LEVEL, LON, A, B, C
+from tests.test_hostile_rows import keyless_schema
 
 FIRST_VERTEX = 800_000  # generated vertices: 800000.. (the baseline network is 900001..900003)
 FIRST_EDGE = 800_000
@@ -116,6 +121,17 @@ def line_value(loose: bool):
             st.just(Value("'SRID=4326;CIRCULARSTRING(10 50, 10.001 50.001, 10.002 50)'::geometry", True)),
             st.just(Value("'SRID=4326;CURVEPOLYGON(CIRCULARSTRING(10 50, 10.001 50.001, 10 50))'::geometry", True)),
             st.just(Value("'SRID=4326;POLYHEDRALSURFACE(((10 50, 10.001 50, 10 50.001, 10 50)))'::geometry", False)),
+            st.sampled_from(UNDRAWABLE).map(lambda wkt: Value(f"'{wkt}'::geometry", False)),
+            st.sampled_from(NON_FINITE_LINES).map(lambda g: Value(g, False)),
+            st.just(
+                Value(
+                    "'SRID=4326;MULTISURFACE(CURVEPOLYGON(CIRCULARSTRING(10 50, 10.001 50.001, 10 50)))'::geometry",
+                    True,
+                )
+            ),
+            st.just(
+                Value("'SRID=4326;GEOMETRYCOLLECTION(POINT(10 50), LINESTRING(10 50, 10.001 50))'::geometry", True)
+            ),
             st.builds(lambda x, y: Value(f"ST_SetSRID(ST_MakePoint({x!r}, {y!r}), 3857)", False), lon, lat),
             st.builds(
                 lambda x, y: Value(f"'SRID=4326;LINESTRING Z ({x!r} {y!r} 1, {x + 0.0001!r} {y!r} 2)'::geometry", True),
@@ -126,12 +142,28 @@ def line_value(loose: bool):
     return st.one_of(*options)
 
 
+# Types GeoJSON and MVT have none for, nested collections and SRID 0: drawn as null, reported.
+UNDRAWABLE = [
+    "SRID=4326;TIN(((10 50, 10.001 50, 10 50.001, 10 50)))",
+    "SRID=4326;TRIANGLE((10 50, 10.001 50, 10 50.001, 10 50))",
+    "SRID=4326;GEOMETRYCOLLECTION(POINT(10 50), POLYHEDRALSURFACE(((10 50, 10.001 50, 10 50.001, 10 50))))",
+    "SRID=4326;GEOMETRYCOLLECTION(TIN(((10 50, 10.001 50, 10 50.001, 10 50))))",
+    "SRID=4326;GEOMETRYCOLLECTION(POINT(10 50), GEOMETRYCOLLECTION(POINT(10.001 50)))",
+    "LINESTRING(10 50, 10.001 50)",
+]
+# Non-finite coordinates (WKT cannot spell them): the first one sets the box, a later one does not.
+NON_FINITE_LINES = [
+    "ST_SetSRID(ST_MakeLine(ST_MakePoint(10, 50), ST_MakePoint('-Infinity', 50)), 4326)",
+    "ST_SetSRID(ST_MakeLine(ARRAY[ST_MakePoint(10, 50), ST_MakePoint('NaN', 50), ST_MakePoint(10.002, 50)]), 4326)",
+]
+
+
 # -- numbers and labels ---------------------------------------------------------------------------
 
 GOOD_LEVEL = st.one_of(st.integers(-3, 9), st.sampled_from([0.5, -0.5, 1000, -1000, 7])).map(
     lambda v: Value(repr(v), True)
 )
-BAD_LEVEL = st.sampled_from(["NULL", "'NaN'", "'Infinity'", "'-Infinity'", "1000.5", "1e30", "-1e300"]).map(
+BAD_LEVEL = st.sampled_from(["NULL", "'NaN'", "'Infinity'", "'-Infinity'", "1000.5", "1e30", "-1e300", "1e3000"]).map(
     lambda v: Value(v, False)
 )
 LEVELS = st.one_of(GOOD_LEVEL, BAD_LEVEL)
@@ -156,25 +188,51 @@ LABEL = st.one_of(
 KINDS = st.sampled_from(["corridor", "door", "stairs", "escalator", "elevator", "ramp", "\u2603"])
 
 
+@dataclass(frozen=True)
+class Key:
+    """A key as written: a value, NULL, or one another row already has (a table without keys)."""
+
+    value: int | None
+    usable: bool
+
+
+def key(fresh: int, taken: list[int]):
+    """Mostly `fresh`; sometimes NULL or a duplicate of a `taken` one."""
+    return st.one_of(
+        st.just(Key(fresh, True)),
+        st.just(Key(fresh, True)),
+        st.just(Key(fresh, True)),
+        st.just(Key(None, False)),
+        st.sampled_from(taken).map(lambda v: Key(v, False)),
+    )
+
+
 @st.composite
 def hostile_rows(draw):
     vertex_ids = list(range(FIRST_VERTEX, FIRST_VERTEX + draw(st.integers(0, 4))))
-    vertices = [(ident, draw(LEVELS), draw(point_value(loose=False))) for ident in vertex_ids]
+    vertices = [(draw(key(ident, [A, B, C])), draw(LEVELS), draw(point_value(loose=False))) for ident in vertex_ids]
     endpoints = st.sampled_from([A, B, C, *vertex_ids])
     edges = [
         (
-            FIRST_EDGE + i,
-            draw(endpoints),
-            draw(endpoints),
+            draw(key(FIRST_EDGE + i, [900001, 900002])),
+            draw(st.one_of(endpoints, endpoints, endpoints, st.none())),
+            draw(st.one_of(endpoints, endpoints, endpoints, st.none())),
             draw(COSTS),
             draw(COSTS),
-            draw(KINDS),
+            draw(st.one_of(KINDS, KINDS, KINDS, st.none())),
             draw(line_value(loose=False)),
         )
         for i in range(draw(st.integers(0, 5)))
     ]
+    # Rooms: a fresh id from the sequence, NULL, or the baseline room's id (-1: taken).
     rooms = [
-        (draw(LABEL), draw(LEVELS), draw(st.one_of(st.none(), LABEL)), draw(point_value(loose=True)))
+        (
+            draw(LABEL),
+            draw(LEVELS),
+            draw(st.one_of(st.none(), LABEL)),
+            draw(point_value(loose=True)),
+            draw(st.sampled_from([Key(0, True), Key(0, True), Key(0, True), Key(None, False), Key(-1, False)])),
+        )
         for _ in range(draw(st.integers(0, 4)))
     ]
     floor = [
@@ -192,9 +250,10 @@ def hostile_rows(draw):
 def reportable(rows) -> bool:
     """Whether check-graph must exit 1: some generated value is not usable."""
     vertices, edges, rooms, floor = rows
-    values = [v for _, level, geometry in vertices for v in (level, geometry)]
-    values += [v for *_, cost, reverse, _, geometry in edges for v in (cost, reverse, geometry)]
-    values += [v for _, level, _, geometry in rooms for v in (level, geometry)]
+    values = [v for ident, level, geometry in vertices for v in (ident, level, geometry)]
+    values += [v for ident, *_, cost, reverse, _, geometry in edges for v in (ident, cost, reverse, geometry)]
+    values += [Value("", all(end is not None for end in (s, t, kind))) for _, s, t, _, _, kind, _ in edges]
+    values += [v for _, level, _, geometry, ident in rooms for v in (level, geometry, ident)]
     values += [v for _, _, level, geometry in floor for v in (level, geometry)]
     return not all(v.usable for v in values)
 
@@ -209,9 +268,7 @@ def property_app(pg_cluster, redis_url):
     assert result.returncode == 0, result.stderr
     conn = psycopg2.connect(url)
     with conn, conn.cursor() as cur:
-        loose_schema(cur)
-        cur.execute("ALTER TABLE room_points ALTER COLUMN wkb_geometry TYPE geometry")
-        cur.execute("ALTER TABLE base_floor ALTER COLUMN wkb_geometry TYPE geometry")
+        keyless_schema(cur)
         # The baseline: A - B - C on level 7 (as in test_hostile_data) and a room on C.
         cur.execute(
             """INSERT INTO nav_edges_work_vertices_pgr (id, level, the_geom) VALUES
@@ -222,8 +279,8 @@ def property_app(pg_cluster, redis_url):
                SELECT 900000 + v.id - %(a)s + 1, v.id, v.id + 1, 10, 10, 'corridor',
                       ST_MakeLine(v.the_geom, w.the_geom)
                  FROM nav_edges_work_vertices_pgr v JOIN nav_edges_work_vertices_pgr w ON w.id = v.id + 1;
-               INSERT INTO room_points (text, level, wkb_geometry)
-               VALUES ('R', 7, ST_SetSRID(ST_MakePoint(10.0002, 50.0), 4326));
+               INSERT INTO room_points (text, level, category, wkb_geometry)
+               VALUES ('R', 7, 'kiosk', ST_SetSRID(ST_MakePoint(10.0002, 50.0), 4326));
                INSERT INTO base_floor (layer, level, wkb_geometry)
                VALUES ('wall', 7, ST_SetSRID(ST_MakeLine(ST_MakePoint(10, 50), ST_MakePoint(10.0002, 50)), 4326))""",
             {"a": A, "b": B, "c": C},
@@ -253,23 +310,33 @@ def insert(cur, into: str, values: str, params: tuple, returning: str = "") -> N
     cur.execute(f"INSERT INTO {into} VALUES {values} {returning}", params)  # noqa: S608 - the test's own SQL
 
 
-def write(cur, rows) -> list[int]:
+def write(cur, rows, baseline_room: int) -> list[int]:
     """Insert the rows as a script would; the generated SQL expressions are the test's own."""
     vertices, edges, rooms, floor = rows
     for ident, level, geometry in vertices:
-        insert(cur, "nav_edges_work_vertices_pgr (id, level, the_geom)", f"(%s, {level.sql}, {geometry.sql})", (ident,))
+        values = f"(%s, {level.sql}, {geometry.sql})"
+        insert(cur, "nav_edges_work_vertices_pgr (id, level, the_geom)", values, (ident.value,))
     for ident, source, target, cost, reverse, kind, geometry in edges:
         insert(
             cur,
             "nav_edges_final (id, source, target, cost, reverse_cost, kind, wkb_geometry)",
             f"(%s, %s, %s, {cost.sql}, {reverse.sql}, %s, {geometry.sql})",
-            (ident, source, target, kind),
+            (ident.value, source, target, kind),
         )
     room_ids = []
-    for text, level, building, geometry in rooms:
-        values = f"(%s, {level.sql}, %s, {geometry.sql})"
-        insert(cur, "room_points (text, level, building, wkb_geometry)", values, (text, building), "RETURNING ogc_fid")
-        room_ids.append(cur.fetchone()[0])
+    for text, level, building, geometry, ident in rooms:
+        # A fresh id from the sequence (0), NULL, or the baseline room's (-1).
+        chosen = {0: "nextval('room_points_ogc_fid_seq')", None: "NULL", -1: str(baseline_room)}[ident.value]
+        values = f"({chosen}, %s, {level.sql}, %s, {geometry.sql})"
+        insert(
+            cur,
+            "room_points (ogc_fid, text, level, building, wkb_geometry)",
+            values,
+            (text, building),
+            "RETURNING ogc_fid",
+        )
+        if ident.value == 0:
+            room_ids.append(cur.fetchone()[0])
     for layer, name, level, geometry in floor:
         values = f"(%s, %s, {level.sql}, {geometry.sql})"
         insert(cur, "base_floor (layer, name, level, wkb_geometry)", values, (layer, name))
@@ -277,10 +344,16 @@ def write(cur, rows) -> list[int]:
 
 
 def clear(cur, baseline: tuple[int, int]) -> None:
-    """Back to the baseline: the generated rows go."""
-    cur.execute("DELETE FROM nav_edges_final WHERE id < 900000")
-    cur.execute("DELETE FROM nav_edges_work_vertices_pgr WHERE id < 900000")
-    cur.execute("DELETE FROM room_points WHERE ogc_fid > %s", (baseline[0],))
+    """Back to the baseline: the generated rows go (those with NULL keys, and the later rows of a
+    duplicated baseline key: the baseline rows were written first)."""
+    cur.execute(
+        "DELETE FROM nav_edges_final WHERE id < 900000 OR id IS NULL OR source IS NULL OR target IS NULL"
+        " OR kind IS NULL"
+    )
+    cur.execute("DELETE FROM nav_edges_work_vertices_pgr WHERE id < 900000 OR id IS NULL")
+    for table, ident in (("nav_edges_final", "id"), ("nav_edges_work_vertices_pgr", "id"), ("room_points", "ogc_fid")):
+        cur.execute(f"DELETE FROM {table} a USING {table} b WHERE a.{ident} = b.{ident} AND a.ctid > b.ctid")  # noqa: S608
+    cur.execute("DELETE FROM room_points WHERE ogc_fid > %s OR ogc_fid IS NULL", (baseline[0],))
     cur.execute("DELETE FROM base_floor WHERE ogc_fid > %s", (baseline[1],))
 
 
@@ -307,7 +380,7 @@ def test_every_endpoint_answers_strict_json_whatever_another_tool_wrote(property
     client = app.test_client()
     with conn.cursor() as cur:
         clear(cur, baseline)
-        room_ids = write(cur, rows)
+        room_ids = write(cur, rows, baseline_room)
     try:
         if with_overlay:
             built = app.test_cli_runner().invoke(args=["indoor", "build-overlay"])
@@ -328,6 +401,33 @@ def test_every_endpoint_answers_strict_json_whatever_another_tool_wrote(property
             for query in ("", "?level=7", "?bbox=9.99,49.99,10.02,50.02"):
                 response, events = answer(client, listing + query, stream=True)
                 assert response.status_code == 200 and events[-1].keys() == {"count"}
+        for collection in ("rooms", "base-floor", "edges", "vertices"):
+            path = f"/ogc/collections/{collection}/items?limit=3"
+            for _ in range(8):  # the pages, by their links
+                response, body = answer(client, path)
+                assert response.status_code == 200
+                nexts = [link["href"] for link in body["links"] if link["rel"] == "next"]
+                if not nexts:
+                    break
+                path = nexts[0]
+            response, body = answer(client, f"/ogc/collections/{collection}/items?bbox=9.99,49.99,10.02,50.02")
+            assert response.status_code == 200
+        for ident in [FIRST_VERTEX, FIRST_EDGE, A]:
+            for collection in ("edges", "vertices"):
+                response, body = answer(client, f"/ogc/collections/{collection}/items/{ident}")
+                assert response.status_code in (200, 404)
+        for z in (16, 18, 20):
+            n = 2**z
+            x = int((LON + 180) / 360 * n)
+            y = int((1 - math.asinh(math.tan(math.radians(LAT))) / math.pi) / 2 * n)
+            response = client.get(f"/api/tiles/{z}/{x}/{y}.mvt")
+            assert response.status_code in (200, 204), (z, response.status_code, response.data[:300])
+            if response.data:
+                mapbox_vector_tile.decode(response.data)
+        response, body = answer(client, "/api/categories/")
+        assert response.status_code == 200
+        response, body = answer(client, f"/api/route/?from={LON},{LAT},{LEVEL}&to=category:kiosk")
+        assert response.status_code in (200, 404, 422), body
         for ident in room_ids:
             response, feature = answer(client, f"/api/rooms/{ident}")
             assert response.status_code == 200 and feature["id"] == ident

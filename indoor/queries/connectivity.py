@@ -19,7 +19,7 @@ pgbouncer's transaction pooling).
 
 from __future__ import annotations
 
-from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql, is_open_sql, open_cost_sql
+from indoor.queries.validity import EDGES, MAX_LEVEL, ROOMS, VERTICES, in_lonlat_sql, is_open_sql, open_cost_sql
 
 # The edges as routing reads them (queries/validity.py): open at least one way, each direction's
 # cost finite and >= 0 or -1 (closed), between vertices with a position and a level. Rows another
@@ -28,14 +28,14 @@ from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql, is_open_sql, open_
 # escalators (as in queries/routing).
 EDGES = f"""
 CREATE TEMP TABLE check_vertices ON COMMIT DROP AS
-SELECT id, level, the_geom FROM nav_edges_work_vertices_pgr
+SELECT id, level, the_geom FROM {VERTICES} v
  WHERE level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL} AND {in_lonlat_sql("the_geom")};
 ALTER TABLE check_vertices ADD PRIMARY KEY (id);
 CREATE INDEX ON check_vertices USING gist (level, the_geom);
 CREATE TEMP TABLE check_edges ON COMMIT DROP AS
 SELECT e.id, e.source, e.target, {open_cost_sql("e.cost")} AS cost,
        {open_cost_sql("e.reverse_cost")} AS reverse_cost, e.kind
-  FROM nav_edges_final e
+  FROM {EDGES} e
  WHERE {is_open_sql("e")}
    AND e.source IN (SELECT id FROM check_vertices) AND e.target IN (SELECT id FROM check_vertices);
 ANALYZE check_vertices;
@@ -81,7 +81,7 @@ ROOM_SNAPS = f"""
 CREATE TEMP TABLE check_rooms ON COMMIT DROP AS
 SELECT r.ogc_fid, r.text, r.level, coalesce(r.building, '') AS building, 'walking'::text AS profile,
        s.id AS vertex, s.metres, r.wkb_geometry AS geom
-  FROM room_points r
+  FROM {ROOMS} r
   LEFT JOIN LATERAL (
        SELECT k.id, ST_Distance(k.the_geom::geography, r.wkb_geometry::geography) AS metres
          FROM (SELECT v.id, v.the_geom FROM check_vertices v
@@ -148,7 +148,7 @@ SELECT b.level, b.the_geom FROM check_edges e
 LEVELS_WITHOUT_VERTICAL = f"""
 WITH levels AS (
   SELECT coalesce(building, '') AS building, level, ST_Expand(ST_Extent(wkb_geometry)::geometry, 0.0015) AS area
-    FROM room_points r
+    FROM {ROOMS} r
    WHERE (%(building)s::text IS NULL OR building = %(building)s) AND {LOCATED_ROOM}
    GROUP BY 1, 2),
 multi AS (SELECT building FROM levels GROUP BY 1 HAVING count(*) > 1)

@@ -13,17 +13,16 @@ from dataclasses import dataclass
 
 import psycopg2.extensions
 
+from indoor.queries.validity import drawable_sql
+
 
 def bbox_filter_sql(geometry: str) -> str:
     """The `bbox` filter: the GiST index finds candidates by `&&` (which compares boxes whatever
-    their SRID); the exact test runs only on SRID 4326 rows of types GEOS knows (ST_Intersects
-    raises an error on mixed SRIDs and on solids: such a row would turn the page into a 500)."""
+    their SRID); the exact test runs only on rows that are drawn (queries/validity.py: SRID 4326,
+    types GeoJSON carries; ST_Intersects raises an error on mixed SRIDs and on solids, also inside
+    a collection: such a row would turn the page into a 500). A row drawn as null is in no box."""
     envelope = "ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326)"
-    exact = (
-        f"CASE WHEN ST_SRID({geometry}) = 4326"
-        f" AND ST_GeometryType({geometry}) NOT IN ('ST_PolyhedralSurface', 'ST_Tin', 'ST_Triangle')"
-        f" THEN ST_Intersects({geometry}, {envelope}) ELSE false END"
-    )
+    exact = f"CASE WHEN {drawable_sql(geometry)} THEN ST_Intersects({geometry}, {envelope}) ELSE false END"
     return f"(%(xmin)s::float8 IS NULL OR ({geometry} && {envelope} AND {exact}))"
 
 

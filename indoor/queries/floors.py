@@ -19,7 +19,7 @@ from indoor.queries.features import (
     bbox_params,
     fetch_page,
 )
-from indoor.queries.validity import geojson_sql, level_json_sql
+from indoor.queries.validity import FLOOR, careful_sql, geojson_sql, level_json_sql
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,33 @@ class FloorFilters:
         return asdict(self)
 
 
-# One floor-plan feature as GeoJSON (a geometry or level another tool left unusable is null).
-FLOOR_FEATURE = f"""'{{"type":"Feature","id":' || ogc_fid
-       || ',"geometry":' || {geojson_sql("wkb_geometry", counter_clockwise=True)}
+def _feature(geometry: str, level: str) -> str:
+    return f"""'{{"type":"Feature","id":' || ogc_fid
+       || ',"geometry":' || {geometry}
        || ',"properties":{{"layer":' || coalesce(to_json(layer)::text, 'null')
        || ',"name":' || coalesce(to_json(name)::text, 'null')
-       || ',"level":' || {level_json_sql("level")}
+       || ',"level":' || {level}
        || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}}}'"""
+
+
+# One floor-plan feature as GeoJSON: a row init-db's triggers listed as not plain is read through
+# the guards (a geometry or level another tool left unusable is null, queries/validity.py); every
+# other row with the plain expressions (polygons counter-clockwise; a line keeps its direction).
+FLOOR_FEATURE = f"""CASE WHEN {careful_sql("base_floor", "ogc_fid")}
+       THEN {_feature(geojson_sql("wkb_geometry", counter_clockwise=True), level_json_sql("level"))}
+       ELSE {
+    _feature(
+        "ST_AsGeoJSON(CASE WHEN ST_GeometryType(wkb_geometry) IN ('ST_Polygon', 'ST_MultiPolygon')"
+        " THEN ST_ForcePolygonCCW(wkb_geometry) ELSE wkb_geometry END, 7)",
+        "to_json(trim_scale(level))::text",
+    )
+} END"""
 
 # Same shape as rooms.ROOMS_PAGE: unused filters fold away at plan time; LIMIT n + 1.
 # A geometry or level another tool left unusable is null (queries/features.py).
 BASE_FLOOR_PAGE = f"""
 SELECT ogc_fid, {FLOOR_FEATURE}
-  FROM base_floor
+  FROM {FLOOR} base_floor
  WHERE ogc_fid > %(after)s
    AND (%(level)s::numeric IS NULL OR level = %(level)s::numeric)
    AND (%(building)s::text IS NULL OR building = %(building)s::text)
@@ -58,7 +72,7 @@ SELECT ogc_fid, {FLOOR_FEATURE}
 # One feature by id, built like the page's.
 BASE_FLOOR = f"""
 SELECT {FLOOR_FEATURE}
-  FROM base_floor
+  FROM {FLOOR} base_floor
  WHERE ogc_fid = %(id)s
 """  # noqa: S608 - constant fragments; values are parameters
 

@@ -3,7 +3,7 @@ rows another tool wrote that the service cannot use (queries/validity.py reads a
 
 from __future__ import annotations
 
-from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql
+from indoor.queries.validity import MAX_LEVEL, TRACKED, drawable_sql, in_lonlat_sql, plain_sql, stroked_sql
 
 
 def _offending(table: str, ident: str, where: str) -> str:
@@ -18,15 +18,18 @@ def _not_finite(value: str) -> str:
 
 
 def _unusable_geometry(geometry: str, valid: bool = True) -> str:
-    """SQL: `geometry` is NULL, empty, of another SRID, not within lon/lat, or (with `valid`)
-    invalid or a solid. An edge is not asked to be valid: an elevator is drawn as a line of two equal
-    points, which OGC calls invalid."""
-    # GEOS knows no solids: ST_IsValid raises on a polyhedral surface; none belongs in a floor plan.
-    is_valid = (
-        f"CASE WHEN ST_GeometryType({geometry}) IN ('ST_PolyhedralSurface', 'ST_Tin', 'ST_Triangle') THEN false"
-        f" ELSE ST_IsValid({geometry}) END"
+    """SQL: `geometry` is NULL, empty, of another SRID, not within lon/lat, not drawable (a
+    surface, TIN, triangle or nested collection: queries/validity.py), or (with `valid`) invalid.
+    An edge is not asked to be valid: an elevator is drawn as a line of two equal points, which OGC
+    calls invalid."""
+    # GEOS knows no solids, also inside a collection: ST_IsValid raises on them, so the CASE asks
+    # it only of drawable geometries.
+    is_valid = f"CASE WHEN {drawable_sql(geometry)} THEN ST_IsValid({stroked_sql(geometry)}) ELSE false END"
+    usable = (
+        f"{in_lonlat_sql(geometry)} AND {is_valid}"
+        if valid
+        else f"{in_lonlat_sql(geometry)} AND {drawable_sql(geometry)}"
     )
-    usable = f"{in_lonlat_sql(geometry)} AND {is_valid}" if valid else in_lonlat_sql(geometry)
     return f"({usable}) IS NOT TRUE"
 
 
@@ -35,11 +38,64 @@ def _not_a_level(level: str) -> str:
     return f"({level} BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL}) IS NOT TRUE"
 
 
+def _null_keys(table: str, columns: tuple[str, ...], order: str) -> str:
+    """The check statement for rows of `table` with a NULL in one of `columns` (keys): the rows
+    have no id to name, so up to 10 of their ctids (as text, in storage order) and the count."""
+    where = " OR ".join(f"{column} IS NULL" for column in columns)
+    return f"""SELECT array_agg(ctid::text ORDER BY {order}) FILTER (WHERE n <= 10), count(*) FROM (
+             SELECT ctid, row_number() OVER (ORDER BY {order}) AS n FROM {table} WHERE {where}) x"""  # noqa: S608 - constant names
+
+
+def _duplicate_keys(table: str, key: str) -> str:
+    """The check statement for keys of `table` held by more than one row: up to 10 keys and how many
+    rows are left out (all but the first of each key, as validity.py reads them)."""
+    return f"""SELECT array_agg({key} ORDER BY {key}) FILTER (WHERE n <= 10), coalesce(sum(extra), 0) FROM (
+             SELECT {key}, count(*) - 1 AS extra, row_number() OVER (ORDER BY {key}) AS n
+               FROM {table} WHERE {key} IS NOT NULL GROUP BY {key} HAVING count(*) > 1) x"""  # noqa: S608
+
+
 # Each check: (name, is_breach, SQL returning up to 10 offending ids and the total count).
 # A cost below the geodesic distance between an edge's vertices would let a windowed search
 # miss a shorter path: that is a breach, not a style issue. (Vertices without a usable position
 # have a check of their own; their distances mean nothing: NaN, or coerced onto the globe.)
 CHECKS = [
+    # Tables created without the contract's keys (queries/validity.py reads around these rows).
+    (
+        "edge with a NULL key (id, source, target or kind; left out, e.g. by ctid)",
+        True,
+        _null_keys("nav_edges_final", ("id", "source", "target", "kind"), "ctid"),
+    ),
+    (
+        "duplicate edge id (the first row stored is used, the others left out)",
+        True,
+        _duplicate_keys("nav_edges_final", "id"),
+    ),
+    (
+        "vertex with a NULL key (id; left out, e.g. by ctid)",
+        True,
+        _null_keys("nav_edges_work_vertices_pgr", ("id",), "ctid"),
+    ),
+    (
+        "duplicate vertex id (the first row stored is used, the others left out)",
+        True,
+        _duplicate_keys("nav_edges_work_vertices_pgr", "id"),
+    ),
+    ("room with a NULL key (ogc_fid; left out, e.g. by ctid)", True, _null_keys("room_points", ("ogc_fid",), "ctid")),
+    (
+        "duplicate room ogc_fid (the first row stored is used, the others left out)",
+        True,
+        _duplicate_keys("room_points", "ogc_fid"),
+    ),
+    (
+        "floor-plan row with a NULL key (ogc_fid; left out, e.g. by ctid)",
+        True,
+        _null_keys("base_floor", ("ogc_fid",), "ctid"),
+    ),
+    (
+        "duplicate floor-plan ogc_fid (the first row stored is used, the others left out)",
+        True,
+        _duplicate_keys("base_floor", "ogc_fid"),
+    ),
     (
         "cost below geodesic length",
         True,
@@ -118,6 +174,23 @@ CHECKS = [
         True,
         _offending("base_floor", "ogc_fid", _not_a_level("level")),
     ),
+]
+
+
+# Rows that are not plain but missing from init-db's list (written while its triggers were off or
+# before they existed): the listings would write them with the plain expressions.
+CHECKS += [
+    (
+        f"{table} row not plain but not listed in indoor_unusable_rows (written past init-db's triggers: run init-db)",
+        True,
+        _offending(
+            table,
+            key,
+            f"{key} IS NOT NULL AND {plain_sql(geometry, level)} IS NOT TRUE"  # noqa: S608 - constant names
+            f" AND {key} NOT IN (SELECT u.id FROM indoor_unusable_rows u WHERE u.tbl = '{table}')",
+        ),
+    )
+    for table, (_, key, geometry, level) in TRACKED.items()
 ]
 
 

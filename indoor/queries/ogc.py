@@ -3,7 +3,9 @@ edges and vertices as feature pages, one network feature, table extents and coun
 
 The pages have the shape of rooms.ROOMS_PAGE (`(id, feature)` rows in id order, LIMIT n + 1,
 unused filters folded away at plan time). Rows are written by other tools: a NULL geometry
-becomes `null`, a NaN or infinite cost becomes `null` (JSON has no such numbers).
+becomes `null`, a NaN or infinite cost becomes `null` (JSON has no such numbers), and positions
+and levels are read as every listing reads them (queries/validity.py: null when not drawable, not
+a double); rows with a NULL or duplicate key are read as routes read them (the first one wins).
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
-from indoor.queries.features import BEFORE_FIRST, Page, as_bytes, bbox_params, fetch_page
+from indoor.queries.features import BEFORE_FIRST, Page, as_bytes, bbox_filter_sql, bbox_params, fetch_page
+from indoor.queries.validity import EDGES, VERTICES, geojson_sql, level_json_sql
 
 
 @dataclass(frozen=True)
@@ -34,47 +37,46 @@ class VertexFilters:
 
 
 def _finite(column: str) -> str:
-    return f"CASE WHEN {column} = 'NaN' OR abs({column}) = 'Infinity' THEN 'null' ELSE {column}::text END"
+    """SQL: a cost as JSON, null when NULL, NaN or infinite."""
+    return f"CASE WHEN {column} > '-Infinity' AND {column} < 'Infinity' THEN {column}::text ELSE 'null' END"
 
 
 _EDGE_FEATURE = f"""
        '{{"type":"Feature","id":' || e.id
-       || ',"geometry":' || coalesce(ST_AsGeoJSON(e.wkb_geometry, 7), 'null')
+       || ',"geometry":' || {geojson_sql("e.wkb_geometry")}
        || ',"properties":{{"kind":' || coalesce(to_json(e.kind)::text, 'null')
-       || ',"level":' || coalesce(to_json(trim_scale(s.level))::text, 'null')
-       || ',"to_level":' || coalesce(to_json(trim_scale(t.level))::text, 'null')
+       || ',"level":' || {level_json_sql("s.level")}
+       || ',"to_level":' || {level_json_sql("t.level")}
        || ',"source":' || e.source || ',"target":' || e.target
        || ',"cost":' || {_finite("e.cost")}
        || ',"reverse_cost":' || {_finite("e.reverse_cost")} || '}}}}'
-  FROM nav_edges_final e
-  LEFT JOIN nav_edges_work_vertices_pgr s ON s.id = e.source
-  LEFT JOIN nav_edges_work_vertices_pgr t ON t.id = e.target"""
+  FROM {EDGES} e
+  LEFT JOIN {VERTICES} s ON s.id = e.source
+  LEFT JOIN {VERTICES} t ON t.id = e.target"""  # noqa: S608 - constant fragments
 
 EDGES_PAGE = f"""
 SELECT e.id, {_EDGE_FEATURE}
  WHERE e.id > %(after)s
    AND (%(level)s::numeric IS NULL OR s.level = %(level)s::numeric OR t.level = %(level)s::numeric)
    AND (%(kind)s::text IS NULL OR e.kind = %(kind)s::text)
-   AND (%(xmin)s::float8 IS NULL
-        OR ST_Intersects(e.wkb_geometry, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326)))
+   AND {bbox_filter_sql("e.wkb_geometry")}
  ORDER BY e.id
  LIMIT %(limit)s + 1
 """
 
 EDGE = f"SELECT {_EDGE_FEATURE} WHERE e.id = %(id)s"
 
-_VERTEX_FEATURE = """
-       '{"type":"Feature","id":' || id
-       || ',"geometry":' || coalesce(ST_AsGeoJSON(the_geom, 7), 'null')
-       || ',"properties":{"level":' || coalesce(to_json(trim_scale(level))::text, 'null') || '}}'
-  FROM nav_edges_work_vertices_pgr"""
+_VERTEX_FEATURE = f"""
+       '{{"type":"Feature","id":' || id
+       || ',"geometry":' || {geojson_sql("the_geom")}
+       || ',"properties":{{"level":' || {level_json_sql("level")} || '}}}}'
+  FROM {VERTICES} v"""  # noqa: S608 - constant fragments
 
 VERTICES_PAGE = f"""
 SELECT id, {_VERTEX_FEATURE}
  WHERE id > %(after)s
    AND (%(level)s::numeric IS NULL OR level = %(level)s::numeric)
-   AND (%(xmin)s::float8 IS NULL
-        OR ST_Intersects(the_geom, ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4326)))
+   AND {bbox_filter_sql("the_geom")}
  ORDER BY id
  LIMIT %(limit)s + 1
 """

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
-from indoor.queries.validity import is_open_sql, open_cost_sql
+from indoor.queries.validity import EDGES as USABLE_EDGES
+from indoor.queries.validity import VERTICES, is_open_sql, open_cost_sql
 from indoor.queries.versions import versions
 
 # One builder at a time across workers and hosts; transaction-scoped (works through pgbouncer).
@@ -67,9 +68,9 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM indoor_route_components c WHERE c.graph_k
 # Open means a finite cost >= 0 (queries/validity.py: NaN and Infinity are closed).
 CELL_EDGES = f"""
 SELECT e.id, e.source, e.target, 1::float8 AS cost, 1::float8 AS reverse_cost
-  FROM nav_edges_final e
-  JOIN nav_edges_work_vertices_pgr a ON a.id = e.source
-  JOIN nav_edges_work_vertices_pgr b ON b.id = e.target
+  FROM {USABLE_EDGES} e
+  JOIN {VERTICES} a ON a.id = e.source
+  JOIN {VERTICES} b ON b.id = e.target
  WHERE a.level = b.level
    AND e.kind NOT IN ('stairs', 'escalator', 'elevator', 'ramp')
    AND {is_open_sql("e")}
@@ -85,7 +86,7 @@ CLEAR = [
 CELLS = "INSERT INTO indoor_route_cells (vertex, cell) SELECT node, component FROM pgr_connectedComponents(%(edges)s)"
 
 # Components too big to be loaded whole by a route are cut in k spatial parts.
-SPLIT_BIG_CELLS = """
+SPLIT_BIG_CELLS = f"""
 WITH big AS (
     SELECT cell, ceil(count(*)::float8 / %(max_vertices)s)::int AS parts
       FROM indoor_route_cells GROUP BY cell HAVING count(*) > %(max_vertices)s
@@ -93,12 +94,12 @@ WITH big AS (
     SELECT c.vertex, c.cell, ST_ClusterKMeans(v.the_geom, big.parts) OVER (PARTITION BY c.cell) AS part
       FROM indoor_route_cells c
       JOIN big USING (cell)
-      JOIN nav_edges_work_vertices_pgr v ON v.id = c.vertex
+      JOIN {VERTICES} v ON v.id = c.vertex
 ), named AS (
     SELECT vertex, min(vertex) OVER (PARTITION BY cell, part) AS cell FROM assigned
 )
 UPDATE indoor_route_cells c SET cell = named.cell FROM named WHERE c.vertex = named.vertex AND c.cell <> named.cell
-"""
+"""  # noqa: S608 - constant fragments; values are parameters
 
 # Every edge, with its cell when both ends are in it (and it is no stair or escalator, so the
 # shortcuts serve the accessible profile too); NULL for an edge between cells. Costs are copied
@@ -107,7 +108,7 @@ EDGES = f"""
 INSERT INTO indoor_route_edges (id, source, target, cost, reverse_cost, kind, cell)
 SELECT e.id, e.source, e.target, {open_cost_sql("e.cost")}, {open_cost_sql("e.reverse_cost")}, e.kind,
        CASE WHEN a.cell = b.cell AND e.kind NOT IN ('stairs', 'escalator') THEN a.cell END
-  FROM nav_edges_final e
+  FROM {USABLE_EDGES} e
   LEFT JOIN indoor_route_cells a ON a.vertex = e.source
   LEFT JOIN indoor_route_cells b ON b.vertex = e.target
 """  # noqa: S608 - constant fragments
@@ -189,7 +190,7 @@ ANALYZE = [
 # one way (queries/validity.py, as every search reads costs) that the profile may use.
 COMPONENT_EDGES = f"""
 SELECT e.id, e.source, e.target, 1::float8 AS cost, 1::float8 AS reverse_cost
-  FROM nav_edges_final e
+  FROM {USABLE_EDGES} e
  WHERE {is_open_sql("e")}
    AND NOT (%(accessible)s AND e.kind IN ('stairs', 'escalator'))
 """  # noqa: S608 - constant fragments; values are parameters

@@ -19,7 +19,7 @@ from indoor.queries.features import (
     fetch_page,
     like_pattern,
 )
-from indoor.queries.validity import MAX_LEVEL, geojson_sql, in_lonlat_sql, level_json_sql
+from indoor.queries.validity import FLOOR, MAX_LEVEL, ROOMS, careful_sql, geojson_sql, in_lonlat_sql, level_json_sql
 
 
 @dataclass(frozen=True)
@@ -38,16 +38,23 @@ class RoomFilters:
 # (level -> (level, ogc_fid) btree, q -> trigram GIN on lower(text), bbox -> GiST).
 # LIMIT n + 1: the extra row only tells that more remain.
 # One room as a GeoJSON Feature (a geometry or level another tool left unusable is null).
-ROOM_FEATURE = f"""'{{"type":"Feature","id":' || ogc_fid
-       || ',"geometry":' || {geojson_sql("wkb_geometry")}
+# A row init-db's triggers listed as not plain is read through the guards (queries/validity.py).
+def _feature(geometry: str, level: str) -> str:
+    return f"""'{{"type":"Feature","id":' || ogc_fid
+       || ',"geometry":' || {geometry}
        || ',"properties":{{"name":' || coalesce(to_json(text)::text, 'null')
-       || ',"level":' || {level_json_sql("level")}
+       || ',"level":' || {level}
        || ',"building":' || coalesce(to_json(building)::text, 'null')
        || ',"category":' || coalesce(to_json(category)::text, 'null') || '}}}}'"""
 
+
+ROOM_FEATURE = f"""CASE WHEN {careful_sql("room_points", "ogc_fid")}
+       THEN {_feature(geojson_sql("wkb_geometry"), level_json_sql("level"))}
+       ELSE {_feature("ST_AsGeoJSON(wkb_geometry, 7)", "to_json(trim_scale(level))::text")} END"""
+
 ROOMS_PAGE = f"""
 SELECT ogc_fid, {ROOM_FEATURE}
-  FROM room_points
+  FROM {ROOMS} room_points
  WHERE ogc_fid > %(after)s
    AND (%(level)s::numeric IS NULL OR level = %(level)s::numeric)
    AND (%(building)s::text IS NULL OR building = %(building)s::text)
@@ -59,7 +66,7 @@ SELECT ogc_fid, {ROOM_FEATURE}
 
 ROOM = f"""
 SELECT {ROOM_FEATURE}
-  FROM room_points
+  FROM {ROOMS} room_points
  WHERE ogc_fid = %(id)s
 """  # noqa: S608 - constant fragments; values are parameters
 
@@ -71,12 +78,12 @@ SELECT {ROOM_FEATURE}
 LEVELS = f"""
 WITH things AS (
     SELECT level, 1 AS is_room, wkb_geometry
-      FROM room_points
+      FROM {ROOMS} room_points
      WHERE (%(building)s::text IS NULL OR building = %(building)s::text)
        AND level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL}
     UNION ALL
     SELECT level, 0, wkb_geometry
-      FROM base_floor
+      FROM {FLOOR} base_floor
      WHERE (%(building)s::text IS NULL OR building = %(building)s::text)
        AND level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL}
 ), per_level AS (
@@ -140,16 +147,16 @@ def levels(cur, building: str | None = None) -> bytes:
 
 # The room categories present, most rooms first: each as a route's `category:NAME` finds it
 # (lower(category) on both sides, names 1 to 64 characters with no surrounding blanks).
-CATEGORIES = """
+CATEGORIES = f"""
 SELECT lower(category), count(*)
-  FROM room_points
+  FROM {ROOMS} room_points
  WHERE (%(building)s::text IS NULL OR building = %(building)s::text)
    AND category IS NOT NULL
    AND category = btrim(category)
    AND char_length(category) BETWEEN 1 AND 64
  GROUP BY lower(category)
  ORDER BY count(*) DESC, lower(category)
-"""
+"""  # noqa: S608 - constant fragments; values are parameters
 
 
 def categories(cur, building: str | None = None) -> list[dict]:

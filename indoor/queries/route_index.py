@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from indoor.queries import validity
 from indoor.queries.routing import NOT_ACCESSIBLE
 from indoor.queries.versions import versions
 
@@ -19,23 +20,23 @@ from indoor.queries.versions import versions
 # edge is left out of the accessible edges query, so it is not accessible here either). A row with
 # a NULL in any of them makes its record NULL: `complete` counts those that are not. In id order,
 # so that an edit that moves rows leaves the same edges in the same places.
-EDGES = """
+EDGES = f"""
 SELECT count(*), count(r), string_agg(r, ''::bytea ORDER BY id, source, target)
   FROM (SELECT id, source, target, int8send(id::bigint) || int8send(source::bigint) || int8send(target::bigint)
                || float8send(cost::float8) || float8send(reverse_cost::float8)
                || CASE WHEN coalesce(kind <> ALL(%(not_accessible)s::text[]), false)
                        THEN '\\x01'::bytea ELSE '\\x00'::bytea END AS r
-          FROM nav_edges_final) e
-"""
+          FROM {validity.EDGES} k) e
+"""  # noqa: S608 - constant fragments; values are parameters
 
 # Vertex positions and levels: only the index's vertex order uses them (a better order, a faster
 # search); a vertex missing here stands at the first one's place and is still routed exactly.
-VERTICES = """
+VERTICES = f"""
 SELECT string_agg(int8send(id::bigint) || float8send(ST_X(the_geom)) || float8send(ST_Y(the_geom))
                   || float8send(coalesce(level, 0)::float8), ''::bytea)
-  FROM nav_edges_work_vertices_pgr
+  FROM {validity.VERTICES} v
  WHERE the_geom IS NOT NULL
-"""
+"""  # noqa: S608 - constant fragments
 
 EDGE_RECORD = np.dtype([("id", ">i8"), ("source", ">i8"), ("target", ">i8"), ("cost", ">f8"),
                         ("reverse_cost", ">f8"), ("accessible", "u1")])  # fmt: skip
@@ -87,11 +88,11 @@ SELECT count(DISTINCT c.version) FILTER (WHERE c.version > %(since)s) = %(until)
  WHERE c.version >= %(since)s AND c.version <= %(until)s
 """
 
-CHANGED_EDGES = """
+CHANGED_EDGES = f"""
 SELECT id, source, target, cost, reverse_cost, coalesce(kind <> ALL(%(not_accessible)s::text[]), false)
-  FROM nav_edges_final
+  FROM {validity.EDGES} e
  WHERE id = ANY(%(ids)s::bigint[])
-"""
+"""  # noqa: S608 - constant fragments; values are parameters
 
 HAS_CHANGES = "SELECT to_regclass('indoor_graph_changes') IS NOT NULL"
 

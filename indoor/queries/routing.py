@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import psycopg2
 from psycopg2 import sql
 
-from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql, is_open_sql, open_cost_sql
+from indoor.queries.validity import EDGES, MAX_LEVEL, ROOMS, VERTICES, in_lonlat_sql, is_open_sql, open_cost_sql
 from indoor.queries.versions import VERSIONS, read_versions
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ SELECT ogc_fid, text, level, building,
        CASE WHEN located THEN ST_X(wkb_geometry) END, CASE WHEN located THEN ST_Y(wkb_geometry) END
   FROM (SELECT *, ST_GeometryType(wkb_geometry) = 'ST_Point' AND {in_lonlat_sql("wkb_geometry")}
                   AND level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL} AS located
-          FROM room_points
+          FROM {ROOMS} room_points
          WHERE ogc_fid = %(room)s) r
 """  # noqa: S608 - constant fragments; values are parameters
 
@@ -119,25 +119,25 @@ SELECT v.id, ST_X(v.the_geom), ST_Y(v.the_geom), v.level,
                                            ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) * 1.01 + 0.01
                           ELSE 'Infinity' END,
                      %(max_m)s::float8) AS r
-          FROM nav_edges_work_vertices_pgr k
+          FROM {VERTICES} k
          WHERE k.level = %(level)s::numeric
            AND k.the_geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),
          %(max_m)s::float8 / (111319.0 * greatest(cos(radians(least(90.0, abs(%(lat)s) + %(max_m)s::float8 / 110574.0))), 1e-9)),
          %(max_m)s::float8 / 110574.0)
-           AND EXISTS (SELECT 1 FROM nav_edges_final e
+           AND EXISTS (SELECT 1 FROM {EDGES} e
                 WHERE (e.source = k.id OR e.target = k.id)
                   AND {is_open_sql("e")}
                   AND NOT (e.kind = ANY(%(excluded)s::text[])))
          ORDER BY k.the_geom <-> ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)
           LIMIT 1) AS knn,
-       nav_edges_work_vertices_pgr v
+       {VERTICES} v
  WHERE v.level = %(level)s::numeric
    AND v.the_geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326),
          knn.r / (111319.0 * greatest(cos(radians(least(90.0, abs(%(lat)s) + knn.r / 110574.0))), 1e-9)),
          knn.r / 110574.0)
    AND ST_DWithin(v.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography, %(max_m)s)
    AND {in_lonlat_sql("v.the_geom")}
-   AND EXISTS (SELECT 1 FROM nav_edges_final e
+   AND EXISTS (SELECT 1 FROM {EDGES} e
                 WHERE (e.source = v.id OR e.target = v.id)
                   AND {is_open_sql("e")}
                   AND NOT (e.kind = ANY(%(excluded)s::text[])))
@@ -150,10 +150,10 @@ SELECT v.id, ST_X(v.the_geom), ST_Y(v.the_geom), v.level,
 NEAREST_FAR = f"""
 SELECT metres FROM (
   SELECT ST_Distance(k.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) AS metres
-    FROM nav_edges_work_vertices_pgr k
+    FROM {VERTICES} k
    WHERE k.level = %(level)s::numeric
      AND k.the_geom @ ST_MakeEnvelope(-180, -90, 180, 90, 4326)
-     AND EXISTS (SELECT 1 FROM nav_edges_final e
+     AND EXISTS (SELECT 1 FROM {EDGES} e
                   WHERE (e.source = k.id OR e.target = k.id)
                     AND {is_open_sql("e")}
                     AND NOT (e.kind = ANY(%(excluded)s::text[])))
@@ -170,7 +170,7 @@ SELECT metres FROM (
 CATEGORY_ROOMS = sql.SQL("""
 SELECT rp.ogc_fid, rp.text, rp.level, rp.building, rp.lon, rp.lat, s.*
   FROM (SELECT ogc_fid, text, level, building, ST_X(wkb_geometry) AS lon, ST_Y(wkb_geometry) AS lat
-          FROM room_points
+          FROM {rooms} room_points
          WHERE lower(category) = lower(%(category)s)
            AND ST_GeometryType(wkb_geometry) = 'ST_Point' AND {located}
            AND level BETWEEN -{max_level} AND {max_level}) rp
@@ -182,10 +182,11 @@ SELECT rp.ogc_fid, rp.text, rp.level, rp.building, rp.lon, rp.lat, s.*
     ),
     located=sql.SQL(in_lonlat_sql("wkb_geometry")),
     max_level=sql.Literal(MAX_LEVEL),
+    rooms=sql.SQL(ROOMS),
 )
 
 # Whether any room has the category at all (snapped or not): unknown category vs none reachable.
-CATEGORY_EXISTS = "SELECT EXISTS (SELECT 1 FROM room_points WHERE lower(category) = lower(%(category)s))"
+CATEGORY_EXISTS = f"SELECT EXISTS (SELECT 1 FROM {ROOMS} r WHERE lower(category) = lower(%(category)s))"  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ def nearest_distance(cur, lon: float, lat: float, level, profile: str) -> float 
 # Costs as pgRouting must see them: NULL, NaN and Infinity are closed (queries/validity.py).
 _EDGE_COLUMNS = sql.SQL(
     f"""SELECT id, source, target, {open_cost_sql("cost")} AS cost, {open_cost_sql("reverse_cost")} AS reverse_cost
-    FROM nav_edges_final WHERE """  # noqa: S608 - constant fragments
+    FROM {EDGES} nav_edges_final WHERE """  # noqa: S608 - constant fragments
 )
 
 # Rows of the given tables this backend has read in this transaction (index and sequential):
@@ -298,11 +299,11 @@ SELECT e.kind, coalesce(a.level, b.level, 0), coalesce(b.level, a.level, 0),
                      <= ST_Distance(ST_EndPoint(e.wkb_geometry), a.the_geom) THEN e.wkb_geometry
                 ELSE ST_Reverse(e.wkb_geometry) END, 7) FROM '^[^NI]*$')::json -> 'coordinates'
   FROM unnest(%(nodes)s::bigint[], %(edges)s::bigint[]) WITH ORDINALITY AS p(node, edge, ord)
-  JOIN nav_edges_final e ON e.id = p.edge
+  JOIN {EDGES} e ON e.id = p.edge
   LEFT JOIN (SELECT id, the_geom, CASE WHEN level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL} THEN level END AS level
-               FROM nav_edges_work_vertices_pgr) a ON a.id = p.node
+               FROM {VERTICES} v) a ON a.id = p.node
   LEFT JOIN (SELECT id, the_geom, CASE WHEN level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL} THEN level END AS level
-               FROM nav_edges_work_vertices_pgr) b
+               FROM {VERTICES} v) b
          ON b.id = CASE WHEN e.source = p.node THEN e.target ELSE e.source END
  ORDER BY p.ord
 """  # noqa: S608 - constant fragments; values are parameters

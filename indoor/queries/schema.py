@@ -7,6 +7,8 @@ PostgreSQL 11+, so upgrading an old database that has only the bare tables keeps
 
 from __future__ import annotations
 
+from indoor.queries.validity import TRACKED, plain_sql
+
 # Serialises concurrent init-db runs (e.g. several containers starting at once). A
 # transaction-scoped lock, so it also works through pgbouncer in transaction mode.
 LOCK = "SELECT pg_advisory_xact_lock(hashtext('indoor.init_db'))"
@@ -225,6 +227,62 @@ GRAPH_CHANGES = [
        ON nav_edges_work_vertices_pgr FOR EACH STATEMENT EXECUTE FUNCTION indoor_log_graph_change()""",
 ]
 
+
+# The service's own: which rows of the rooms and the floor plan are not plain (queries/validity.py,
+# "decided once"), kept by statement triggers as rows are written, so listings read every other
+# row with the plain expressions. A key is listed while any row holding it is not plain (a table
+# without the contract's keys may hold it twice). init-db creates the triggers first (their lock
+# holds writers back until it commits), then lists what is already there.
+def _unusable_statements() -> list[str]:
+    statements = [
+        """CREATE TABLE IF NOT EXISTS indoor_unusable_rows (
+            tbl text NOT NULL,
+            id bigint NOT NULL,
+            PRIMARY KEY (tbl, id))""",
+    ]
+    for table, (trigger, key, geometry, level) in TRACKED.items():
+        plain_t = plain_sql(f"t.{geometry}", f"t.{level}")
+        plain_n = plain_sql(f"n.{geometry}", f"n.{level}")
+        function = f"{trigger}_rows"
+        statements += [
+            f"""CREATE OR REPLACE FUNCTION {function}() RETURNS trigger
+               LANGUAGE plpgsql AS $$
+               BEGIN
+                 IF TG_OP = 'TRUNCATE' THEN
+                   DELETE FROM indoor_unusable_rows WHERE tbl = '{table}';
+                   RETURN NULL;
+                 END IF;
+                 IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                   DELETE FROM indoor_unusable_rows u
+                    WHERE u.tbl = '{table}' AND u.id IN (SELECT o.{key} FROM indoor_old_rows o)
+                      AND NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = u.id AND {plain_t} IS NOT TRUE);
+                 END IF;
+                 IF TG_OP IN ('UPDATE', 'INSERT') THEN
+                   INSERT INTO indoor_unusable_rows (tbl, id)
+                   SELECT DISTINCT '{table}', n.{key} FROM indoor_new_rows n
+                    WHERE n.{key} IS NOT NULL AND {plain_n} IS NOT TRUE
+                   ON CONFLICT DO NOTHING;
+                 END IF;
+                 RETURN NULL;
+               END $$""",  # noqa: S608 - constant names and fragments
+            f"""CREATE OR REPLACE TRIGGER {trigger} AFTER INSERT ON {table}
+               REFERENCING NEW TABLE AS indoor_new_rows FOR EACH STATEMENT EXECUTE FUNCTION {function}()""",
+            f"""CREATE OR REPLACE TRIGGER {trigger}_update AFTER UPDATE ON {table}
+               REFERENCING OLD TABLE AS indoor_old_rows NEW TABLE AS indoor_new_rows
+               FOR EACH STATEMENT EXECUTE FUNCTION {function}()""",
+            f"""CREATE OR REPLACE TRIGGER {trigger}_delete AFTER DELETE ON {table}
+               REFERENCING OLD TABLE AS indoor_old_rows FOR EACH STATEMENT EXECUTE FUNCTION {function}()""",
+            f"""CREATE OR REPLACE TRIGGER {trigger}_truncate AFTER TRUNCATE ON {table}
+               FOR EACH STATEMENT EXECUTE FUNCTION {function}()""",
+            f"DELETE FROM indoor_unusable_rows WHERE tbl = '{table}'",  # noqa: S608 - constant names
+            f"""INSERT INTO indoor_unusable_rows (tbl, id)
+                SELECT DISTINCT '{table}', t.{key} FROM {table} t WHERE t.{key} IS NOT NULL AND {plain_t} IS NOT TRUE""",  # noqa: S608
+        ]
+    return statements
+
+
+UNUSABLE = _unusable_statements()
+
 # The service's own, for operating a building live (indoor/live/): bearer tokens (only a hash
 # of each), closures (what was asked and the edges it resolved to; kept after removal as
 # history) and the change events an open map listens to. Closure and version changes write
@@ -339,6 +397,7 @@ def init_db(cur) -> list[str]:
         ("indexes", INDEXES),
         ("triggers", TRIGGERS),
         ("graph changes", GRAPH_CHANGES),
+        ("unusable rows", UNUSABLE),
         ("live", LIVE),
     ):
         for statement in group:

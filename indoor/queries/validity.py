@@ -21,29 +21,77 @@ from __future__ import annotations
 MAX_LEVEL = 1000
 
 
+# What GeoJSON (RFC 7946) and MVT can carry: the six simple types, and a collection of them (not
+# nested: RFC 7946 3.1.8; MVT has no collections, a tile leaves one out). Curves (QGIS draws arcs)
+# are carried as the lines PostGIS strokes them into. Surfaces, TINs and triangles (3D types) have
+# no counterpart: null, like a geometry of another SRID or outside lon/lat.
+SIMPLE_TYPES = ("ST_Point", "ST_LineString", "ST_Polygon", "ST_MultiPoint", "ST_MultiLineString", "ST_MultiPolygon")
+CURVE_TYPES = ("ST_CircularString", "ST_CompoundCurve", "ST_CurvePolygon", "ST_MultiCurve", "ST_MultiSurface")
+
+
+def _names(types: tuple[str, ...]) -> str:
+    return ", ".join(f"'{name}'" for name in types)
+
+
+def drawable_sql(geometry: str) -> str:
+    """SQL: `geometry` is SRID 4326, its box within lon/lat (`@`: from the box stored with it,
+    cheap; NaN coordinates pass it, see geojson_sql) and of a type GeoJSON can carry once curves
+    are stroked. Types are looked at first (CASE), so GEOS never sees a solid; the members of a
+    collection only for a collection."""
+    return (
+        f"(CASE WHEN ST_GeometryType({geometry}) IN ({_names(SIMPLE_TYPES + CURVE_TYPES)}) THEN true"  # noqa: S608
+        f" WHEN ST_GeometryType({geometry}) = 'ST_GeometryCollection' THEN NOT EXISTS ("
+        f"SELECT 1 FROM generate_series(1, ST_NumGeometries({geometry})) AS member(n)"
+        f" WHERE ST_GeometryType(ST_GeometryN({geometry}, member.n)) NOT IN ({_names(SIMPLE_TYPES)}))"
+        f" ELSE false END"
+        f" AND ST_SRID({geometry}) = 4326 AND {geometry} @ ST_MakeEnvelope(-180, -90, 180, 90, 4326))"
+    )
+
+
+def stroked_sql(geometry: str) -> str:
+    """SQL: a drawable `geometry` with its curves stroked into lines (GEOS, ST_AsGeoJSON and
+    ST_AsMVTGeom know no curves)."""
+    return (
+        f"CASE WHEN ST_GeometryType({geometry}) IN ({_names(CURVE_TYPES)}) THEN ST_CurveToLine({geometry})"
+        f" ELSE {geometry} END"
+    )
+
+
+def has_no_nan_sql(text: str) -> str:
+    """SQL: ST_AsGeoJSON text `text` holds no NaN or Infinity token (an upper-case N or I occurs
+    in its output only there: the simple types' names and the keys have neither)."""
+    return f"({text} !~ '[NI]')"
+
+
 def geojson_sql(geometry: str, counter_clockwise: bool = False) -> str:
     """SQL for the GeoJSON text of `geometry` (polygons reoriented with `counter_clockwise`), or
-    'null' when it has no usable position: of another SRID, empty or outside lon/lat (`@`: its
-    box within the world's), a type GeoJSON has none for (a polyhedral surface), or with a NaN
-    or Infinity coordinate (`@` lets NaN through; an upper-case N or I occurs in ST_AsGeoJSON's
-    output only there: type names and keys have neither). Curves (QGIS draws arcs) are drawn as
-    lines: ST_AsGeoJSON fails on them. One expression, so PostgreSQL evaluates it after the
-    page's LIMIT; the unanchored search costs little beside ST_AsGeoJSON (an anchored
-    `^[^NI]*$` cost as much)."""
-    drawn = f"CASE WHEN ST_HasArc({geometry}) THEN ST_CurveToLine({geometry}) ELSE {geometry} END"
+    'null' when it is not drawable (drawable_sql) or has a NaN or Infinity coordinate (`@` lets
+    NaN through; the output is searched: the unanchored search costs little beside ST_AsGeoJSON).
+    One expression, so PostgreSQL evaluates it after the page's LIMIT."""
+    drawn = stroked_sql(geometry)
     if counter_clockwise:
         # Polygons only: PostGIS 3.3's ST_ForcePolygonCCW also reverses a LineString.
         drawn = f"CASE WHEN ST_Dimension({geometry}) = 2 THEN ST_ForcePolygonCCW({drawn}) ELSE {drawn} END"
     return (
-        f"CASE WHEN ST_SRID({geometry}) = 4326 AND {geometry} @ ST_MakeEnvelope(-180, -90, 180, 90, 4326)"
-        f" AND ST_GeometryType({geometry}) <> 'ST_PolyhedralSurface'"
+        f"CASE WHEN {drawable_sql(geometry)}"
         f" THEN regexp_replace(ST_AsGeoJSON({drawn}, 7), '^.*[NI].*$', 'null') ELSE 'null' END"
     )
 
 
+def level_float_sql(level: str) -> str:
+    """SQL: a numeric level as float8 (vector tiles have no decimals), NULL when it is not a level
+    (NULL, NaN, +-Infinity, beyond a double: a float8 cast of 1e3000 fails), as level_json_sql.
+    A level too small for a double (1e-3000) is 0."""
+    return (
+        f"CASE WHEN {level} > -1e300 AND {level} < 1e300"
+        f" THEN CASE WHEN abs({level}) >= 1e-300 THEN {level}::float8 ELSE 0 END END"
+    )
+
+
 def level_json_sql(level: str) -> str:
-    """SQL for a level as JSON: the number when it is finite, else null (NULL, NaN, +-Infinity)."""
-    finite = f"{level} > '-Infinity' AND {level} < 'Infinity'"
+    """SQL for a level as JSON: the number when a double can hold it, else null (NULL, NaN,
+    +-Infinity, 1e3000: JSON readers take numbers as doubles)."""
+    finite = f"{level} > -1e300 AND {level} < 1e300"
     return f"CASE WHEN {finite} THEN to_json(trim_scale({level}))::text ELSE 'null' END"
 
 
@@ -76,3 +124,88 @@ def is_open_sql(edge: str) -> str:
         f"(({edge}.cost >= 0 AND {edge}.cost < 'Infinity')"
         f" OR ({edge}.reverse_cost >= 0 AND {edge}.reverse_cost < 'Infinity'))"
     )
+
+
+# -- keys -----------------------------------------------------------------------------------------
+#
+# A table created without the contract's constraints (ogr2ogr, QGIS, a script) may hold rows with a
+# NULL key or two rows with one key. Such a row cannot be named (NULL) or is ambiguous (twice):
+# every statement reads the tables through these relations, which leave out rows with a NULL key
+# and, of rows sharing a key, keep the first one stored (the lowest ctid: the one written first,
+# until VACUUM FULL or an UPDATE moves rows). Whether the table has a unique index on its key is
+# looked up once per statement (an InitPlan over the catalog): with one, as init-db makes, no row
+# is ever compared with another, so a healthy table costs one boolean test per row.
+
+
+def _keyed_sql(table: str, key: str) -> str:
+    """SQL (one InitPlan): `table` has a unique, non-partial index on `key` alone."""
+    return (
+        f"(SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a"  # noqa: S608 - constant names
+        f" ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+        f" WHERE i.indrelid = '{table}'::regclass AND i.indisunique AND i.indnkeyatts = 1"
+        f" AND i.indpred IS NULL AND a.attname = '{key}'))"
+    )
+
+
+def _first_rows_sql(table: str, key: str, not_null: tuple[str, ...]) -> str:
+    present = " AND ".join(f"k.{column} IS NOT NULL" for column in (key, *not_null))
+    return (
+        f"(SELECT k.* FROM {table} k WHERE {present}"  # noqa: S608 - constant names
+        f" AND ({_keyed_sql(table, key)}"
+        f" OR NOT EXISTS (SELECT 1 FROM {table} d WHERE d.{key} = k.{key} AND d.ctid < k.ctid)))"
+    )
+
+
+# The usable rows of each contract table, as a relation to read FROM (give it an alias).
+EDGES = _first_rows_sql("nav_edges_final", "id", ("source", "target", "kind"))
+VERTICES = _first_rows_sql("nav_edges_work_vertices_pgr", "id", ())
+ROOMS = _first_rows_sql("room_points", "ogc_fid", ())
+FLOOR = _first_rows_sql("base_floor", "ogc_fid", ())
+
+
+# -- decided once, when a row is written ------------------------------------------------------------
+#
+# Nearly every row is plain: a simple type in lon/lat with finite coordinates and a level a double
+# holds, for which ST_AsGeoJSON and to_json write exactly what the guarded expressions above would.
+# The listings (rooms, floor plan) must not pay the guards on every read of every such row, so
+# init-db's statement triggers write the ids of the few rows that are not plain to
+# indoor_unusable_rows when the rows are written (schema.UNUSABLE); a listing reads a row through
+# the guards only when its id is listed there (one hashed look-up per row), or when the table's
+# trigger is missing or disabled (a table another tool dropped and made again: every row is then
+# read through the guards until init-db runs again). `indoor check-graph` compares the list with
+# the table.
+
+# The tables whose rows are decided when written: table -> (trigger name, key, geometry, level).
+TRACKED = {
+    "room_points": ("indoor_rooms_unusable", "ogc_fid", "wkb_geometry", "level"),
+    "base_floor": ("indoor_floor_unusable", "ogc_fid", "wkb_geometry", "level"),
+}
+
+
+# One trigger per kind of write (transition tables differ): INSERT, UPDATE, DELETE, TRUNCATE.
+TRIGGER_SUFFIXES = ("", "_update", "_delete", "_truncate")
+
+
+def plain_sql(geometry: str, level: str) -> str:
+    """SQL: true when the plain expressions (ST_AsGeoJSON, to_json of the level) write what the
+    guarded ones write; NULL or false otherwise (test it with IS TRUE)."""
+    return (
+        f"(ST_GeometryType({geometry}) IN ({_names(SIMPLE_TYPES)}) AND ST_SRID({geometry}) = 4326"
+        f" AND {geometry} @ ST_MakeEnvelope(-180, -90, 180, 90, 4326)"
+        f" AND {has_no_nan_sql(f'ST_AsGeoJSON({geometry}, 7)')}"
+        f" AND {level} > -1e300 AND {level} < 1e300)"
+    )
+
+
+def careful_sql(table: str, key: str) -> str:
+    """SQL: the row of `table` keyed `key` must be read through the guards (its id is listed as not
+    plain, or the table's trigger is not there to list it). Both sub-selects are uncorrelated: one
+    InitPlan and one hashed SubPlan per statement."""
+    trigger = TRACKED[table][0]
+    names = ", ".join(f"'{trigger}{suffix}'" for suffix in TRIGGER_SUFFIXES)
+    tracked = (
+        f"(SELECT count(*) = {len(TRIGGER_SUFFIXES)} FROM pg_trigger"  # noqa: S608 - constant names
+        f" WHERE tgrelid = '{table}'::regclass AND tgname IN ({names}) AND tgenabled <> 'D')"
+    )
+    listed = f"{key} IN (SELECT u.id FROM indoor_unusable_rows u WHERE u.tbl = '{table}')"  # noqa: S608
+    return f"(NOT {tracked} OR {listed})"
