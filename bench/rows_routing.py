@@ -184,25 +184,7 @@ def uncached_route(ctx: Context) -> list[Row]:
     lengths.data.update(mismatches=len(mismatches), examples=mismatches[:5])
     floor.measured += f"; the API's uncached p50 is {fmt(ratio(p50, floor_p50), 1)} x this"
     ctx.shared["cached_paths"] = [pairs[i].path() for i in misses if api[i][0] == 200][:20]
-    phases = phases_row(ctx.server_log.lines("route")[routes_from:])
-    return [main, phases, lengths, floor, _directions_row(ctx, routes_from, directions_from, bodies)]
-
-
-PHASES = ("versions", "cache_read", "snap", "search", "path_read", "itinerary", "encode", "cache_write")
-
-
-def phases_row(lines: list[dict], key: str = "route_phases") -> Row:
-    """Where an uncached route's time goes: the medians of the phases its log line carries
-    (indoor/routing/phases.py), beside the median of the whole (route up to its path, total_ms)."""
-    row = Row(key, "uncached route, where the time goes (route log phases, medians)", status=INFO)
-    misses = [r for r in lines if r.get("cache") == "MISS" and "snap_ms" in r]
-    if not misses:
-        return row.not_measured("no uncached route logged its phases")
-    medians = {p: median([r[f"{p}_ms"] for r in misses]) for p in PHASES}
-    row.measured = ", ".join(f"{p} {fmt(v, 3)}" for p, v in medians.items()) + f" ms ({len(misses)} routes)"
-    row.reference = f"sum of medians {fmt(sum(medians.values()), 2)} ms"
-    row.data.update({f"{p}_p50_ms": v for p, v in medians.items()}, routes=len(misses))
-    return row
+    return [main, lengths, floor, _directions_row(ctx, routes_from, directions_from, bodies)]
 
 
 def _directions_row(ctx: Context, routes_from: int, directions_from: int, bodies: list) -> Row:

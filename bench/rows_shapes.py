@@ -25,12 +25,11 @@ from bench import routing
 from bench.client import Http
 from bench.context import Context
 from bench.report import Row, fmt
-from bench.rows_routing import phases_row
 from bench.stack import REFERENCE_ROLE, ServerLog
 from bench.stats import median, ms, percentile, ratio
 from scripts.services import flask_cli
 
-TARGET = 0.01  # issue 22 (issue 13 asked 0.03)
+TARGET = 0.03
 TOLERANCE_M = 0.01
 
 # name: (title, demo options, share of pairs inside one building)
@@ -196,9 +195,6 @@ def _shape(ctx: Context, name: str) -> list[Row]:
             f"index per worker: load {fmt(build['load_ms'] / 1000, 2)} s, topology {fmt(build['topology_ms'] / 1000, 2)}"
             f" s, customise {fmt(build['customize_ms'] / 1000, 2)} s (ready {fmt(waited, 1)} s after the first route)"
         )
-        phases = phases_row(routes[-len(pairs) :])
-        if phases.status != "not measured":
-            row.measured += f"; phases (medians, ms): {phases.measured}"
         row.reference = (
             f"full-graph pgr_dijkstra p50 {fmt(ms(median(ref_times)))} ms ({timed} pairs spread over the run; "
             f"the API's p50 on the routes right before each: {fmt(ms(median(api_timed)))} ms)"
@@ -210,7 +206,7 @@ def _shape(ctx: Context, name: str) -> list[Row]:
         row.data.update(edges=campus.edges, pairs=len(pairs), ratio=r, api_p50_ms=ms(median(all_times)),
                         api_timed_p50_ms=ms(median(api_timed)), ref_p50_ms=ms(median(ref_times)),
                         by_index=by_index, mismatches=mismatches[:5], index_build=build, index_wait_s=waited,
-                        demo=campus.demo_output, phases=phases.data)  # fmt: skip
+                        demo=campus.demo_output)  # fmt: skip
         rows = [row]
         if name == "bench":
             rows += _after_edits(ctx, campus, cur, client, rooms, median(ref_times))
@@ -279,9 +275,6 @@ def _after_edits(ctx: Context, campus: Campus, cur, client, rooms, _shape_ref_p5
             f"full-graph pgr_dijkstra p50 {fmt(ms(ref_p50))} ms ({len(ref_times)} pairs, after every 5th route"
             " before and after the edit)"
         )
-        phases = phases_row(routes)
-        if phases.status != "not measured":
-            row.measured += f"; phases after (medians, ms): {phases.measured}"
         row.ratio = fmt(r, 3)
         errors = [t for t in after + before if t[1] not in (200, 422)]
         if errors:

@@ -348,7 +348,6 @@ class PathRun:
     edges: list[PathEdge] = field(default_factory=list)
     pgrouting_ms: float = 0.0
     edges_loaded: int = 0
-    path_read_ms: float = 0.0  # the PATH_EDGES read
 
 
 def _where(boxes: list[Box] | None, profile) -> sql.Composable:
@@ -396,9 +395,7 @@ def path(cur, source: int, target: int, edges: str, tables: list[str], seqscan: 
         return run
     if unpack is not None:
         rows = unpack(cur, rows)
-    started = time.perf_counter()
     run.edges = path_edges(cur, rows)
-    run.path_read_ms = (time.perf_counter() - started) * 1000
     run.cost = sum(e.cost for e in run.edges)
     return run
 

@@ -47,7 +47,7 @@ from flask import current_app
 from indoor.extensions import get_db, get_settings
 from indoor.queries import route_index as queries
 from indoor.queries.versions import versions
-from indoor.routing import graph_arrays, index_store
+from indoor.routing import index_store
 from indoor.routing.background import run_logged, run_off_loop
 
 log = logging.getLogger("indoor.route_index")
@@ -103,8 +103,6 @@ class RouteIndex:
     extra_arrays: dict[str, np.ndarray] = field(default_factory=dict)
     loaded_from_store: bool = False
     memory: dict = field(default_factory=dict)  # what loading it added (from_store), for the log
-    # The path's edges and the snap for routes of one graph version (graph_arrays.py; None: SQL).
-    arrays: graph_arrays.RouteArrays | None = None
 
     @property
     def edge_count(self) -> int:
@@ -514,19 +512,7 @@ def to_arrays(index: RouteIndex) -> dict[str, np.ndarray]:
     arrays = {name: getattr(index, name) for name in _ARRAYS}
     arrays.update({f"weights.{p}": w for p, w in index.weights.items()})
     arrays.update({f"extra.{name}": a for name, a in index.extra_arrays.items()})
-    if index.arrays is not None and index.arrays.graph_key == index.graph_key:
-        # The route arrays ride along: a worker that maps the index answers without reading them.
-        arrays.update({f"{_ROUTE}{name}": a for name, a in graph_arrays.as_arrays(index.arrays).items()})
     return arrays
-
-
-_ROUTE = "route."  # the stored names of the route arrays (graph_arrays.RouteArrays)
-
-
-def _route_arrays(arrays: dict, graph_key: str):
-    """The stored route arrays of `graph_key`, mapped; None when the version was stored without."""
-    held = {k[len(_ROUTE) :]: a for k, a in arrays.items() if k.startswith(_ROUTE)}
-    return graph_arrays.from_arrays(graph_key, held) if held else None
 
 
 def from_store(base, graph_key: str) -> RouteIndex | None:
@@ -550,7 +536,6 @@ def from_store(base, graph_key: str) -> RouteIndex | None:
         extra_arrays={k[len("extra.") :]: a for k, a in arrays.items() if k.startswith("extra.")},
         build_ms=build_ms,
         loaded_from_store=True,
-        arrays=_route_arrays(arrays, graph_key),
     )
     started = time.perf_counter()
     for profile in PROFILES:
@@ -669,19 +654,6 @@ def current(graph_key: str, cur=None) -> RouteIndex | None:
     return None
 
 
-def held(graph_key: str) -> RouteIndex | None:
-    """This worker's index if it is of `graph_key`, as it is (nothing started, nothing read)."""
-    index = _state(current_app._get_current_object())["index"]
-    return index if index is not None and index.graph_key == graph_key else None
-
-
-def request_arrays() -> None:
-    """The index followed edits in place, its arrays did not: a read in the background makes
-    them its version's again (build_now, which keeps the index as it is)."""
-    app = current_app._get_current_object()
-    request_build(app, _state(app))
-
-
 def request_build(app, state=None) -> bool:
     state = state or _state(app)
     with state["lock"]:
@@ -722,8 +694,6 @@ def build_now(state=None) -> RouteIndex | None:
     graph_key = read_key()
     previous = state["index"]
     if previous is not None and previous.graph_key == graph_key and not previous.added:
-        if previous.arrays is None or previous.arrays.graph_key != graph_key:
-            return _build_here(state)  # the index is this version's, its route arrays are not: read them
         return previous
     loaded = _load_stored(state, base, graph_key)
     if loaded is not None:
@@ -766,7 +736,6 @@ def _adopt_stored(index: RouteIndex, base, graph_key: str) -> None:
         setattr(index, name, arrays[name])
     index.weights = {p: arrays[f"weights.{p}"] for p in PROFILES}
     index.extra_arrays = {k[len("extra.") :]: a for k, a in arrays.items() if k.startswith("extra.")}
-    index.arrays = _route_arrays(arrays, graph_key) or index.arrays
     index.loaded_from_store = True
 
 
@@ -791,16 +760,15 @@ def _load_stored(state, base, graph_key: str) -> RouteIndex | None:
 def _build_here(state) -> RouteIndex | None:
     """Read the network and build this worker's index of its version (what the log line says)."""
     started = time.perf_counter()
-    arrays, has_changes, (route_arrays, arrays_ms) = get_db().read(
-        _read, timeout_ms=int(get_settings().route_index_load_timeout_s * 1000)
+    arrays, has_changes = get_db().read(
+        lambda cur: (queries.load(cur), queries.has_changes(cur)),
+        timeout_ms=int(get_settings().route_index_load_timeout_s * 1000),
     )
     state["has_changes"] = has_changes
     loaded_ms = (time.perf_counter() - started) * 1000
     previous = state["index"]
     previous_key = previous.graph_key if previous is not None else None
     if previous is not None and previous.graph_key == arrays.graph_key and not previous.added:
-        if previous.arrays is None or previous.arrays.graph_key != arrays.graph_key:
-            previous.arrays = route_arrays  # followed in place by requests: these are its version's
         return previous
     how = "built"
     try:
@@ -811,9 +779,8 @@ def _build_here(state) -> RouteIndex | None:
                 if state["index"] is not previous or previous.graph_key != previous_key:
                     return state["index"]  # requests moved it on meanwhile (see current())
                 update_in_place(previous, arrays, *found)
-                previous.arrays = route_arrays
                 state["last"] = {"how": "updated", "arcs": sum(len(a) for a in found[0].values())}
-                _log_built(previous, "updated", loaded_ms, started, state["last"]["arcs"], arrays_ms)
+                _log_built(previous, "updated", loaded_ms, started, state["last"]["arcs"])
                 return previous
             how = "recustomized" if found is not None else "built"
         index = run_off_loop(build, arrays, previous)
@@ -827,20 +794,13 @@ def _build_here(state) -> RouteIndex | None:
         # Requests moved the index on while this one was built: keep the newer of the two.
         if queries.key_order(current_index.graph_key) > queries.key_order(index.graph_key):
             return current_index
-    index.arrays = route_arrays
     state["index"] = index
     state["last"] = {"how": how}
-    _log_built(index, how, loaded_ms, started, None, arrays_ms)
+    _log_built(index, how, loaded_ms, started, None)
     return index
 
 
-def _read(cur):
-    """The network, whether edits are logged, and the route arrays (graph_arrays.py), in one snapshot."""
-    arrays = queries.load(cur)
-    return arrays, queries.has_changes(cur), graph_arrays.timed_load(cur, arrays.graph_key, arrays.edges)
-
-
-def _log_built(index: RouteIndex, how: str, loaded_ms: float, started: float, arcs, arrays_ms: float = 0.0) -> None:
+def _log_built(index: RouteIndex, how: str, loaded_ms: float, started: float, arcs) -> None:
     log.info(
         "route index ready",
         extra={
@@ -849,7 +809,6 @@ def _log_built(index: RouteIndex, how: str, loaded_ms: float, started: float, ar
             "vertices": len(index.vertex_ids),
             "edges": index.edge_count,
             "load_ms": round(loaded_ms, 1),
-            "arrays_ms": round(arrays_ms, 1),
             "topology_ms": round(index.build_ms, 1) if how in ("built", "loaded") else 0.0,
             "customize_ms": round(index.customize_ms, 1) if how != "updated" else 0.0,
             "arcs_updated": arcs,

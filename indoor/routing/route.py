@@ -23,7 +23,6 @@ from indoor.live import closures
 from indoor.queries.routing import AVOIDABLE, Rules, excluded_kinds
 from indoor.routing import category, itinerary, keys, search, snap, spaces, windows
 from indoor.routing.errors import NoRoute, RoutesBusy, RouteTooLong
-from indoor.routing.phases import Phases
 from indoor.routing.versions import current_versions, remember
 
 log = logging.getLogger("indoor.route")
@@ -61,23 +60,17 @@ def route_between(places: list, profile: str, avoid: tuple[str, ...] = ()) -> tu
     start, end or removal changes every key it touches.
     """
     writes = {}
-    phases = Phases()
     try:
-        with phases.timed("versions"):
-            found_versions = current_versions()
-            active = closures.active(found_versions, profile)
+        found_versions = current_versions()
+        active = closures.active(found_versions, profile)
         closed = tuple(sorted(set().union(*(c.edges for c in active)))) if active else ()
         rules = Rules(profile, tuple(sorted(set(avoid))), closed)
-        return _route_between(places, rules, active, found_versions, writes, phases)
+        return _route_between(places, rules, active, found_versions, writes)
     finally:
-        with phases.timed("cache_write"):
-            cache_set_many(writes)
-        phases.emit(log)
+        cache_set_many(writes)
 
 
-def _route_between(
-    places: list, rules: Rules, active: tuple, found_versions: dict, writes: dict, phases: Phases
-) -> tuple[bytes, str]:
+def _route_between(places: list, rules: Rules, active: tuple, found_versions: dict, writes: dict) -> tuple[bytes, str]:
     started = time.perf_counter()
     settings = get_settings()
     names = _names(len(places))
@@ -94,10 +87,9 @@ def _route_between(
         metrics.observe_route(None, cache_hit=True)
         return cached_body, "HIT"
     fixed = [k for k, p in enumerate(places) if not isinstance(p, CategoryPlace)]
-    with phases.timed("cache_read"):
-        cached_body, *cached_places = cache_get_many(
-            cached_key, *(keys.place_key(places[k], found_versions, snap_keyed) for k in fixed)
-        )
+    cached_body, *cached_places = cache_get_many(
+        cached_key, *(keys.place_key(places[k], found_versions, snap_keyed) for k in fixed)
+    )
     if cached_body is not None:
         local_cache().set(cached_key, cached_body)
         metrics.observe_route(None, cache_hit=True)
@@ -108,16 +100,9 @@ def _route_between(
         for k, value in zip(fixed, cached_places, strict=True):
             known[k] = value
         if any(known[k] is None for k in fixed):
-            with phases.timed("snap"):
-                # The worker's rooms and the index's arrays of these versions: no read.
-                resolved = snap.resolve_in_memory(places, snap_profile, found_versions, known)
-                if resolved is None:
-                    phases.places_read = True
-                    read_at = time.monotonic()
-                    found_versions, resolved = get_db().read(
-                        lambda cur: snap.resolve_all(cur, places, snap_profile, known)
-                    )
-                    remember(found_versions, read_at)
+            read_at = time.monotonic()
+            found_versions, resolved = get_db().read(lambda cur: snap.resolve_all(cur, places, snap_profile, known))
+            remember(found_versions, read_at)
             for k in fixed:
                 if known[k] is None and not resolved[k].get("missing"):
                     writes[keys.place_key(places[k], found_versions, snap_keyed)] = resolved[k]
@@ -154,28 +139,16 @@ def _route_between(
         def path_key(k, graph_key, key_profile=keyed):
             return keys.path_key(graph_key, key_profile, resolved[k]["vertex"], resolved[k + 1]["vertex"])
 
-        with phases.timed("cache_read"):
-            cached_paths = cache_get_many(*(path_key(k, found_versions["graph_key"]) for k in parts))
+        cached_paths = cache_get_many(*(path_key(k, found_versions["graph_key"]) for k in parts))
         paths = {k: path for k, path in zip(parts, cached_paths, strict=True) if path is not None}
         missing = [k for k in parts if k not in paths]
         searches = {}
-        # The index and its arrays of the version the places were resolved in: no read at all.
-        with phases.timed("search"):
-            fast = search.compute_in_memory(profile, resolved, resolved_versions, missing) if missing else None
-        if fast is not None:
-            computed, searches = fast
-            paths.update(computed)
-            for k, path in computed.items():
-                writes[path_key(k, found_versions["graph_key"])] = path
-            phases.add("path_read", sum(s.path_read_ms for s in searches.values()))
-        elif missing:
+        if missing:
             read_at = time.monotonic()
-            with phases.timed("search"):
-                found_versions, computed, new_resolved, searches = get_db().read(
-                    lambda cur: search.compute(cur, route_places, profile, resolved, resolved_versions, missing)
-                )
+            found_versions, computed, new_resolved, searches = get_db().read(
+                lambda cur: search.compute(cur, route_places, profile, resolved, resolved_versions, missing)
+            )
             remember(found_versions, read_at)
-            phases.add("path_read", sum(s.path_read_ms for s in searches.values()))
             if new_resolved is not resolved:  # the places moved with the graph: answer for the new one
                 resolved = new_resolved
                 ends = [snap.as_place(r, n, p) for r, n, p in zip(resolved, names, route_places, strict=True)]
@@ -187,10 +160,9 @@ def _route_between(
                 writes[path_key(k, found_versions["graph_key"])] = path
         cache_state = "MISS" if missing else "HIT"
         for k in parts:
-            phases.lines.append(
-                _log(searches.get(k), cache_state, keyed, resolved[k]["vertex"], resolved[k + 1]["vertex"], paths[k],
-                     started)
-            )  # fmt: skip
+            _log(
+                searches.get(k), cache_state, keyed, resolved[k]["vertex"], resolved[k + 1]["vertex"], paths[k], started
+            )
         went_around, certain = [], True
         if active:
             went_around, certain = _closures_went_around(
@@ -216,10 +188,7 @@ def _route_between(
         if length_m > settings.route_max_length_m:  # refused before the costly part: legs, names, body
             raise RouteTooLong(length_m, settings.route_max_length_m, cache_state)
         paths_in_order = [paths.get(k) for k in range(len(places) - 1)]
-        with phases.timed("itinerary"):
-            collection = _noted(_collection(ends, paths_in_order, found_versions, rules.profile), rules, went_around)
-        with phases.timed("encode"):
-            body = _encode(collection)
+        body = _encode(_noted(_collection(ends, paths_in_order, found_versions, rules.profile), rules, went_around))
         # Not cached: a category chosen on older data, or closures not attributed in one snapshot.
         if certain and all(seen == found_versions for seen in chosen_under):
             cached_key = keys.body_key(places, found_versions, keyed)
@@ -373,29 +342,29 @@ def _method(searched) -> str | None:
     return "overlay" if searched.overlay else "full_graph" if searched.full_graph else "window"
 
 
-def _log(searched, cache_state: str, profile: str, source, target, path: dict | None, started: float) -> dict:
-    """One line per part of a route that was not a finished body in the cache: its fields (logged
-    with the request's phases once it is answered, see phases.py)."""
+def _log(searched, cache_state: str, profile: str, source, target, path: dict | None, started: float) -> None:
+    """One line per part of a route that was not a finished body in the cache."""
     metrics.observe_route(
         searched.pgrouting_ms / 1000 if searched else None, cache_hit=cache_state == "HIT", method=_method(searched)
     )
-    return {
-        "cache": cache_state,
-        "profile": profile,
-        "source_vertex": source,
-        "target_vertex": target,
-        "found": path["cost"] is not None if path else True,
-        "pgrouting_ms": round(searched.pgrouting_ms, 2) if searched else 0.0,
-        "edges_loaded": searched.edges_loaded if searched else 0,
-        "window_tries": searched.window_tries if searched else 0,
-        "full_graph": searched.full_graph if searched else False,
-        "overlay": searched.overlay if searched else False,
-        "index": searched.index if searched else False,
-        "index_us": round(searched.index_us, 1) if searched else 0.0,
-        "path_from_arrays": searched.path_from_arrays if searched else False,
-        "no_read": searched.no_read if searched else False,
-        # How the answer was decided: a search, the components (not connected, no search),
-        # or the cache (a path computed before).
-        "decided_by": searched.decided_by if searched else "cache",
-        "total_ms": round((time.perf_counter() - started) * 1000, 2),
-    }
+    log.info(
+        "route",
+        extra={
+            "cache": cache_state,
+            "profile": profile,
+            "source_vertex": source,
+            "target_vertex": target,
+            "found": path["cost"] is not None if path else True,
+            "pgrouting_ms": round(searched.pgrouting_ms, 2) if searched else 0.0,
+            "edges_loaded": searched.edges_loaded if searched else 0,
+            "window_tries": searched.window_tries if searched else 0,
+            "full_graph": searched.full_graph if searched else False,
+            "overlay": searched.overlay if searched else False,
+            "index": searched.index if searched else False,
+            "index_us": round(searched.index_us, 1) if searched else 0.0,
+            # How the answer was decided: a search, the components (not connected, no search),
+            # or the cache (a path computed before).
+            "decided_by": searched.decided_by if searched else "cache",
+            "total_ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )

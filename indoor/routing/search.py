@@ -22,7 +22,7 @@ from indoor.extensions import get_settings
 from indoor.queries import overlay as overlay_queries
 from indoor.queries import routing as queries
 from indoor.queries.routing import PathEdge, Snap
-from indoor.routing import graph_arrays, index, itinerary, overlay, snap, windows
+from indoor.routing import index, itinerary, overlay, snap, windows
 
 _EXTENT = "indoor.route_extent"
 _RATIOS = "indoor.route_ratios"
@@ -43,9 +43,6 @@ class PathSearch:
     decided_by: str = "search"  # or "components": the two are in different components, no search
     index: bool = False  # answered by the worker's in-memory route index (index.py)
     index_us: float = 0.0  # the index search's time, microseconds
-    path_read_ms: float = 0.0  # reading the path's edges, geometry and levels (phases.py)
-    path_from_arrays: bool = False  # the edges read from the index's arrays (graph_arrays.py), not SQL
-    no_read: bool = False  # computed with no database read at all (compute_in_memory)
 
 
 def same_place(a: dict, b: dict) -> bool:
@@ -65,7 +62,7 @@ def compute(
     """
     found_versions = queries.snapshot_versions(cur)
     if found_versions != versions_used:
-        resolved = [snap.resolve(cur, p, profile, found_versions["graph_key"]) for p in places]
+        resolved = [snap.resolve(cur, p, profile) for p in places]
         if any(r.get("missing") or r.get("unlocated") or r.get("vertex") is None for r in resolved):
             return found_versions, {}, resolved, {}
         parts = [k for k in range(len(places) - 1) if not same_place(resolved[k], resolved[k + 1])]
@@ -112,11 +109,7 @@ def _compute_part(cur, start: dict, end: dict, profile: str, found_versions: dic
         if search.overlay_stale or (graph_key is not None and linked is None and source.vertex != target.vertex):
             overlay.request_rebuild()  # the overlay or the components are not this graph's yet
     learn(search.cost, straight, same_level)
-    return _path(graph_version, search), search
-
-
-def _path(graph_version: int, search: PathSearch) -> dict:
-    return {
+    path = {
         "graph_version": graph_version,
         "cost": search.cost,
         "edge_ids": [e.id for e in search.edges],  # which closures a path would have crossed
@@ -125,50 +118,7 @@ def _path(graph_version: int, search: PathSearch) -> dict:
             for e in search.edges
         ],
     }
-
-
-def compute_in_memory(profile, resolved: list, found_versions: dict, parts: list[int]) -> tuple[dict, dict] | None:
-    """compute()'s paths with no database read: when this worker's route index and its arrays
-    (graph_arrays.py) are of `found_versions`' graph, the version the places were resolved in,
-    each part is one index search and its edges are read from the arrays, so the answer is that
-    version's exactly. None when anything is not held (compute() answers)."""
-    settings = get_settings()
-    graph_key = found_versions["graph_key"]
-    if not settings.route_index or not (queries.is_plain(profile) or not profile.avoid):
-        return None
-    found_index = index.held(graph_key)
-    if found_index is None or _arrays(found_index, graph_key) is None:
-        return None
-    closed = profile.closed if isinstance(profile, queries.Rules) else ()
-    name = queries.profile_name(profile)
-    if closed and not (index.closed_ready(found_index, name) and found_index.graph_key == graph_key):
-        return None  # (closed_ready may yield: the index must still be this graph's)
-    arrays = found_index.arrays
-    if arrays is None or arrays.graph_key != graph_key:
-        return None
-    paths, searches = {}, {}
-    for k in parts:
-        start, end = resolved[k], resolved[k + 1]
-        started = time.perf_counter()
-        found = found_index.path(start["vertex"], end["vertex"], name, closed)
-        if found is None:
-            return None
-        search = PathSearch(cost=found[0], index=True, index_us=(time.perf_counter() - started) * 1e6)
-        search.no_read = search.path_from_arrays = True
-        if found[1]:
-            read_at = time.perf_counter()
-            edges = graph_arrays.path_edges(arrays, found[1])
-            if edges is None:
-                return None
-            search.path_read_ms = (time.perf_counter() - read_at) * 1000
-            search.edges = edges
-            search.cost = sum(e.cost for e in edges)
-        straight = windows.lower_bound_distance_m(
-            (start["vertex_lon"], start["vertex_lat"]), (end["vertex_lon"], end["vertex_lat"])
-        )
-        learn(search.cost, straight, start["level"] == end["level"])
-        paths[k], searches[k] = _path(found_versions["graph"], search), search
-    return paths, searches
+    return path, search
 
 
 def indexed_path(cur, source: Snap, target: Snap, profile: str, graph_key: str) -> PathSearch | None:
@@ -187,26 +137,10 @@ def indexed_path(cur, source: Snap, target: Snap, profile: str, graph_key: str) 
     if found is None:
         return None
     search = PathSearch(cost=found[0], index=True, index_us=(time.perf_counter() - started) * 1e6)
-    arrays = _arrays(found_index, graph_key)
     if found[1]:
-        read_at = time.perf_counter()
-        edges = graph_arrays.path_edges(arrays, found[1]) if arrays is not None else None
-        search.path_from_arrays = edges is not None
-        search.edges = edges if edges is not None else queries.path_edges(cur, found[1])
-        search.path_read_ms = (time.perf_counter() - read_at) * 1000
+        search.edges = queries.path_edges(cur, found[1])
         search.cost = sum(e.cost for e in search.edges)
     return search
-
-
-def _arrays(found_index, graph_key: str):
-    """The index's arrays when they are of `graph_key`. When the index followed an edit in place
-    (its arrays are an older version's), they are read again in the background meanwhile."""
-    arrays = found_index.arrays
-    if arrays is not None and arrays.graph_key == graph_key:
-        return arrays
-    if arrays is not None and found_index.graph_key == graph_key:
-        index.request_arrays()
-    return None
 
 
 def _search(cur, source: int, target: int, boxes, profile: str, search: PathSearch) -> float | None:
@@ -231,7 +165,6 @@ def _search_overlay(cur, source: int, target: int, cells: overlay_queries.Cells,
 def _take(search: PathSearch, run: queries.PathRun) -> float | None:
     """The latest search's answer becomes the answer; the costs of all searches add up."""
     search.pgrouting_ms += run.pgrouting_ms
-    search.path_read_ms += run.path_read_ms
     search.edges_loaded += run.edges_loaded
     search.cost, search.edges = run.cost, run.edges
     return run.cost
