@@ -388,12 +388,7 @@ def build(arrays: queries.GraphArrays, previous: RouteIndex | None = None) -> Ro
         weights=_weights(cost, reverse_cost, accessible),
         build_ms=build_ms,
     )
-    started = time.perf_counter()
-    for profile in PROFILES:
-        metric = prk.CCHMetric(topology)
-        metric.customize(index.weights[profile])
-        index.metrics[profile] = metric
-    index.customize_ms = (time.perf_counter() - started) * 1000
+    _customize(prk, index)
     return index
 
 
@@ -508,6 +503,16 @@ def _own_arrays(index: RouteIndex) -> None:
 _ARRAYS = ("vertex_ids", "edge_ids", "sources", "targets", "cost", "reverse_cost", "accessible")
 
 
+def _customize(prk, index: RouteIndex) -> None:
+    """One metric per profile on the index's topology, customised to its weights (timed)."""
+    started = time.perf_counter()
+    for profile in PROFILES:
+        metric = prk.CCHMetric(index.topology)
+        metric.customize(index.weights[profile])
+        index.metrics[profile] = metric
+    index.customize_ms = (time.perf_counter() - started) * 1000
+
+
 def to_arrays(index: RouteIndex) -> dict[str, np.ndarray]:
     arrays = {name: getattr(index, name) for name in _ARRAYS}
     arrays.update({f"weights.{p}": w for p, w in index.weights.items()})
@@ -537,12 +542,7 @@ def from_store(base, graph_key: str) -> RouteIndex | None:
         build_ms=build_ms,
         loaded_from_store=True,
     )
-    started = time.perf_counter()
-    for profile in PROFILES:
-        metric = prk.CCHMetric(topology)
-        metric.customize(index.weights[profile])
-        index.metrics[profile] = metric
-    index.customize_ms = (time.perf_counter() - started) * 1000
+    _customize(prk, index)
     # What this worker holds of its own (RSS growth, approximate: other requests run meanwhile);
     # the arrays are the store's maps, shared.
     index.memory = {
