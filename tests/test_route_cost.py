@@ -65,15 +65,26 @@ def test_a_route_longer_than_the_budget_is_refused_naming_the_limit(database_url
         limited.extensions["indoor.db"].close()
 
 
+def _wait_for_a_statement_waiting_on_a_lock(sql, within_s: float = 20.0) -> None:
+    """Until a backend waits for a lock. (A fixed sleep was not enough under CI's load: the next
+    request reached the slot first, then waited for the lock itself.)"""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if sql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")[0][0]:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no route waited for the locked edges within {within_s} s")
+
+
 def test_uncached_routes_beyond_the_workers_slots_get_a_quick_503_while_health_and_cached_routes_answer(
     serve, direct_database_url, sql
 ):
-    server = serve(workers=1, ROUTE_MAX_CONCURRENT=1, ROUTE_QUEUE_WAIT_S=0.3)
+    # A statement timeout longer than the test: the slow route waits out the lock, never the clock.
+    server = serve(workers=1, ROUTE_MAX_CONCURRENT=1, ROUTE_QUEUE_WAIT_S=0.3, PG_STATEMENT_TIMEOUT_MS=30000)
     a, b, c, d, e, f = _rooms(sql, 6)
     assert get(f"{server.base_url}/api/route/?from={a}&to={b}")[0] == 200  # now cached
     # Hold the edges as a slow disk or a long migration would: an uncached route then takes the
-    # worker's one slot and waits for the lock in its snap. (Not the rooms too: with them locked, a
-    # request was seen in CI to wait for them before the slot, ending in a statement timeout.)
+    # worker's one slot and waits for the lock in its snap.
     blocker = psycopg2.connect(direct_database_url)
     results = {}
     try:
@@ -83,7 +94,7 @@ def test_uncached_routes_beyond_the_workers_slots_get_a_quick_503_while_health_a
             target=lambda: results.update(slow=get(f"{server.base_url}/api/route/?from={c}&to={d}", timeout=30))
         )
         slow.start()
-        time.sleep(0.5)  # the slow one holds the slot
+        _wait_for_a_statement_waiting_on_a_lock(sql)  # the slow one is in its snap: it holds the slot
         started = time.monotonic()
         status, headers, body = get(f"{server.base_url}/api/route/?from={e}&to={f}", timeout=30)
         waited = time.monotonic() - started
