@@ -143,7 +143,11 @@ def _items(parts, positions, spaces: Spaces) -> list:
     scale = math.cos(math.radians(first[1])) if first else 1.0
     kinds, from_levels, to_levels, costs, lines = zip(*map(_FIELDS, parts), strict=True)
     # Levels as numbers: equal levels, equal numbers (NULL and non-finite ones alike: no level).
-    levels, level_number_of = np.unique(np.array(from_levels + to_levels, dtype=float), return_inverse=True)
+    # (searchsorted into the sorted distinct values: far cheaper than unique's return_inverse, and
+    # NaN, sorted last by both, finds its own place.)
+    all_levels = np.array(from_levels + to_levels, dtype=float)
+    levels = np.unique(all_levels)
+    level_number_of = np.searchsorted(levels, all_levels)
     level_number_of, to_number = level_number_of[: len(parts)], level_number_of[len(parts) :]
     level_values = np.where(np.isfinite(levels), levels, np.nan).tolist()
     vertical = level_number_of != to_number
@@ -195,9 +199,10 @@ def _items(parts, positions, spaces: Spaces) -> list:
     # Which piece joins the stretch before it: the same kind (no door), level, space and
     # building, both with a heading, no level change between, and within half a degree of the
     # stretch's first heading (so a slow curve is still cut where it has turned).
-    kind_names = np.array(kinds, dtype=object)
-    kind = np.unique(kind_names.astype(str), return_inverse=True)[1][segment]
-    door = (kind_names == "door")[segment]
+    kind_number: dict = {}
+    kind_of = np.fromiter([kind_number.setdefault(k, len(kind_number)) for k in kinds], np.int64, len(kinds))
+    kind = kind_of[segment]
+    door = (kind_of == kind_number.get("door", -1))[segment]
     same_level = level_number_of[segment]
     verticals_before = np.cumsum(vertical)[segment]
     joins = np.zeros(pieces, dtype=bool)
