@@ -1,4 +1,5 @@
-"""gunicorn's gevent worker, with its request-parsing errors as the API's JSON error shape.
+"""gunicorn's gevent worker, with its request-parsing errors as the API's JSON error shape, and
+its live streams ended as soon as it is told to stop.
 
 gunicorn answers a request it cannot parse (a duplicate Host, a bad method, an HTTP/2 preface,
 obs-fold, Content-Length with Transfer-Encoding...) itself, before the app sees it, with an HTML
@@ -10,7 +11,9 @@ this class before any worker forks and patches.
 from __future__ import annotations
 
 import json
+import sys
 
+import gevent
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
 
@@ -54,6 +57,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 class JsonErrorsWorker(GeventWorker):
+    def handle_exit(self, sig, frame):
+        """SIGTERM (a deploy, a scale-down): stop as gunicorn does, and end the live streams now
+        rather than after GRACEFUL_TIMEOUT; their clients reconnect elsewhere at once."""
+        super().handle_exit(sig, frame)
+        gevent.spawn(_end_streams)  # out of the signal handler, as gunicorn does for SIGQUIT
+
     def handle_error(self, req, client, addr, exc):
         captured = _Captured()
         super().handle_error(req, captured, addr, exc)  # gunicorn decides and logs
@@ -69,3 +78,11 @@ class JsonErrorsWorker(GeventWorker):
             util.write_nonblock(client, json_error(status, reason, message))
         except Exception:
             self.log.debug("Failed to send error message.")
+
+
+def _end_streams() -> None:
+    # Looked up, not imported: this module loads before the app, and a worker that never
+    # opened a live stream has nothing to end.
+    events = sys.modules.get("indoor.live.events")
+    if events is not None:
+        events.end_streams()

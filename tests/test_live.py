@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import signal
 import threading
 import time
 import urllib.request
@@ -440,6 +441,41 @@ def test_events_arrive_in_order_with_ids_and_resume_through_gunicorn(serve, live
     too_old.close()
     bad = EventStream(server.base_url, "/api/events/", headers={"Last-Event-ID": "abc"})
     assert bad.status == 400 and json.loads(bad.body())["error"]["code"] == "bad_request"
+
+
+def test_a_stopping_server_ends_its_live_streams_at_once_and_a_resume_elsewhere_loses_nothing(
+    serve, live_url, live_sql, token, pgbouncer_url
+):
+    """A deploy or a scale-down sends SIGTERM: the worker's live streams end within a second or
+    two (not after gunicorn's 20 s graceful timeout), so each map reconnects, to another server,
+    with its Last-Event-ID and misses no event."""
+    env = {"DATABASE_URL": pgbouncer_url(live_url), "EVENTS_POLL_S": "0.1"}
+    stopping, other = serve(workers=1, **env), serve(workers=1, **env)
+    watching = EventStream(stopping.base_url, "/api/events/")
+    assert watching.status == 200
+    time.sleep(0.5)  # subscribed
+    lift = elevator(live_sql, 1)[0]
+    request = urllib.request.Request(
+        other.base_url + "/api/closures/", method="POST", data=json.dumps({"rooms": [lift], "reason": "deploy"}).encode(),
+        headers={**auth(token), "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a local test server
+        assert response.status == 201
+    seen = _collect(watching, 1)
+    assert len(seen) == 1
+    stopping.proc.send_signal(signal.SIGTERM)
+    signalled = time.monotonic()
+    rest = list(watching.items())  # to the stream's end
+    ended_after = time.monotonic() - signalled
+    assert ended_after < 5.0, f"the stream stayed open {ended_after:.1f} s after SIGTERM"
+    stopping.proc.wait(10)  # and the server itself is gone soon after
+    assert time.monotonic() - signalled < 10.0
+    live_sql("UPDATE nav_edges_final SET cost = cost WHERE id = (SELECT min(id) FROM nav_edges_final)")
+    last_id = ([e.id for e in rest if isinstance(e, Event) and e.id] or [seen[-1].id])[-1]
+    resumed = EventStream(other.base_url, "/api/events/", headers={"Last-Event-ID": last_id})
+    missed = _collect(resumed, 1)
+    assert [e.json()["kind"] for e in missed] == ["graph"]
+    resumed.close()
 
 
 def test_the_route_index_answers_routes_around_closures_exactly(live, live_sql, token, caplog):

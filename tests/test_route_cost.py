@@ -84,12 +84,14 @@ def test_uncached_routes_beyond_the_workers_slots_get_a_quick_503_while_health_a
     a, b, c, d, e, f = _rooms(sql, 6)
     assert get(f"{server.base_url}/api/route/?from={a}&to={b}")[0] == 200  # now cached
     # Hold the edges as a slow disk or a long migration would: an uncached route then takes the
-    # worker's one slot and waits for the lock in its snap.
+    # worker's one slot and waits for the locks in its snap.
     blocker = psycopg2.connect(direct_database_url)
     results = {}
     try:
         with blocker.cursor() as cur:
-            cur.execute("LOCK TABLE nav_edges_final IN ACCESS EXCLUSIVE MODE")
+            # The rooms too: with the route index loaded a path reads no edge, but a place is
+            # always snapped from its room.
+            cur.execute("LOCK TABLE nav_edges_final, room_points IN ACCESS EXCLUSIVE MODE")
         slow = threading.Thread(
             target=lambda: results.update(slow=get(f"{server.base_url}/api/route/?from={c}&to={d}", timeout=30))
         )

@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -43,10 +44,25 @@ class Subscriber:
         return self.building is None or building is None or building == self.building
 
 
+# Put in a subscriber's inbox when its worker stops: the stream ends at once.
+_CLOSING = (None, None)
+_WATCHERS: weakref.WeakSet = weakref.WeakSet()
+
+
+def end_streams() -> None:
+    """End every open stream of this process now (its worker is stopping: gunicorn would wait
+    GRACEFUL_TIMEOUT for them, then cut them). Each client reconnects, to a worker that is not
+    stopping, with its Last-Event-ID, and loses nothing."""
+    for found in list(_WATCHERS):
+        found.end_streams()
+
+
 class Watcher:
     """The worker's one poller (a greenlet under gevent's monkey-patching, a thread otherwise)."""
 
     def __init__(self, app):
+        _WATCHERS.add(self)
+        self.closing = False
         self.app = app
         self.subscribers: set[Subscriber] = set()
         self.lock = threading.Lock()
@@ -60,6 +76,19 @@ class Watcher:
     def subscribe(self, subscriber: Subscriber) -> None:
         with self.lock:
             self.subscribers.add(subscriber)
+            if self.closing:
+                subscriber.overflowed = True  # opened while the worker stops: ends at once
+
+    def end_streams(self) -> None:
+        with self.lock:
+            self.closing = True
+            subscribers = list(self.subscribers)
+        for subscriber in subscribers:
+            subscriber.overflowed = True
+            try:
+                subscriber.inbox.put_nowait(_CLOSING)
+            except queue.Full:
+                pass  # it ends on `overflowed` at its next wake
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
         with self.lock:
@@ -177,6 +206,8 @@ def frames(opened: Opened, heartbeat_s: float, retry_ms: int, max_stream_s: floa
             except queue.Empty:
                 yield sse.HEARTBEAT
                 continue
+            if event_id is None:  # the worker is stopping (end_streams)
+                return
             if event_id not in replayed:
                 yield frame
     finally:
