@@ -81,6 +81,13 @@ def on_starting(server):
                 os.remove(os.path.join(directory, name))
 
 
+def post_worker_init(worker):
+    # The app is loaded and the worker's signal handlers are set: from here on it serves and
+    # stops when told (a SIGTERM in its first milliseconds, before gunicorn installs them, is
+    # lost and costs GRACEFUL_TIMEOUT). What the test harness and the bench wait for.
+    worker.log.info("worker ready (pid: %s)", worker.pid)
+
+
 def child_exit(server, worker):
     # A dead worker's gauges (pool in use, open streams) must stop counting; its counters stay.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -297,6 +297,9 @@ class GunicornServer:
         if not gunicorn.exists():
             gunicorn = Path(shutil.which("gunicorn") or "gunicorn")
         self.logfile = Path(logfile) if logfile else None
+        started_lines = (
+            len(self.logfile.read_text(errors="replace").splitlines()) if logfile and self.logfile.exists() else 0
+        )
         self.log = open(logfile, "ab") if logfile else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [str(gunicorn), "-c", "config/gunicorn.conf.py", self.app],
@@ -306,7 +309,24 @@ class GunicornServer:
             stderr=subprocess.STDOUT,
         )
         wait_for_port(self.port, timeout=60)
+        if self.logfile is not None and self.env.get("LOG_LEVEL", "info").lower() in ("debug", "info"):
+            self.wait_ready(started_lines)  # (a quieter log does not say it)
         return self
+
+    def wait_ready(self, after_line: int = 0, timeout: float = 60.0) -> None:
+        """Until every worker has said "worker ready" in the log (gunicorn.conf.py): the arbiter
+        listens before its workers have loaded the app, and a worker told to stop before it has
+        set its signal handlers misses the signal."""
+        deadline = time.monotonic() + timeout
+        wanted = int(self.env.get("WEB_CONCURRENCY", "1"))
+        while time.monotonic() < deadline:
+            lines = self.logfile.read_text(errors="replace").splitlines()[after_line:]
+            if sum("worker ready" in line for line in lines) >= wanted:
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                return  # it stopped: the caller sees that for itself
+            time.sleep(0.05)
+        raise TimeoutError(f"gunicorn's workers were not ready after {timeout}s (see {self.logfile})")
 
     def worker_pids(self) -> set[int]:
         """The arbiter's live worker processes."""
