@@ -219,7 +219,7 @@ def _items(parts, positions, spaces: Spaces) -> list:
             & ~np.isnan(heading[:-1])
         )
     heading_list = heading.tolist()
-    join_list = _split_turning_runs(joins, heading, heading_list)
+    join_list = _split_turning_runs(joins, heading_list)
     # Objects: one Piece per stretch, the Verticals between them.
     stretch = [p for p, joined in enumerate(join_list) if not joined] + [pieces]
     length_list, cost_list = length.tolist(), cost.tolist()
@@ -259,35 +259,20 @@ def _items(parts, positions, spaces: Spaces) -> list:
     return result
 
 
-def _split_turning_runs(joins: np.ndarray, heading: np.ndarray, heading_list: list) -> list:
+def _split_turning_runs(joins: np.ndarray, heading_list: list) -> list:
     """`joins` with a new stretch wherever a joined piece has turned half a degree or more from its
-    stretch's first (which the pieces after it then compare to). Each round finds, in every run
-    at once, the first piece that has turned; a path curving in many small steps is finished one
-    piece at a time."""
-    joins = joins.copy()
-    number = np.arange(len(joins))
-    for _ in range(_SPLIT_ROUNDS):
-        run_start = np.maximum.accumulate(np.where(joins, 0, number))
-        off = np.flatnonzero(joins & (np.abs((heading - heading[run_start] + 540) % 360 - 180) >= 0.5))
-        if not len(off):
-            return joins.tolist()
-        starts = run_start[off]
-        first = np.ones(len(off), dtype=bool)
-        first[1:] = starts[1:] != starts[:-1]
-        joins[off[first]] = False
+    stretch's first (which the pieces after it then compare to). Only joined pieces are looked at
+    (a piece that does not join starts a stretch anyway)."""
     join_list = joins.tolist()
-    lead = 0.0
-    for p, joined in enumerate(join_list):
-        if not joined:
-            lead = heading_list[p]
-        elif abs((heading_list[p] - lead + 540) % 360 - 180) >= 0.5:
+    lead, previous = 0.0, -2
+    for p in np.flatnonzero(joins).tolist():
+        if p != previous + 1:  # the piece before starts this run
+            lead = heading_list[p - 1]
+        if abs((heading_list[p] - lead + 540) % 360 - 180) >= 0.5:
             join_list[p] = False  # a new stretch from here: the ones after compare to it
             lead = heading_list[p]
+        previous = p
     return join_list
-
-
-# Rounds of _split_turning_runs before the rest is done one piece at a time.
-_SPLIT_ROUNDS = 6
 
 
 def _verticals(parts, positions, segments: list, names: dict, spaces: Spaces) -> list:
