@@ -461,6 +461,7 @@ def test_a_stopping_server_ends_its_live_streams_at_once_and_a_resume_elsewhere_
     )  # fmt: skip
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a local test server
         assert response.status == 201
+        closure_id = json.loads(response.read())["closure"]["id"]
     seen = _collect(watching, 1)
     assert len(seen) == 1
     stopping.proc.send_signal(signal.SIGTERM)
@@ -476,6 +477,11 @@ def test_a_stopping_server_ends_its_live_streams_at_once_and_a_resume_elsewhere_
     missed = _collect(resumed, 1)
     assert [e.json()["kind"] for e in missed] == ["graph"]
     resumed.close()
+    removal = urllib.request.Request(
+        f"{other.base_url}/api/closures/{closure_id}", method="DELETE", headers=auth(token)
+    )
+    with urllib.request.urlopen(removal, timeout=10) as response:  # noqa: S310 - the other tests' lift is open again
+        assert response.status == 204
 
 
 def test_the_route_index_answers_routes_around_closures_exactly(live, live_sql, token, caplog):

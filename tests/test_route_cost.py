@@ -77,10 +77,18 @@ def _wait_for_a_statement_waiting_on_a_lock(sql, within_s: float = 20.0) -> None
 
 
 def test_uncached_routes_beyond_the_workers_slots_get_a_quick_503_while_health_and_cached_routes_answer(
-    serve, direct_database_url, sql
+    serve, direct_database_url, sql, flushed_redis_db
 ):
-    # A statement timeout longer than the test: the slow route waits out the lock, never the clock.
-    server = serve(workers=1, ROUTE_MAX_CONCURRENT=1, ROUTE_QUEUE_WAIT_S=0.3, PG_STATEMENT_TIMEOUT_MS=30000)
+    # An empty cache: places snapped by earlier tests would be read from Redis, and a route with
+    # its places known and the route index loaded reads nothing the locks below hold. A statement
+    # timeout longer than the test: the slow route waits out the lock, never the clock.
+    server = serve(
+        workers=1,
+        ROUTE_MAX_CONCURRENT=1,
+        ROUTE_QUEUE_WAIT_S=0.3,
+        PG_STATEMENT_TIMEOUT_MS=30000,
+        REDIS_URL=flushed_redis_db(12),
+    )
     a, b, c, d, e, f = _rooms(sql, 6)
     assert get(f"{server.base_url}/api/route/?from={a}&to={b}")[0] == 200  # now cached
     # Hold the edges as a slow disk or a long migration would: an uncached route then takes the
