@@ -266,6 +266,44 @@ def test_closing_the_elevator_room_closes_the_elevator_and_reopening_restores_th
     assert live.get("/api/closures/987654").status_code == 404
 
 
+def test_closing_an_ordinary_room_leaves_the_connectors_of_other_floors_open(live, live_sql, token):
+    """An office drawn above a staircase closes what is on its own floor; the stairs between two
+    floors below it stay open. The elevator's own room still closes its whole shaft."""
+    edge, lon, lat = live_sql(
+        "SELECT e.id, ST_X(a.the_geom), ST_Y(a.the_geom) FROM nav_edges_final e"
+        " JOIN nav_edges_work_vertices_pgr a ON a.id = e.source JOIN nav_edges_work_vertices_pgr b ON b.id = e.target"
+        " WHERE least(a.level, b.level) = 0 AND greatest(a.level, b.level) = 1 AND e.kind IN ('stairs', 'elevator')"
+        " ORDER BY e.id LIMIT 1"
+    )[0]
+    office = live_sql(
+        "INSERT INTO room_points (text, level, category, wkb_geometry)"
+        " VALUES ('Office 2.99', 2, 'office', ST_SetSRID(ST_MakePoint(%s, %s), 4326)) RETURNING ogc_fid",
+        (lon, lat),
+    )[0][0]
+    try:
+        closure = close(live, token, rooms=[office], reason="painting").get_json()["closure"]
+        levels = live_sql(
+            "SELECT a.level, b.level FROM nav_edges_final e JOIN nav_edges_work_vertices_pgr a ON a.id = e.source"
+            " JOIN nav_edges_work_vertices_pgr b ON b.id = e.target WHERE e.id = ANY(%s)",
+            (closure["edges"],),
+        )
+        assert edge not in closure["edges"]
+        assert all(2 in (float(a), float(b)) for a, b in levels), levels  # each closed edge is on or reaches floor 2
+        assert live.delete(f"/api/closures/{closure['id']}", headers=auth(token)).status_code == 204
+        lift = elevator(live_sql, 2)[0]
+        shaft = close(live, token, rooms=[lift], reason="inspection").get_json()["closure"]
+        closed_levels = live_sql(
+            "SELECT DISTINCT least(a.level, b.level) FROM nav_edges_final e"
+            " JOIN nav_edges_work_vertices_pgr a ON a.id = e.source JOIN nav_edges_work_vertices_pgr b ON b.id = e.target"
+            " WHERE e.id = ANY(%s) AND e.kind = 'elevator' AND a.level <> b.level",
+            (shaft["edges"],),
+        )
+        assert {float(r[0]) for r in closed_levels} == {0.0, 1.0}  # the whole shaft, floors 0-1 and 1-2
+        assert live.delete(f"/api/closures/{shaft['id']}", headers=auth(token)).status_code == 204
+    finally:
+        live_sql("DELETE FROM room_points WHERE ogc_fid = %s", (office,))
+
+
 def test_a_closure_ends_and_starts_on_time_without_any_write(live, live_sql, token):
     low, high = plain_room(live_sql, 0), plain_room(live_sql, 2, "DESC")
     lift = elevator(live_sql, 1)[0]

@@ -28,6 +28,11 @@ SELECT e.id, a.level AS a_level, b.level AS b_level
         OR ({in_lonlat_sql("b.the_geom")} AND ST_Intersects(b.the_geom, shape.geom)))
 """  # noqa: S608 - constant fragments
 
+# A room of these categories is a connector's own (an elevator, a staircase): closing it closes
+# the connector's edges between any levels under it (the whole shaft). Any other room closes
+# only what lies on its own level, or reaches it: not a staircase two floors below an office.
+_CONNECTOR_CATEGORIES = "'elevator', 'lift', 'stairs', 'steps', 'staircase', 'escalator', 'ramp'"
+
 ROOMS = f"""
 WITH room AS (
   SELECT rp.ogc_fid, trim(rp.text) AS label, rp.level, nullif(trim(rp.building), '') AS building,
@@ -48,7 +53,8 @@ shape AS (
 SELECT shape.ogc_fid, shape.label, shape.category, shape.building,
        coalesce((SELECT array_agg(DISTINCT near.id ORDER BY near.id) FROM ({_EDGES_IN}) near
                   WHERE near.a_level = shape.level OR near.b_level = shape.level
-                     OR near.a_level IS DISTINCT FROM near.b_level), '{{}}')
+                     OR (near.a_level IS DISTINCT FROM near.b_level
+                         AND shape.category IN ({_CONNECTOR_CATEGORIES}))), '{{}}')
   FROM shape
  ORDER BY shape.ogc_fid
 """  # noqa: S608 - constant fragments; values are parameters
