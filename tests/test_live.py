@@ -413,6 +413,17 @@ def test_unknown_avoid_is_400_naming_it(live):
 # -- events ----------------------------------------------------------------------------------------
 
 
+def _http(base_url: str, method: str, path: str, token: str, body: str | None = None) -> tuple[int, dict | None]:
+    """A write to a running server as a client sends it: (status, JSON body or None)."""
+    request = urllib.request.Request(
+        base_url + path, method=method, data=body.encode() if body is not None else None,
+        headers={**auth(token), "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a local test server
+        raw = response.read()
+        return response.status, json.loads(raw) if raw else None
+
+
 def _collect(stream: EventStream, count: int, timeout: float = 10.0) -> list[Event]:
     found, done = [], threading.Event()
 
@@ -493,13 +504,11 @@ def test_a_stopping_server_ends_its_live_streams_at_once_and_a_resume_elsewhere_
     assert watching.status == 200
     time.sleep(0.5)  # subscribed
     lift = elevator(live_sql, 1)[0]
-    request = urllib.request.Request(
-        other.base_url + "/api/closures/", method="POST", data=json.dumps({"rooms": [lift], "reason": "deploy"}).encode(),
-        headers={**auth(token), "Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a local test server
-        assert response.status == 201
-        closure_id = json.loads(response.read())["closure"]["id"]
+    status, made = _http(
+        other.base_url, "POST", "/api/closures/", token, json.dumps({"rooms": [lift], "reason": "deploy"})
+    )
+    assert status == 201
+    closure_id = made["closure"]["id"]
     seen = _collect(watching, 1)
     assert len(seen) == 1
     stopping.proc.send_signal(signal.SIGTERM)
@@ -515,11 +524,7 @@ def test_a_stopping_server_ends_its_live_streams_at_once_and_a_resume_elsewhere_
     missed = _collect(resumed, 1)
     assert [e.json()["kind"] for e in missed] == ["graph"]
     resumed.close()
-    removal = urllib.request.Request(
-        f"{other.base_url}/api/closures/{closure_id}", method="DELETE", headers=auth(token)
-    )
-    with urllib.request.urlopen(removal, timeout=10) as response:  # noqa: S310 - the other tests' lift is open again
-        assert response.status == 204
+    assert _http(other.base_url, "DELETE", f"/api/closures/{closure_id}", token)[0] == 204  # the lift open again
 
 
 def test_the_route_index_answers_routes_around_closures_exactly(live, live_sql, token, caplog):
@@ -573,13 +578,9 @@ def _closure_event_through(nginx, live_sql, token):
     time.sleep(0.5)
     lift = elevator(live_sql, 1)[0]
     body = json.dumps({"rooms": [lift], "reason": "through nginx"}) + " " * 20_000  # over nginx's 16k default
-    request = urllib.request.Request(
-        nginx.base_url + "/api/closures/", method="POST", data=body.encode(),
-        headers={**auth(token), "Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a local test server
-        assert response.status == 201
-        closure_id = json.loads(response.read())["closure"]["id"]
+    status, made = _http(nginx.base_url, "POST", "/api/closures/", token, body)
+    assert status == 201
+    closure_id = made["closure"]["id"]
     got = _collect(watching, 1)
     assert [(e.json()["action"], e.json()["closure"]["id"]) for e in got] == [("opened", closure_id)]
     # A closure's end is an event too, written by a watcher when the time comes (no write by anyone).
