@@ -165,6 +165,17 @@ def test_a_closed_elevator_re_plans_the_route_on_screen_and_says_why(server, liv
     page.wait_for_function(
         "(words) => document.querySelector('#announcer').textContent.startsWith(words)", arg=notice.inner_text()
     )
+    # What is closed is listed in the panel and marked on the map, on the elevator's level.
+    expect(page.locator("#closed")).to_be_visible()
+    listed = plain(page.locator("#closed-list li").inner_text())
+    assert listed.startswith(f"{lift_name} is closed until") and listed.endswith("(maintenance)"), listed
+    lift_level = next(
+        s["level"] for s in before["route"]["instructions"] if s.get("connector", {}).get("kind") == "elevator"
+    )
+    page.locator(f"#levels button[data-level='{lift_level}']").click()
+    page.wait_for_function(
+        "() => indoor.map.queryRenderedFeatures(undefined, {layers: ['closed-place']}).length > 0", timeout=10_000
+    )
     wait_loaded(page, page.evaluate("() => indoor.view.level"))
     screenshot(page, "client-live-closed")
     assert axe_violations(page) == [], "a route re-planned around a closure, with its notice"
@@ -174,6 +185,7 @@ def test_a_closed_elevator_re_plans_the_route_on_screen_and_says_why(server, liv
     page.reload()
     expect(page.locator("#route-notice")).to_contain_text(f"{lift_name} is closed until")
     expect(page.locator("#route-notice")).to_contain_text("this route goes around it")
+    expect(page.locator("#closed-list")).to_contain_text(f"{lift_name} is closed until")
     page.wait_for_function("() => indoor.ready && indoor.live.connected")
 
     # Reopened: the first route again, and why.
@@ -182,6 +194,8 @@ def test_a_closed_elevator_re_plans_the_route_on_screen_and_says_why(server, liv
     took, why = replanned_after(page, time.time(), "notices", notices)
     expect(page.locator("#route-notice")).to_have_text(f"{lift_name} is open again; route updated.")
     assert took < REPLAN_WITHIN_S, why
+    expect(page.locator("#closed")).to_be_hidden()  # nothing closed any more: no list, no marker
+    assert page.evaluate("() => indoor.closed.places") == 0
     shown = shown_route(page)
     assert shown["distance"] == before["route"]["distance_m"]
     assert shown["legs"] == [leg["properties"] for leg in before["features"]]

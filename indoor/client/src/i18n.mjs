@@ -48,6 +48,7 @@ function htmlWords() {
     t("Suggestions"),
     t("Nearest"),
     t("Steps"),
+    t("Closed now"),
   ];
 }
 

@@ -119,6 +119,7 @@ export const ROOM_KINDS = ROOM_LAYERS.map((layer) => layer.kind);
 export function addLayers(map) {
   map.addSource("route", { type: "geojson", data: EMPTY });
   map.addSource("selected", { type: "geojson", data: EMPTY });
+  map.addSource("closed", { type: "geojson", data: EMPTY });
   const layers = [
     {
       id: "route-other",
@@ -126,6 +127,15 @@ export function addLayers(map) {
       source: "route",
       layout: { "line-cap": "round", "line-join": "round" },
       paint: { "line-color": "#2563eb", "line-opacity": 0.3, "line-width": 3, "line-dasharray": [1, 2] },
+    },
+    // What is closed now (live.mjs ClosedPlaces), on the level shown: areas over the floor plan and
+    // under the route; rooms and connectors as markers over the route.
+    {
+      id: "closed-area",
+      type: "fill",
+      source: "closed",
+      filter: polygon, // and the level shown: setLevel
+      paint: { "fill-color": "#dc2626", "fill-opacity": 0.18, "fill-outline-color": "#b91c1c" },
     },
     {
       id: "route-casing",
@@ -140,6 +150,13 @@ export function addLayers(map) {
       source: "route",
       layout: { "line-cap": "round", "line-join": "round" },
       paint: { "line-color": "#2563eb", "line-width": 5 },
+    },
+    {
+      id: "closed-place",
+      type: "circle",
+      source: "closed",
+      filter: point, // and the level shown: setLevel
+      paint: { "circle-color": "#dc2626", "circle-radius": 8, "circle-stroke-color": "#ffffff", "circle-stroke-width": 3 },
     },
     {
       id: "room-selected",
@@ -201,6 +218,13 @@ export function setLevel(map, level) {
   map.setFilter("route-current", legOnLevel);
   map.setFilter("route-casing", legOnLevel);
   map.setFilter("route-other", ["!", legOnLevel]);
+  map.setFilter("closed-area", ["all", polygon, onLevel]);
+  map.setFilter("closed-place", ["all", point, onLevel]);
+}
+
+/** What is closed now (a FeatureCollection from live.mjs ClosedPlaces). */
+export function setClosed(map, collection) {
+  map.getSource("closed")?.setData(collection);
 }
 
 const LABEL_FONT = "600 12px system-ui, 'DejaVu Sans', sans-serif";

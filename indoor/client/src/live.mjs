@@ -129,6 +129,88 @@ export function aroundNotice(body) {
   return Array.isArray(closures) ? closures.map(aroundText).join(" ") : "";
 }
 
+/** One line of the "Closed now" list: "Elevator A0 is closed until 18:00 (maintenance)". */
+export function closedText(closure) {
+  const until = closureUntil(closure);
+  const what = closureName(closure);
+  const text = until ? t("{what} is closed until {time}", { what, time: until }) : t("{what} is closed", { what });
+  return closure.reason ? `${text} (${closure.reason})` : text;
+}
+
+// -- what is closed now ---------------------------------------------------------------------------
+
+const CLOSURES_URL = "/api/closures/?active=true";
+
+/**
+ * What is closed now, for the map and the panel: the active closures, each room placed where
+ * /api/rooms/<id> puts it (read once per room), each area on each of its levels. Read again on
+ * every closure event (opened, ended, removed: the watcher writes one when a start or an end
+ * passes) and after a reload. `draw(collection, closures)` gets a FeatureCollection (properties:
+ * level, text) and the closures.
+ */
+export class ClosedPlaces {
+  constructor(draw) {
+    this.draw = draw;
+    this.rooms = new Map(); // id -> Feature, or null for a room that is gone
+    this.reading = null;
+    this.again = false;
+  }
+
+  /** Read again; one read at a time, and one more after it if asked meanwhile. */
+  refresh() {
+    if (this.reading) {
+      this.again = true;
+      return this.reading;
+    }
+    this.reading = this.read().finally(() => {
+      this.reading = null;
+      if (this.again) {
+        this.again = false;
+        this.refresh();
+      }
+    });
+    return this.reading;
+  }
+
+  async read() {
+    const body = await getJson(CLOSURES_URL);
+    if (!body || !Array.isArray(body.closures)) return; // the next event or reload reads again
+    const closures = body.closures.filter((c) => c.active);
+    const features = [];
+    for (const closure of closures) {
+      const text = closedText(closure);
+      for (const id of closure.rooms || []) {
+        const room = await this.room(id);
+        if (room?.geometry) features.push({ type: "Feature", geometry: room.geometry, properties: { level: room.properties?.level, text, closure: closure.id } });
+      }
+      if (closure.area) {
+        for (const level of closure.levels || []) features.push({ type: "Feature", geometry: closure.area, properties: { level, text, closure: closure.id } });
+      }
+    }
+    this.draw({ type: "FeatureCollection", features }, closures);
+  }
+
+  async room(id) {
+    if (!this.rooms.has(id)) {
+      const found = await getJson(`/api/rooms/${encodeURIComponent(id)}`);
+      if (found === undefined) return null; // lost: asked again next time
+      this.rooms.set(id, found);
+    }
+    return this.rooms.get(id);
+  }
+}
+
+/** A JSON body; null for a 4xx (nothing there), undefined when the request failed or the server is busy. */
+async function getJson(url) {
+  try {
+    const response = await fetch(url, { headers: { Accept: "application/json" } });
+    if (response.ok) return await response.json();
+    return response.status < 500 ? null : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 // -- re-planning --------------------------------------------------------------------------------
 
 const listed = (answer) => (answer?.status === 200 ? answer.body?.route?.closures : answer?.body?.error?.closures) || [];
@@ -145,7 +227,8 @@ export class LiveRoute {
   /**
    * @param {object} hooks shown() -> the answer on screen ({status, body, profile}) or null;
    *   fetch() -> a fresh answer for the same route ({status, body}) or null (superseded, lost);
-   *   present(answer, notice) draws it and says `notice` (or says why there is no route)
+   *   present(answer, notice) draws it and says `notice` (or says why there is no route);
+   *   closed: a ClosedPlaces, read again on closure events and reloads (optional)
    */
   constructor(hooks) {
     this.hooks = hooks;
@@ -162,7 +245,10 @@ export class LiveRoute {
         this.stats.connected = true;
       },
       onChange: (data) => this.onChange(data),
-      onReload: () => this.consider({ kind: "reload" }),
+      onReload: () => {
+        this.hooks.closed?.refresh();
+        this.consider({ kind: "reload" });
+      },
     }).start();
     return this;
   }
@@ -170,6 +256,7 @@ export class LiveRoute {
   onChange(data) {
     this.stats.events += 1;
     this.stats.lastEventAt = Date.now();
+    if (data.kind === "closure") this.hooks.closed?.refresh();
     if (data.kind === "closure" || data.kind === "graph") this.consider(data);
   }
 

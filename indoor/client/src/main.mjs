@@ -12,13 +12,14 @@ import {
   floorSource,
   levelLayer,
   roomsSource,
+  setClosed,
   setLevel,
 } from "./layers.mjs";
 import { RouteView, cameraDuration } from "./route.mjs";
 import { RoomSearch, levelName } from "./search.mjs";
 import { FeatureStream } from "./stream.mjs";
 import { TILE_MIN_ZOOM, anyTiled, awaitTiles, chooseTiled, isTiled, roomFromTile, tiledRoomIn } from "./tiles.mjs";
-import { LiveRoute, aroundNotice, closedRouteMessage } from "./live.mjs";
+import { ClosedPlaces, LiveRoute, aroundNotice, closedRouteMessage, closedText } from "./live.mjs";
 import {
   LANGUAGES,
   besidePanel,
@@ -674,6 +675,22 @@ function languageChanged() {
   buildNearestButtons();
   drawProgress();
   localiseMap();
+  closedPlaces?.refresh(); // its list in the new words
+}
+
+let closedPlaces = null;
+
+/** What is closed now: marked on the map (on the level shown) and listed in the panel. */
+function showClosed(collection, closures) {
+  setClosed(map, collection);
+  const items = closures.map((closure) => {
+    const item = document.createElement("li");
+    item.textContent = closedText(closure);
+    return item;
+  });
+  $("#closed-list").replaceChildren(...items);
+  $("#closed").hidden = items.length === 0;
+  window.indoor.closed = { closures: closures.map((c) => c.id), places: collection.features.length };
 }
 
 /** MapLibre's own words (its constructor sets them once): the canvas and the navigation buttons. */
@@ -776,6 +793,11 @@ async function start() {
   $("#share").addEventListener("click", shareLink);
   $("#sheet-toggle").addEventListener("click", toggleSheet);
   map.on("click", (event) => {
+    const closed = map.queryRenderedFeatures(event.point, { layers: ["closed-place", "closed-area"] })[0];
+    if (closed) {
+      new Popup({ closeButton: true }).setLngLat(event.lngLat).setText(closed.properties.text).addTo(map);
+      return;
+    }
     const room = roomAt(event.point);
     if (room) navigate({ room: String(room.id) });
   });
@@ -785,12 +807,15 @@ async function start() {
   window.addEventListener("popstate", () => applyUrl());
 
   setTimeout(startRooms, ROOMS_AFTER_MS);
-  // Closures and graph changes re-plan the route on screen (live.mjs).
+  // Closures and graph changes re-plan the route on screen, and what is closed is shown (live.mjs).
+  closedPlaces = new ClosedPlaces(showClosed);
   const live = new LiveRoute({
     shown: () => (shownRoute && shownAnswer?.key === shownRoute ? shownAnswer : null),
     fetch: fetchRoute,
     present: (answer, notice) => presentRoute(answer, view.level, notice),
+    closed: closedPlaces,
   }).start();
+  closedPlaces.refresh();
   window.indoor.live = live.stats;
   await applyUrl();
   window.indoor.ready = true;
