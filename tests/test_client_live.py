@@ -256,3 +256,41 @@ def test_a_step_free_route_with_its_elevator_closed_says_which_closure_stops_it(
     expect(page.locator("#route-notice")).to_have_text(f"{lift_name} is open again; route updated.", timeout=10_000)
     assert shown_route(page)["distance"] == before["route"]["distance_m"]
     assert seen.problems(page, allow_http=(422,)) == []
+
+
+RENDERED_NAMES = (
+    "() => indoor.map.queryRenderedFeatures({layers: [indoor.layer('room-label')]}).map((f) => f.properties.name)"
+)
+
+
+@pytest.mark.parametrize("tiles", ["never", "0"], ids=["streamed", "tiled"])
+def test_a_room_renamed_by_another_tool_is_renamed_on_the_open_page(server, live_url, new_page, tiles):
+    """QGIS or psql renames a room: the page that is open shows the new name within a few seconds
+    (the `rooms` change event makes it read the level again: a new stream, or tiles of the new
+    version), without a reload and without losing anything else it shows."""
+    with autocommit_sql(live_url) as sql:
+        room, old = sql(
+            "SELECT ogc_fid, text FROM room_points WHERE level = 0 AND category IS NULL ORDER BY 1 LIMIT 1"
+        )[0]
+    new = f"Renamed {old}"
+    page = new_page(timezone_id="UTC")
+    seen = watch(page)
+    page.goto(f"{server.base_url}/?level=0&tiles={tiles}")
+    page.wait_for_function("() => window.indoor && indoor.ready && indoor.live.connected")
+    page.wait_for_function(f"(old) => ({RENDERED_NAMES})().includes(old)", arg=old, timeout=30_000)
+    drawn_before = len(page.evaluate(RENDERED_NAMES))
+    try:
+        with autocommit_sql(live_url) as sql:
+            sql("UPDATE room_points SET text = %s WHERE ogc_fid = %s", (new, room))
+        page.wait_for_function(
+            f"([old, name]) => {{ const names = ({RENDERED_NAMES})(); return names.includes(name) && !names.includes(old); }}",
+            arg=[old, new],
+            timeout=10_000,
+        )
+        assert len(page.evaluate(RENDERED_NAMES)) >= drawn_before - 1  # the other rooms are still drawn
+        if tiles == "never":
+            assert page.evaluate("(id) => indoor.roomName(id)", room) == new  # search and clicks know it too
+    finally:
+        with autocommit_sql(live_url) as sql:
+            sql("UPDATE room_points SET text = %s WHERE ogc_fid = %s", (old, room))
+    assert seen.problems(page) == []

@@ -228,7 +228,8 @@ export class LiveRoute {
    * @param {object} hooks shown() -> the answer on screen ({status, body, profile}) or null;
    *   fetch() -> a fresh answer for the same route ({status, body}) or null (superseded, lost);
    *   present(answer, notice) draws it and says `notice` (or says why there is no route);
-   *   closed: a ClosedPlaces, read again on closure events and reloads (optional)
+   *   closed: a ClosedPlaces, read again on closure events and reloads (optional);
+   *   dataChanged(kind, version): the rooms or the floor plan changed (or events were missed)
    */
   constructor(hooks) {
     this.hooks = hooks;
@@ -247,6 +248,8 @@ export class LiveRoute {
       onChange: (data) => this.onChange(data),
       onReload: () => {
         this.hooks.closed?.refresh();
+        this.hooks.dataChanged?.("rooms", `reload-${Date.now()}`);
+        this.hooks.dataChanged?.("floor", `reload-${Date.now()}`);
         this.consider({ kind: "reload" });
       },
     }).start();
@@ -257,6 +260,7 @@ export class LiveRoute {
     this.stats.events += 1;
     this.stats.lastEventAt = Date.now();
     if (data.kind === "closure") this.hooks.closed?.refresh();
+    if (data.kind === "rooms" || data.kind === "floor") this.hooks.dataChanged?.(data.kind, data.version ?? data.id);
     if (data.kind === "closure" || data.kind === "graph") this.consider(data);
   }
 

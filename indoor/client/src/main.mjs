@@ -18,7 +18,17 @@ import {
 import { RouteView, cameraDuration } from "./route.mjs";
 import { RoomSearch, levelName } from "./search.mjs";
 import { FeatureStream } from "./stream.mjs";
-import { TILE_MIN_ZOOM, anyTiled, awaitTiles, chooseTiled, isTiled, roomFromTile, tiledRoomIn } from "./tiles.mjs";
+import {
+  TILE_MIN_ZOOM,
+  anyTiled,
+  awaitTiles,
+  chooseTiled,
+  isTiled,
+  roomFromTile,
+  tileSource,
+  tileSourceSpec,
+  tiledRoomIn,
+} from "./tiles.mjs";
 import { ClosedPlaces, LiveRoute, aroundNotice, closedRouteMessage, closedText } from "./live.mjs";
 import {
   LANGUAGES,
@@ -330,6 +340,66 @@ function streamRooms(url) {
   }
   return stream;
 }
+
+// -- the rooms or the floor plan changed (an event, live.mjs) ---------------------------------------
+
+// Levels already on the page are read again: a tiled level asks for tiles of the new version (the
+// version in their URL, so no cached tile is reused); a streamed one is streamed again in full and
+// swapped in at its end (what was drawn stays until then: no flicker, and rows deleted meanwhile go).
+const refreshing = new Map(); // "kind@level" -> the stream reading it again
+
+function refreshData(kind, version) {
+  stats.refreshes = (stats.refreshes || 0) + 1;
+  for (const level of floorStreams.keys()) {
+    if (isTiled(level)) {
+      const source = map.getSource(tileSource(level));
+      const spec = tileSourceSpec(level);
+      source?.setTiles(spec.tiles.map((url) => `${url}&v=${encodeURIComponent(version)}`));
+    } else if (kind === "floor") {
+      restream(`floor@${level}`, `/api/base-floor/?level=${encodeURIComponent(level)}`, (features) =>
+        map.getSource(floorSource(level)).setData({ type: "FeatureCollection", features })
+      );
+    }
+  }
+  if (kind !== "rooms") return;
+  const streamed = anyTiled() ? [...roomStreams.keys()].map((level) => [level, `/api/rooms/?level=${encodeURIComponent(level)}`]) : roomStream ? [[null, "/api/rooms/"]] : [];
+  for (const [only, url] of streamed) {
+    restream(`rooms@${only ?? "all"}`, url, (features) => {
+      const byLevel = new Map();
+      for (const [id, room] of rooms) if (only === null || Number(room.properties.level) === only) rooms.delete(id);
+      for (const room of features) {
+        rooms.set(room.id, room);
+        const level = Number(room.properties.level);
+        if (!byLevel.has(level)) byLevel.set(level, []);
+        byLevel.get(level).push(room);
+      }
+      roomsByName.clear();
+      for (const room of rooms.values()) roomsByName.set(`${Number(room.properties.level)}|${room.properties.name}`, room);
+      for (const level of only === null ? new Set([...byLevel.keys(), ...floorStreams.keys()]) : [only]) {
+        if (isTiled(level)) continue;
+        addLevel(map, level);
+        map.getSource(roomsSource(level)).setData({ type: "FeatureCollection", features: byLevel.get(level) || [] });
+      }
+    });
+  }
+}
+
+function restream(key, url, swap) {
+  refreshing.get(key)?.close(); // a newer change supersedes a read still under way
+  const collected = [];
+  const stream = new FeatureStream(url, {
+    onFeatures: (features) => collected.push(...features),
+    onEnd: () => {
+      refreshing.delete(key);
+      swap(collected);
+      stats.refreshed = (stats.refreshed || 0) + 1;
+    },
+  }).start();
+  refreshing.set(key, stream);
+}
+
+/** A room's name as the page knows it now (the tests read it). */
+window.indoor.roomName = (id) => rooms.get(Number(id))?.properties?.name ?? null;
 
 async function getRoom(id) {
   if (!/^\d+$/.test(String(id))) return null; // a place, not a room (`lon,lat,level`)
@@ -814,6 +884,7 @@ async function start() {
     fetch: fetchRoute,
     present: (answer, notice) => presentRoute(answer, view.level, notice),
     closed: closedPlaces,
+    dataChanged: refreshData,
   }).start();
   closedPlaces.refresh();
   window.indoor.live = live.stats;
