@@ -311,15 +311,7 @@ function streamRooms(url) {
   const handlers = streamHandlers(
     "rooms",
     (features) => {
-      const byLevel = new Map();
-      for (const room of features) {
-        rooms.set(room.id, room);
-        roomsByName.set(`${Number(room.properties.level)}|${room.properties.name}`, room);
-        const level = Number(room.properties.level);
-        if (!byLevel.has(level)) byLevel.set(level, []);
-        byLevel.get(level).push(room);
-      }
-      for (const [level, group] of byLevel) {
+      for (const [level, group] of indexRooms(features)) {
         if (isTiled(level)) continue; // drawn from its tiles
         addLevel(map, level);
         draw(roomsSource(level), group);
@@ -365,16 +357,10 @@ function refreshData(kind, version) {
   const streamed = anyTiled() ? [...roomStreams.keys()].map((level) => [level, `/api/rooms/?level=${encodeURIComponent(level)}`]) : roomStream ? [[null, "/api/rooms/"]] : [];
   for (const [only, url] of streamed) {
     restream(`rooms@${only ?? "all"}`, url, (features) => {
-      const byLevel = new Map();
       for (const [id, room] of rooms) if (only === null || Number(room.properties.level) === only) rooms.delete(id);
-      for (const room of features) {
-        rooms.set(room.id, room);
-        const level = Number(room.properties.level);
-        if (!byLevel.has(level)) byLevel.set(level, []);
-        byLevel.get(level).push(room);
-      }
       roomsByName.clear();
-      for (const room of rooms.values()) roomsByName.set(`${Number(room.properties.level)}|${room.properties.name}`, room);
+      indexRooms(rooms.values());
+      const byLevel = indexRooms(features);
       for (const level of only === null ? new Set([...byLevel.keys(), ...floorStreams.keys()]) : [only]) {
         if (isTiled(level)) continue;
         addLevel(map, level);
@@ -400,6 +386,19 @@ function restream(key, url, swap) {
 
 /** A room's name as the page knows it now (the tests read it). */
 window.indoor.roomName = (id) => rooms.get(Number(id))?.properties?.name ?? null;
+
+/** Rooms into the page's indexes (by id, by level and name) -> the rooms grouped by level. */
+function indexRooms(features) {
+  const byLevel = new Map();
+  for (const room of features) {
+    rooms.set(room.id, room);
+    roomsByName.set(`${Number(room.properties.level)}|${room.properties.name}`, room);
+    const level = Number(room.properties.level);
+    if (!byLevel.has(level)) byLevel.set(level, []);
+    byLevel.get(level).push(room);
+  }
+  return byLevel;
+}
 
 async function getRoom(id) {
   if (!/^\d+$/.test(String(id))) return null; // a place, not a room (`lon,lat,level`)
