@@ -5,6 +5,7 @@ Berlin Hbf."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import re
@@ -12,10 +13,11 @@ import statistics
 from contextlib import contextmanager
 from types import SimpleNamespace
 
+import numpy as np
 import psycopg2
 import pytest
 import shapely
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from indoor.queries.spaces import SpaceRows, space_rows
@@ -146,6 +148,46 @@ def test_no_turn_or_continue_step_is_shorter_than_two_metres(moves):
         leg, coordinate = step["at"]["leg"], step["at"]["coordinate"]
         assert 0 <= coordinate < len(legs[leg].coordinates)
     assert abs(sum(s["distance_m"] for s in steps) - sum(e[3] for e in edges)) <= 0.01 * len(steps)
+
+
+def walked_cuts(joins: list, headings: list) -> list:
+    """Where stretches start, found by walking every piece (what _split_turning_runs must equal)."""
+    result, lead = list(joins), None
+    for p, joined in enumerate(joins):
+        if not joined:
+            lead = headings[p]
+        elif abs((headings[p] - lead + 540) % 360 - 180) >= 0.5:
+            result[p], lead = False, headings[p]
+    return result
+
+
+GRID_TURNS = st.sampled_from([0.0, 90.0, -90.0, 180.0]).map(lambda turn: turn + 1e-9)  # drawn with float noise
+CURVE_TURNS = st.floats(-0.1, 0.3)  # a slow curve, mostly one way
+NEAR_HALF_A_DEGREE = st.floats(0.45, 0.8) | st.floats(-0.8, -0.45)
+ANY_TURN = st.floats(0, 360)
+
+
+def paths_of(turns):
+    return st.lists(st.tuples(st.booleans(), turns), min_size=1, max_size=60)
+
+
+@settings(max_examples=400)
+@given(
+    paths_of(GRID_TURNS)
+    | paths_of(CURVE_TURNS)
+    | paths_of(CURVE_TURNS | NEAR_HALF_A_DEGREE)
+    | paths_of(GRID_TURNS | CURVE_TURNS | NEAR_HALF_A_DEGREE | ANY_TURN)
+)
+@example([(False, 0.0), (True, 0.3), (True, 0.3)])  # a curve turns half a degree over two pieces
+@example([(False, 0.0), (True, 0.2), (True, -0.6)])  # a larger change that comes back within half
+def test_stretches_turn_where_walking_them_turns(pieces):
+    """The stretches (a turn is said where one ends) are cut exactly where walking the path piece
+    by piece cuts them, on grids, slow curves and anything between."""
+    joins = [False] + [joined for joined, _ in pieces[1:]]
+    headings = list(itertools.accumulate(change for _, change in pieces))  # each piece turns by `change`
+    headings = [h % 360 for h in headings]
+    cut = directions._split_turning_runs(np.array(joins), np.array(headings, dtype=float))
+    assert cut.tolist() == walked_cuts(joins, headings)
 
 
 # -- names from the data --------------------------------------------------------------------------

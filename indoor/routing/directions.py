@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import chain
-from operator import attrgetter
+from operator import itemgetter
 
 import numpy as np
 
@@ -100,16 +100,40 @@ class Vertical:
     space: Space | None = None  # the named space where it starts
 
 
-_FIELDS = attrgetter("kind", "from_level", "to_level", "cost", "coordinates")  # of an itinerary.Segment
 _NOWHERE = ((math.nan, math.nan),)  # where a segment with nothing to draw "is"
 
 
 def _lonlat(coordinates: list) -> np.ndarray:
     """Coordinates as an (n, 2) array of lon, lat (a third value, where a tool wrote one, dropped)."""
-    values = list(chain.from_iterable(coordinates))
-    if len(values) == 2 * len(coordinates):  # all pairs: one flat read, far cheaper than nested lists
+    return _lonlat_of_lines((coordinates,), len(coordinates))
+
+
+def _lonlat_of_lines(lines, count: int) -> np.ndarray:
+    """The `count` coordinates of `lines` (lists of coordinates) one after another, as _lonlat."""
+    values = list(chain.from_iterable(chain.from_iterable(lines)))
+    if len(values) == 2 * count:  # all pairs: one flat read, far cheaper than nested lists
         return np.fromiter(values, float, len(values)).reshape(-1, 2)
-    return np.array([c[:2] for c in coordinates], dtype=float).reshape(-1, 2)
+    return np.array([c[:2] for c in chain.from_iterable(lines)], dtype=float).reshape(-1, 2)
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values (one NaN for all of them), as np.unique, with less around it."""
+    ordered = np.sort(values)
+    new = np.ones(len(ordered), dtype=bool)
+    new[1:] = ordered[1:] != ordered[:-1]
+    distinct = ordered[new]
+    if len(distinct) and distinct[-1] != distinct[-1]:  # NaN != NaN: each was kept
+        distinct = distinct[: int(np.searchsorted(distinct, np.nan)) + 1]
+    return distinct
+
+
+def _pick(values, wanted: list) -> tuple | list:
+    """values[k] for each k of `wanted`, in one C-level call."""
+    if len(wanted) == len(values):
+        return values
+    if len(wanted) < 2:
+        return [values[k] for k in wanted]
+    return itemgetter(*wanted)(values)
 
 
 def _smooth(found: np.ndarray, same: np.ndarray, length: np.ndarray) -> None:
@@ -141,26 +165,27 @@ def _items(parts, positions, spaces: Spaces) -> list:
     # One scale for the whole route: a campus spans far less than a degree of latitude.
     first = next((seg.coordinates[0] for seg in parts if seg.coordinates), None)
     scale = math.cos(math.radians(first[1])) if first else 1.0
-    kinds, from_levels, to_levels, costs, lines = zip(*map(_FIELDS, parts), strict=True)
+    kinds, from_levels, to_levels, costs, lines = zip(*parts, strict=True)  # Segments are tuples
     # Levels as numbers: equal levels, equal numbers (NULL and non-finite ones alike: no level).
     # (searchsorted into the sorted distinct values: far cheaper than unique's return_inverse, and
-    # NaN, sorted last by both, finds its own place.)
+    # NaN, sorted last, finds the first NaN's place.)
     all_levels = np.array(from_levels + to_levels, dtype=float)
-    levels = np.unique(all_levels)
+    levels = _distinct(all_levels)
     level_number_of = np.searchsorted(levels, all_levels)
     level_number_of, to_number = level_number_of[: len(parts)], level_number_of[len(parts) :]
     level_values = np.where(np.isfinite(levels), levels, np.nan).tolist()
     vertical = level_number_of != to_number
     horizontal = np.flatnonzero(~vertical)
-    flat_lines = [lines[s] for s in horizontal.tolist()]
+    horizontal_list = horizontal.tolist()
+    flat_lines = _pick(lines, horizontal_list)
     # Every horizontal coordinate (a segment with none counts one, at NaN) and where it is drawn.
     count = np.fromiter(map(len, flat_lines), np.int64, len(flat_lines))
     slots = np.maximum(count, 1)
-    xy = _lonlat(list(chain.from_iterable(line or _NOWHERE for line in flat_lines)))
+    xy = _lonlat_of_lines([line or _NOWHERE for line in flat_lines], int(slots.sum()))
     legs, indices = zip(*positions, strict=True)
     leg = np.repeat(np.array(legs, dtype=np.int64)[horizontal], slots)
     # Each coordinate's index in its leg (itinerary.legs gives one for a segment with none).
-    index = np.fromiter(chain.from_iterable(indices[s] for s in horizontal.tolist()), np.int64, len(xy))
+    index = np.fromiter(chain.from_iterable(_pick(indices, horizontal_list)), np.int64, len(xy))
     # Pieces: count - 1 per drawn segment, one (with nothing to draw) per other.
     per = np.where(count >= 2, count - 1, 1)
     pieces = int(per.sum())
@@ -199,8 +224,8 @@ def _items(parts, positions, spaces: Spaces) -> list:
     # Which piece joins the stretch before it: the same kind (no door), level, space and
     # building, both with a heading, no level change between, and within half a degree of the
     # stretch's first heading (so a slow curve is still cut where it has turned).
-    kind_number: dict = {}
-    kind_of = np.fromiter([kind_number.setdefault(k, len(kind_number)) for k in kinds], np.int64, len(kinds))
+    kind_number = {k: n for n, k in enumerate(dict.fromkeys(kinds))}
+    kind_of = np.fromiter(map(kind_number.__getitem__, kinds), np.int64, len(kinds))
     kind = kind_of[segment]
     door = (kind_of == kind_number.get("door", -1))[segment]
     same_level = level_number_of[segment]
@@ -218,61 +243,80 @@ def _items(parts, positions, spaces: Spaces) -> list:
             & ~np.isnan(heading[1:])
             & ~np.isnan(heading[:-1])
         )
-    heading_list = heading.tolist()
-    join_list = _split_turning_runs(joins, heading_list)
-    # Objects: one Piece per stretch, the Verticals between them.
-    stretch = [p for p, joined in enumerate(join_list) if not joined] + [pieces]
-    length_list, cost_list = length.tolist(), cost.tolist()
+    joins = _split_turning_runs(joins, heading)
+    # Objects: one Piece per stretch (its first piece to the one before the next stretch's), the
+    # Verticals between them; each stretch's fields read from the arrays in one go.
+    opening = np.flatnonzero(~joins)  # joins[0] is False: the first piece starts a stretch
+    closing = np.append(opening[1:], pieces)[: len(opening)] - 1  # (no piece: no stretch)
+    from_xy = start[opening]
+    to_xy = np.minimum(start[closing] + 1, len(xy) - 1)  # where a drawn stretch's last piece ends
+    segment_at = segment[opening].tolist()
+    fields = zip(
+        segment_at,
+        xy[from_xy].tolist(),
+        xy[to_xy].tolist(),
+        heading[opening].tolist(),
+        np.add.reduceat(length, opening).tolist() if pieces else [],
+        np.add.reduceat(cost, opening).tolist() if pieces else [],
+        leg[from_xy].tolist(),
+        index[from_xy].tolist(),
+        drawn[opening].tolist(),
+        first_of_segment[opening].tolist(),
+        space[opening].tolist(),
+        building[opening].tolist(),
+        strict=True,
+    )
     space_list, building_list = spaces.space_list, spaces.building_list
-    space_at, building_at, segment_at = space.tolist(), building.tolist(), segment.tolist()
-    start_at, drawn_at, first_at = start.tolist(), drawn.tolist(), first_of_segment.tolist()
     verticals = _verticals(parts, positions, vertical_segments, vertical_names, spaces)
     result = []
     placed = 0
-    for k, end in zip(stretch, stretch[1:], strict=False):
-        s = segment_at[k]
+    for s, a_k, b_k, bearing_k, length_k, cost_k, leg_k, index_k, drawn_k, first_k, space_k, building_k in fields:
         while placed < len(verticals) and verticals[placed][0] < s:
             result.append(verticals[placed][1])
             placed += 1
         seg = parts[s]
-        here = (int(leg[start_at[k]]), int(index[start_at[k]]))
-        if not drawn_at[k]:
-            piece = Piece(None, None, None, 0.0, cost_list[k], seg.from_level, seg.kind, s, True, here)
+        if drawn_k:
+            piece = Piece(a_k, b_k, None if bearing_k != bearing_k else bearing_k, length_k, cost_k,
+                          seg.from_level, seg.kind, s, first_k, (leg_k, index_k))  # fmt: skip
         else:
-            bearing_k = heading_list[k]
-            piece = Piece(
-                xy[start_at[k]].tolist(),
-                xy[start_at[end - 1] + 1].tolist(),
-                None if bearing_k != bearing_k else bearing_k,
-                sum(length_list[k:end]),
-                sum(cost_list[k:end]),
-                seg.from_level,
-                seg.kind,
-                s,
-                first_at[k],
-                here,
-            )  # fmt: skip
-        piece.space = space_list[space_at[k]] if space_at[k] >= 0 else None
-        piece.building = building_list[building_at[k]] if building_at[k] >= 0 else None
+            piece = Piece(None, None, None, 0.0, cost_k, seg.from_level, seg.kind, s, True, (leg_k, index_k))
+        piece.space = space_list[space_k] if space_k >= 0 else None
+        piece.building = building_list[building_k] if building_k >= 0 else None
         result.append(piece)
     result.extend(v for _, v in verticals[placed:])
     return result
 
 
-def _split_turning_runs(joins: np.ndarray, heading_list: list) -> list:
+def _split_turning_runs(joins: np.ndarray, heading: np.ndarray) -> np.ndarray:
     """`joins` with a new stretch wherever a joined piece has turned half a degree or more from its
-    stretch's first (which the pieces after it then compare to). Only joined pieces are looked at
-    (a piece that does not join starts a stretch anyway)."""
-    join_list = joins.tolist()
-    lead, previous = 0.0, -2
-    for p in np.flatnonzero(joins).tolist():
-        if p != previous + 1:  # the piece before starts this run
-            lead = heading_list[p - 1]
-        if abs((heading_list[p] - lead + 540) % 360 - 180) >= 0.5:
-            join_list[p] = False  # a new stretch from here: the ones after compare to it
-            lead = heading_list[p]
-        previous = p
-    return join_list
+    stretch's first (which the pieces after it then compare to)."""
+    runs = np.maximum.accumulate(np.where(joins, 0, np.arange(len(joins))))  # each piece's run start
+    with np.errstate(invalid="ignore"):
+        turned = joins & (np.abs((heading - heading[runs] + 540) % 360 - 180) >= 0.5)
+        if not turned.any():  # no run turns (a corridor drawn straight)
+            return joins
+        # Each joined piece's change from the one before. Where every change is either half a
+        # degree or more beyond all the small ones together, or so small that all of them never
+        # add up to half a degree (a path on a grid, a corridor drawn in exact right angles),
+        # exactly the large changes cut: no walk needed.
+        step = np.abs((heading[1:] - heading[:-1] + 540) % 360 - 180)
+    joined = step[joins[1:]]
+    small = joined < 0.5
+    drift = float(joined[small].sum())
+    if drift < 0.5 and (small.all() or float(joined[~small].min()) >= 0.5 + drift):
+        cut = joins.copy()
+        cut[1:] &= step < 0.5
+        return cut
+    join_list, heading_list = joins.tolist(), heading.tolist()
+    for run in np.unique(runs[turned]).tolist():
+        lead = heading_list[run]
+        p = run + 1
+        while p < len(join_list) and join_list[p]:
+            if abs((heading_list[p] - lead + 540) % 360 - 180) >= 0.5:
+                join_list[p] = False  # a new stretch from here: the ones after compare to it
+                lead = heading_list[p]
+            p += 1
+    return np.array(join_list, dtype=bool)
 
 
 def _verticals(parts, positions, segments: list, names: dict, spaces: Spaces) -> list:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from indoor.routing import directions
 
@@ -33,8 +34,9 @@ def point(lon: float, lat: float) -> list[float]:
     return [round(float(lon), 7), round(float(lat), 7)]
 
 
-@dataclass
-class Segment:
+class Segment(NamedTuple):
+    """One edge of the path (a tuple: directions reads a route's segments column-wise, `zip(*parts)`)."""
+
     kind: str
     from_level: object
     to_level: object

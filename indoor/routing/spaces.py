@@ -33,6 +33,7 @@ CONNECTOR_ROOM_M = 12.0
 _M_PER_DEG = 111_320.0
 # The points whose names a Spaces keeps (numbers_at): about 200 bytes each, 40 MB at most.
 NAMED_POINTS_KEPT = 200_000
+_LEVEL_KEY = 1024.0  # a level number times this lies beyond every latitude (numbers_at)
 _PACK = 1 << 32  # a space's and a building's numbers (+ 1) in one int: space * _PACK + building
 
 # What kind of space a layer is, for the words ("Follow corridor F03", "Cross the Foyer").
@@ -79,8 +80,9 @@ class Spaces:
         self.key = _key(seen)
         self.numbers = (seen["floor"], seen["rooms"])
         self.loaded_at = time.monotonic()
-        self._named_points: dict[float, dict] = {}  # level -> {complex(lon, lat): packed names}: numbers_at
+        self._named_points: dict[complex, int] = {}  # a point on a level -> its packed names: numbers_at
         self._named_count = 0
+        self._level_ids: dict[float, int] = {}
         # Per level an R-tree and the offset of its shapes in one list for all levels, so a lookup
         # answers numbers (directions.py smooths and joins on them) and names only where needed.
         self._spaces: dict[float, tuple] = {}  # level -> (tree, offset, areas)
@@ -152,31 +154,34 @@ class Spaces:
         NAMED_POINTS_KEPT points) and only the points not seen yet go to the R-trees."""
         space = np.full(len(xy), -1, dtype=np.int64)
         building = np.full(len(xy), -1, dtype=np.int64)
-        # Per level, a point as one complex number and its names as one int (both + 1, so -1 is
-        # "not seen"): the look-ups are then one C-level map over the points, no tuple each.
-        where = xy[:, 0] + 1j * xy[:, 1]
-        for number, level in enumerate(levels):
-            ks = np.flatnonzero(level_of == number)
-            if not len(ks):
-                continue
-            if level != level:  # no level: nothing is named there
-                continue
-            known = self._named_points.setdefault(level, {})
-            keys = where[ks].tolist()
-            packed = np.fromiter(map(known.get, keys, repeat(-1, len(keys))), np.int64, len(keys))
-            unseen = np.flatnonzero(packed < 0)
-            if len(unseen):
-                found_space, found_building = self._numbers_at(xy[ks[unseen]], np.zeros(len(unseen), np.int64), [level])
-                packed[unseen] = (found_space + 1) * _PACK + (found_building + 1)
-                if self._named_count + len(unseen) > NAMED_POINTS_KEPT:
-                    self._named_points.clear()  # a worker that has walked every corridor starts over
-                    self._named_count = 0
-                    known = self._named_points.setdefault(level, {})
-                self._named_count += len(unseen)
-                known.update(zip([keys[u] for u in unseen.tolist()], packed[unseen].tolist(), strict=True))
-            space[ks] = packed // _PACK - 1
-            building[ks] = packed % _PACK - 1
+        # A point as one complex number, its level folded into the imaginary part (each level's
+        # number times _LEVEL_KEY, beyond any latitude), and its names as one int (both + 1, so -1
+        # is "not seen"): the look-ups are then one C-level map over all the points, no tuple each.
+        ids = np.array([self._level_id(level) for level in levels], dtype=float)[level_of]
+        ks = np.flatnonzero(~np.isnan(ids))  # no level: nothing is named there
+        if not len(ks):
+            return space, building
+        keys = (xy[ks, 0] + 1j * (xy[ks, 1] + ids[ks] * _LEVEL_KEY)).tolist()
+        known = self._named_points
+        packed = np.fromiter(map(known.get, keys, repeat(-1, len(keys))), np.int64, len(keys))
+        unseen = np.flatnonzero(packed < 0)
+        if len(unseen):
+            found_space, found_building = self._numbers_at(xy[ks[unseen]], level_of[ks[unseen]], levels)
+            packed[unseen] = (found_space + 1) * _PACK + (found_building + 1)
+            if self._named_count + len(unseen) > NAMED_POINTS_KEPT:
+                known.clear()  # a worker that has walked every corridor starts over
+                self._named_count = 0
+            self._named_count += len(unseen)
+            known.update(zip([keys[u] for u in unseen.tolist()], packed[unseen].tolist(), strict=True))
+        space[ks] = packed // _PACK - 1
+        building[ks] = packed % _PACK - 1
         return space, building
+
+    def _level_id(self, level: float) -> float:
+        """A small number per level seen (NaN for none), for numbers_at's keys."""
+        if level != level:
+            return math.nan
+        return self._level_ids.setdefault(level, len(self._level_ids))
 
     def _numbers_at(self, xy: np.ndarray, level_of: np.ndarray, levels: list) -> tuple[np.ndarray, np.ndarray]:
         """numbers_at from the R-trees: one set of points per level for both."""
