@@ -237,7 +237,7 @@ export class LiveRoute {
     this.timer = null;
     this.retries = 0;
     // Read by the tests and the benchmark.
-    this.stats = { connected: false, events: 0, lastEventAt: null, replans: 0, lastReplanAt: null, notices: 0, lastNotice: "", lastNoticeAt: null };
+    this.stats = { connected: false, events: 0, lastEventAt: null, replans: 0, lastReplanAt: null, notices: 0, lastNotice: "", lastNoticeAt: null, lastShownAt: null };
   }
 
   start() {
@@ -308,6 +308,7 @@ export class LiveRoute {
       this.stats.lastNoticeAt = Date.now();
     }
     this.hooks.present(answer, notice);
+    this.stats.lastShownAt = Date.now();
   }
 
   /** Why the route changed, from the changes that made it re-plan. */
