@@ -33,6 +33,23 @@ NO_JIT = "SET LOCAL jit = off"
 SESSIONLESS_SETTINGS = "SET LOCAL statement_timeout = %s; " + NO_JIT
 
 
+class _SettingsFirstCursor(psycopg2.extensions.cursor):
+    """A cursor whose first statement carries the transaction's settings: sent as one simple query
+    on a connection in autocommit, the SET LOCALs and the statement run as one implicit
+    transaction (PostgreSQL's rule for a query string of several statements), so a read of one
+    statement is one round trip instead of four (BEGIN, the settings, the statement, COMMIT)."""
+
+    settings_first = ""
+
+    def execute(self, query, vars=None):
+        if self.settings_first:
+            first, self.settings_first = self.settings_first, ""
+            if not isinstance(query, str | bytes):
+                query = query.as_string(self)
+            query = (first.encode() + query) if isinstance(query, bytes) else first + query
+        return super().execute(query, vars)
+
+
 class DatabaseUnavailable(Exception):
     """The database could not answer: down, unreachable, pool exhausted, or timed out."""
 
@@ -291,6 +308,7 @@ class Database:
         retries: int = 1,
         wait_s: float | None = None,
         unwanted: Callable[[], bool] | None = None,
+        one_statement: bool = False,
     ) -> T | None:
         """Run `fn(cursor)` in a short read-only transaction and return what it returns.
 
@@ -298,6 +316,8 @@ class Database:
         (reads are idempotent). Database trouble surfaces as DatabaseUnavailable. `wait_s`
         overrides DB_POOL_TIMEOUT_S for this call; `unwanted()` is asked once a connection is
         had: if it says the answer is no longer wanted, nothing runs and None is returned.
+        `one_statement`: `fn` executes exactly one statement; it is sent with the settings in
+        one round trip (_SettingsFirstCursor), which a stream's many pages notice.
         """
         timeout_ms = self.settings.pg_statement_timeout_ms if timeout_ms is None else timeout_ms
         attempt = 0
@@ -307,6 +327,8 @@ class Database:
                     if unwanted is not None and unwanted():
                         return None
                     conn.wait_limit_s = int(timeout_ms) / 1000 + WAIT_MARGIN_S
+                    if one_statement:
+                        return _one_statement(conn, fn, int(timeout_ms))
                     with conn.cursor() as cur:
                         cur.execute(SESSIONLESS_SETTINGS, (int(timeout_ms),))
                         result = fn(cur)
@@ -335,6 +357,17 @@ class Database:
                     cur.execute(NO_JIT)
                 yield cur
             conn.commit()
+
+
+def _one_statement(conn, fn: Callable[..., T], timeout_ms: int) -> T:
+    conn.autocommit = True
+    try:
+        with conn.cursor(cursor_factory=_SettingsFirstCursor) as cur:
+            cur.settings_first = f"SET LOCAL statement_timeout = {timeout_ms}; {NO_JIT}; "
+            return fn(cur)
+    finally:
+        if conn.closed == 0:
+            conn.autocommit = False
 
 
 def _is_connection_error(exc: BaseException, conn) -> bool:

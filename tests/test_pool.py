@@ -4,7 +4,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg2
+import pytest
 
+from indoor.db import DatabaseUnavailable
+from indoor.extensions import get_db
 from tests.http import get, get_json
 
 
@@ -61,3 +64,26 @@ def test_pool_exhaustion_answers_503_json_not_a_pool_error(serve, database_url):
     # The one request holding the connection hits its statement timeout; the rest were refused a connection.
     assert "no free database connection" in reasons
     assert set(reasons) <= {"no free database connection", "statement timeout"}
+
+
+def test_a_page_read_in_one_round_trip_keeps_its_settings_to_itself(app):
+    """A listing page is read as one query string with its settings (one round trip); the
+    timeout and JIT setting apply to it, a statement over the timeout fails as the others do,
+    and nothing stays set on the connection for whoever uses it next."""
+    with app.app_context():
+        database = get_db()
+
+        def settings(cur):
+            cur.execute("SELECT current_setting('statement_timeout'), current_setting('jit')")
+            return cur.fetchone()
+
+        assert database.read(settings, one_statement=True, timeout_ms=1234) == ("1234ms", "off")
+        with pytest.raises(DatabaseUnavailable, match="statement timeout"):
+            database.read(lambda cur: cur.execute("SELECT pg_sleep(2)"), one_statement=True, timeout_ms=100)
+        with database.connection() as conn:  # the same connection (the pool hands back the last one in)
+            assert conn.autocommit is False
+            with conn.cursor() as cur:
+                timeout, _ = settings(cur)
+            conn.rollback()
+        assert timeout not in ("1234ms", "100ms")
+        assert database.read(settings, timeout_ms=4321) == ("4321ms", "off")  # the usual way still works

@@ -59,7 +59,7 @@ def list_features(resource: str, filters, page_fn: Callable) -> Response:
         response = stream_features(listing, filters, page_fn)
     else:
         after = params.cursor(listing)
-        page = get_db().read(lambda cur: page_fn(cur, filters, after, limit))
+        page = get_db().read(lambda cur: page_fn(cur, filters, after, limit), one_statement=True)
         response = page_response(page, listing)
     response.headers["Vary"] = "Accept"
     return response
@@ -104,10 +104,11 @@ def stream_features(listing: bytes, filters, page_fn: Callable) -> Response:
             lambda cur: page_fn(cur, filters, last_id, limit),
             wait_s=settings.sse_pool_wait_s,
             unwanted=cancelled.is_set if cancelled is not None else None,
+            one_statement=True,
         )
 
     # Before the first byte, an ordinary request: a failure is an ordinary JSON error.
-    first = database.read(lambda cur: page_fn(cur, filters, after, batch))
+    first = database.read(lambda cur: page_fn(cur, filters, after, batch), one_statement=True)
     if token is not None and first.count == 0:
         return sse.no_content()
     return sse.event_stream(

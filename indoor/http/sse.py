@@ -139,8 +139,8 @@ def event_stream(
     batch_size: int,
     heartbeat_s: float,
     retry_ms: int,
-    max_batches_per_fetch: int = 4,
-    max_rows_per_fetch: int = 2000,
+    max_batches_per_fetch: int = 8,
+    max_rows_per_fetch: int = 4000,  # 2,000: 0.86x COPY, the database idle between pages; 4,000: 1.09x
     readahead_max_streams: int = 32,
     crowded_batch_size: int = 100,
 ) -> Response:
