@@ -260,6 +260,9 @@ def _closures_went_around(places, resolved, parts, paths, rules, active, found_v
     cached = cache_get_many(*(path_key(k, graph_key, open_keyed) for k in parts))
     open_paths = {k: p for k, p in zip(parts, cached, strict=True) if p is not None}
     missing = [k for k in parts if k not in open_paths]
+    if missing:  # the route index tells the open paths' costs and edges without reading them
+        open_paths.update(search.index_costs(resolved, missing, open_profile, graph_key))
+        missing = [k for k in parts if k not in open_paths]
     certain = True
     if missing:
         read_at = time.monotonic()

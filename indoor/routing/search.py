@@ -121,6 +121,26 @@ def _compute_part(cur, start: dict, end: dict, profile: str, found_versions: dic
     return path, search
 
 
+def index_costs(resolved: list, parts: list[int], profile, graph_key: str) -> dict[int, dict]:
+    """{part: {"cost", "edge_ids"}} of the parts this worker's route index answers for this graph
+    version: a path's cost and its edges' ids, nothing read from the database (enough to tell
+    which active closures a route went around, not to draw it). Parts it cannot answer are left
+    out for the searches."""
+    if not get_settings().route_index or not queries.is_plain(profile):
+        return {}
+    found_index = index.current(graph_key)
+    if found_index is None or found_index.graph_key != graph_key:
+        return {}
+    name = queries.profile_name(profile)
+    answered = {}
+    for k in parts:
+        found = found_index.path(resolved[k]["vertex"], resolved[k + 1]["vertex"], name)
+        if found is not None:
+            cost, rows = found
+            answered[k] = {"cost": cost, "edge_ids": [edge for _, edge, _ in rows]}
+    return answered
+
+
 def indexed_path(cur, source: Snap, target: Snap, profile: str, graph_key: str) -> PathSearch | None:
     """The path through this worker's route index when it holds this snapshot's graph version
     (its edges then read in this snapshot); None when it does not (a build is started) or
