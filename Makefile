@@ -52,7 +52,7 @@ test: $(VENV)/.installed client translations
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	INDOOR_TEST_PGBOUNCER=1 $(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed translations
+bench: $(VENV)/.installed client translations
 	@bash scripts/system-deps.sh --bench
 	$(PY) -m bench
 

@@ -154,7 +154,11 @@ def measure(base_url: str, levels: int, timeout_s: float, profile: bool = False,
             cdp.send("Profiler.enable")
             cdp.send("Profiler.setSamplingInterval", {"interval": 1000})
             cdp.send("Profiler.start")
-        page.goto(base_url + PATHS[path])
+        answer = page.goto(base_url + PATHS[path])
+        if answer is None or answer.status != 200:  # e.g. 503: the client is not built (`make client`)
+            raise RuntimeError(
+                f"the map page answered {answer.status if answer else 'nothing'}: {answer.text()[:200] if answer else ''}"
+            )
         # A tiled level has no rooms stream: its rooms come with its tiles.
         page.wait_for_function(
             "() => window.indoor && indoor.stats.floorEnded[0] && (indoor.tiled?.length || indoor.stats.roomsEnded)"
