@@ -79,6 +79,7 @@ def uncached_route(ctx: Context) -> list[Row]:
         routing.reset_statement_stats(cur)
     routes_from = len(ctx.server_log.lines("route"))
     directions_from = len(ctx.server_log.lines("route directions"))
+    phases_from = len(ctx.server_log.lines("route phases"))
     bodies = []
     for i, pair in enumerate(pairs):
         if why is None:
@@ -184,7 +185,23 @@ def uncached_route(ctx: Context) -> list[Row]:
     lengths.data.update(mismatches=len(mismatches), examples=mismatches[:5])
     floor.measured += f"; the API's uncached p50 is {fmt(ratio(p50, floor_p50), 1)} x this"
     ctx.shared["cached_paths"] = [pairs[i].path() for i in misses if api[i][0] == 200][:20]
-    return [main, lengths, floor, _directions_row(ctx, routes_from, directions_from, bodies)]
+    return [main, lengths, floor, _directions_row(ctx, routes_from, directions_from, bodies),
+            _phases_row(ctx, phases_from)]  # fmt: skip
+
+
+def _phases_row(ctx: Context, phases_from: int) -> Row:
+    """Where the uncached routes' time went inside the service: the medians of each phase of the
+    service's `route phases` log lines (indoor/routing/route.py, Phases)."""
+    row = Row("route_phases", "uncached route: where the time goes in the service (p50 of each phase)", status=INFO)
+    lines = [r for r in ctx.server_log.lines("route phases")[phases_from:] if r.get("cache") == "MISS"]
+    if not lines:
+        return row.not_measured("no uncached route logged its phases")
+    names = list(dict.fromkeys(k for r in lines for k in r if k.endswith("_ms") and k != "total_ms"))
+    medians = {k[:-3]: median([r.get(k, 0.0) for r in lines]) for k in names}
+    row.measured = ", ".join(f"{name} {fmt(value, 2)}" for name, value in medians.items()) + " ms"
+    row.reference = f"the whole: p50 {fmt(median([r['total_ms'] for r in lines]), 2)} ms ({len(lines)} routes)"
+    row.data.update(phases_p50_ms=medians, routes=len(lines))
+    return row
 
 
 def _directions_row(ctx: Context, routes_from: int, directions_from: int, bodies: list) -> Row:

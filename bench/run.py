@@ -128,7 +128,7 @@ def main() -> int:
     return 0
 
 
-ORDER = ["campus", "route_uncached", "route_lengths", "route_floor", "route_directions", "route_cached_latency", "route_cached_rps",
+ORDER = ["campus", "route_uncached", "route_lengths", "route_floor", "route_directions", "route_phases", "route_cached_latency", "route_cached_rps",
          "route_after_edit", "route_closures",
          "route_shape_bench", "route_shape_grid", "route_shape_huge", "route_shape_station",
          "route_after_edit_costs", "route_after_edit_topology", "route_index_memory", "route_index_build",

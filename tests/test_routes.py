@@ -549,6 +549,27 @@ def test_a_route_between_levels_has_legs_instructions_and_a_duration(client, sql
     assert summary["graph_version"] == sql("SELECT version FROM indoor_versions WHERE name = 'graph'")[0][0]
 
 
+def test_an_uncached_route_logs_where_its_time_went_and_a_cached_one_does_not(client, sql, redis_url, caplog):
+    """An operator reads one `route phases` line per route that was not a finished body in a cache:
+    each phase's milliseconds, adding up to the request's route time."""
+    cache = redis.Redis.from_url(redis_url)
+    for key in cache.scan_iter("indoor:route:*"):  # other tests may have asked for this route
+        cache.delete(key)
+    low, _ = _room_on(sql, 0, "DESC")
+    high, _ = _room_on(sql, 1, "ASC")
+    caplog.set_level(logging.INFO, logger="indoor.route")
+    assert route(client, low, high, "accessible").status_code == 200
+    lines = [r for r in caplog.records if r.getMessage() == "route phases"]
+    assert len(lines) == 1 and lines[0].cache == "MISS"
+    phases = {k[: -len("_ms")]: v for k, v in vars(lines[0]).items() if k.endswith("_ms") and k != "total_ms"}
+    assert {"versions", "cache", "slot", "snap", "search", "body", "encode", "cache_writes"} <= set(phases)
+    assert all(v >= 0 for v in phases.values())
+    assert sum(phases.values()) == pytest.approx(lines[0].total_ms, abs=0.05)
+    caplog.clear()
+    assert route(client, low, high, "accessible").status_code == 200  # the finished body, from a cache
+    assert not [r for r in caplog.records if r.getMessage() == "route phases"]
+
+
 def test_accessible_routes_take_the_elevator_and_are_never_shorter(client, sql):
     low, _ = _room_on(sql, 0, "ASC")
     high, _ = _room_on(sql, 2, "DESC")

@@ -27,6 +27,27 @@ from indoor.routing.versions import current_versions, remember
 
 log = logging.getLogger("indoor.route")
 directions_log = logging.getLogger("indoor.directions")
+phases_log = logging.getLogger("indoor.route.phases")
+
+
+class Phases:
+    """Where a route that is not a finished body in a cache spends its time: laps that add up to
+    the whole, one `route phases` log line per such request (`make bench` reports the medians)."""
+
+    def __init__(self):
+        self.ms: dict[str, float] = {}
+        self.started = self.mark = time.perf_counter()
+        self.computed = False  # past the caches: the line is written
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.ms[name] = self.ms.get(name, 0.0) + (now - self.mark) * 1000
+        self.mark = now
+
+    def log(self, cache_state: str) -> None:
+        fields = {f"{name}_ms": round(value, 3) for name, value in self.ms.items()}
+        fields.update(cache=cache_state, total_ms=round((time.perf_counter() - self.started) * 1000, 3))
+        phases_log.info("route phases", extra=fields)
 
 
 def _json(value) -> bytes:
@@ -60,17 +81,26 @@ def route_between(places: list, profile: str, avoid: tuple[str, ...] = ()) -> tu
     start, end or removal changes every key it touches.
     """
     writes = {}
+    phases = Phases()
+    cache_state = "MISS"
     try:
         found_versions = current_versions()
         active = closures.active(found_versions, profile)
         closed = tuple(sorted(set().union(*(c.edges for c in active)))) if active else ()
         rules = Rules(profile, tuple(sorted(set(avoid))), closed)
-        return _route_between(places, rules, active, found_versions, writes)
+        phases.lap("versions")
+        body, cache_state = _route_between(places, rules, active, found_versions, writes, phases)
+        return body, cache_state
     finally:
         cache_set_many(writes)
+        if phases.computed:
+            phases.lap("cache_writes")
+            phases.log(cache_state)
 
 
-def _route_between(places: list, rules: Rules, active: tuple, found_versions: dict, writes: dict) -> tuple[bytes, str]:
+def _route_between(
+    places: list, rules: Rules, active: tuple, found_versions: dict, writes: dict, phases: Phases
+) -> tuple[bytes, str]:
     started = time.perf_counter()
     settings = get_settings()
     names = _names(len(places))
@@ -94,7 +124,10 @@ def _route_between(places: list, rules: Rules, active: tuple, found_versions: di
         local_cache().set(cached_key, cached_body)
         metrics.observe_route(None, cache_hit=True)
         return cached_body, "HIT"
+    phases.computed = True
+    phases.lap("cache")
     with _computation_slot(settings):
+        phases.lap("slot")
         spaces.prefetch(found_versions)  # the names a body needs: read in the background meanwhile
         known = [None] * len(places)
         for k, value in zip(fixed, cached_places, strict=True):
@@ -110,6 +143,7 @@ def _route_between(places: list, rules: Rules, active: tuple, found_versions: di
             resolved = known
         for k in fixed:
             snap.as_place(resolved[k], names[k], places[k])  # an unknown room: 404, before anything else
+        phases.lap("snap")
         resolved_versions = found_versions
         route_places = list(places)
         chosen_under = []  # the versions each category was resolved under
@@ -122,10 +156,12 @@ def _route_between(places: list, rules: Rules, active: tuple, found_versions: di
                 )
                 chosen_under.append(versions_seen)
                 route_places[k] = RoomPlace(resolved[k]["description"]["room"])
+        phases.lap("category")
         ends = [snap.as_place(r, n, p) for r, n, p in zip(resolved, names, route_places, strict=True)]
         parts = [k for k in range(len(places) - 1) if not search.same_place(resolved[k], resolved[k + 1])]
         if not parts:
             body = _collection(ends, [None] * (len(places) - 1), found_versions, rules.profile)
+            phases.lap("body")
             return _encode(_noted(body, rules, [])), "MISS"
         _require_vertices(resolved, names, parts)
         # No path is shorter than the straight line: a request surely over the budget costs no search.
@@ -143,6 +179,7 @@ def _route_between(places: list, rules: Rules, active: tuple, found_versions: di
         paths = {k: path for k, path in zip(parts, cached_paths, strict=True) if path is not None}
         missing = [k for k in parts if k not in paths]
         searches = {}
+        phases.lap("cache")
         if missing:
             read_at = time.monotonic()
             found_versions, computed, new_resolved, searches = get_db().read(
@@ -158,6 +195,7 @@ def _route_between(places: list, rules: Rules, active: tuple, found_versions: di
             paths.update(computed)
             for k, path in computed.items():
                 writes[path_key(k, found_versions["graph_key"])] = path
+        phases.lap("search")
         cache_state = "MISS" if missing else "HIT"
         for k in parts:
             _log(
@@ -168,6 +206,7 @@ def _route_between(places: list, rules: Rules, active: tuple, found_versions: di
             went_around, certain = _closures_went_around(
                 route_places, resolved, parts, paths, rules, active, found_versions, path_key, writes
             )
+            phases.lap("closures")
         for k in parts:
             if paths[k]["cost"] is None:
                 detail = _without(rules)
@@ -188,7 +227,10 @@ def _route_between(places: list, rules: Rules, active: tuple, found_versions: di
         if length_m > settings.route_max_length_m:  # refused before the costly part: legs, names, body
             raise RouteTooLong(length_m, settings.route_max_length_m, cache_state)
         paths_in_order = [paths.get(k) for k in range(len(places) - 1)]
-        body = _encode(_noted(_collection(ends, paths_in_order, found_versions, rules.profile), rules, went_around))
+        collection = _collection(ends, paths_in_order, found_versions, rules.profile)
+        phases.lap("body")
+        body = _encode(_noted(collection, rules, went_around))
+        phases.lap("encode")
         # Not cached: a category chosen on older data, or closures not attributed in one snapshot.
         if certain and all(seen == found_versions for seen in chosen_under):
             cached_key = keys.body_key(places, found_versions, keyed)
