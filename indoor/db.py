@@ -363,7 +363,7 @@ def _one_statement(conn, fn: Callable[..., T], timeout_ms: int) -> T:
     conn.autocommit = True
     try:
         with conn.cursor(cursor_factory=_SettingsFirstCursor) as cur:
-            cur.settings_first = f"SET LOCAL statement_timeout = {timeout_ms}; {NO_JIT}; "
+            cur.settings_first = SESSIONLESS_SETTINGS % (int(timeout_ms),) + "; "
             return fn(cur)
     finally:
         if conn.closed == 0:

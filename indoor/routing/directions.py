@@ -55,8 +55,8 @@ def bearing(a, b) -> float | None:
     return math.degrees(math.atan2(dx, dy)) % 360
 
 
-def turn_angle(before: float, after: float) -> float:
-    """Signed change of heading in (-180, 180]: positive turns right."""
+def turn_angle(before, after):
+    """Signed change of heading in [-180, 180): positive turns right (floats or numpy arrays)."""
     return (after - before + 540) % 360 - 180
 
 
@@ -292,14 +292,14 @@ def _split_turning_runs(joins: np.ndarray, heading: np.ndarray) -> np.ndarray:
     stretch's first (which the pieces after it then compare to)."""
     runs = np.maximum.accumulate(np.where(joins, 0, np.arange(len(joins))))  # each piece's run start
     with np.errstate(invalid="ignore"):
-        turned = joins & (np.abs((heading - heading[runs] + 540) % 360 - 180) >= 0.5)
+        turned = joins & (np.abs(turn_angle(heading[runs], heading)) >= 0.5)
         if not turned.any():  # no run turns (a corridor drawn straight)
             return joins
         # Each joined piece's change from the one before. Where every change is either half a
         # degree or more beyond all the small ones together, or so small that all of them never
         # add up to half a degree (a path on a grid, a corridor drawn in exact right angles),
         # exactly the large changes cut: no walk needed.
-        step = np.abs((heading[1:] - heading[:-1] + 540) % 360 - 180)
+        step = np.abs(turn_angle(heading[:-1], heading[1:]))
     joined = step[joins[1:]]
     small = joined < 0.5
     drift = float(joined[small].sum())
@@ -312,7 +312,7 @@ def _split_turning_runs(joins: np.ndarray, heading: np.ndarray) -> np.ndarray:
         lead = heading_list[run]
         p = run + 1
         while p < len(join_list) and join_list[p]:
-            if abs((heading_list[p] - lead + 540) % 360 - 180) >= 0.5:
+            if abs(turn_angle(lead, heading_list[p])) >= 0.5:
                 join_list[p] = False  # a new stretch from here: the ones after compare to it
                 lead = heading_list[p]
             p += 1

@@ -121,20 +121,32 @@ def _compute_part(cur, start: dict, end: dict, profile: str, found_versions: dic
     return path, search
 
 
+def _usable_index(graph_key: str, profile, cur=None) -> tuple | None:
+    """(index, profile name, closed edge ids) when this worker's route index holds this graph
+    version and can answer for `profile` (closures: once its closures metric is ready); else None
+    (a build may have been started)."""
+    found_index = index.current(graph_key, cur)
+    if found_index is None:
+        return None
+    closed = profile.closed if isinstance(profile, queries.Rules) else ()
+    name = queries.profile_name(profile)
+    if closed and not (index.closed_ready(found_index, name) and found_index.graph_key == graph_key):
+        return None
+    return found_index, name, closed
+
+
 def index_costs(resolved: list, parts: list[int], profile, graph_key: str) -> dict[int, dict]:
     """{part: {"cost", "edge_ids"}} of the parts this worker's route index answers for this graph
     version: a path's cost and its edges' ids, nothing read from the database (enough to tell
     which active closures a route went around, not to draw it). Parts it cannot answer are left
     out for the searches."""
-    if not get_settings().route_index or not queries.is_plain(profile):
+    usable = _usable_index(graph_key, profile) if get_settings().route_index and queries.is_plain(profile) else None
+    if usable is None:
         return {}
-    found_index = index.current(graph_key)
-    if found_index is None or found_index.graph_key != graph_key:
-        return {}
-    name = queries.profile_name(profile)
+    found_index, name, closed = usable
     answered = {}
     for k in parts:
-        found = found_index.path(resolved[k]["vertex"], resolved[k + 1]["vertex"], name)
+        found = found_index.path(resolved[k]["vertex"], resolved[k + 1]["vertex"], name, closed)
         if found is not None:
             cost, rows = found
             answered[k] = {"cost": cost, "edge_ids": [edge for _, edge, _ in rows]}
@@ -145,13 +157,10 @@ def indexed_path(cur, source: Snap, target: Snap, profile: str, graph_key: str) 
     """The path through this worker's route index when it holds this snapshot's graph version
     (its edges then read in this snapshot); None when it does not (a build is started) or
     cannot tell."""
-    found_index = index.current(graph_key, cur)
-    if found_index is None:
+    usable = _usable_index(graph_key, profile, cur)
+    if usable is None:
         return None
-    closed = profile.closed if isinstance(profile, queries.Rules) else ()
-    name = queries.profile_name(profile)
-    if closed and not (index.closed_ready(found_index, name) and found_index.graph_key == graph_key):
-        return None
+    found_index, name, closed = usable
     started = time.perf_counter()
     found = found_index.path(source.vertex, target.vertex, name, closed)
     if found is None:
