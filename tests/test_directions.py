@@ -10,6 +10,7 @@ import math
 import random
 import re
 import statistics
+import time
 from contextlib import contextmanager
 from types import SimpleNamespace
 
@@ -20,9 +21,9 @@ import shapely
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from indoor.queries.spaces import SpaceRows, space_rows
+from indoor.queries.spaces import SpaceRows, graph_lines, space_rows
 from indoor.routing import directions, itinerary
-from indoor.routing.spaces import Spaces
+from indoor.routing.spaces import Spaces, graph_points
 from tests.conftest import SHARED_DATA, run_cli
 from tests.imdf_building import write_imdf
 from tests.importing import route_client
@@ -393,6 +394,37 @@ def test_berlin_routes_name_start_destination_and_corridors_with_no_short_turns(
             if step["type"] == "level_change":
                 assert step["text"].startswith(("Take the ", "Take ")), step
     assert named_corridor >= len(routes) // 3
+
+
+def test_the_graph_named_at_once_gives_the_names_a_look_up_gives_and_serves_the_routes(berlin):
+    """Every point of the walkable graph is named in the background once per version: it must
+    name each as the R-trees do, and be where routes find their points (only the stretches from
+    a room to the graph are looked up one by one)."""
+    url, client = berlin
+    assert client.get("/api/route/", query_string={"from": 1, "to": 2}).status_code in (200, 422)
+    state = client.application.extensions["indoor.spaces"]
+    deadline = time.monotonic() + 60
+    while state["spaces"] is None or state["spaces"]._graph_named is None:
+        assert time.monotonic() < deadline, "the graph was never named"
+        time.sleep(0.1)
+    held = state["spaces"]
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        found = [graph_points(rows) for rows in graph_lines(cur)]
+    conn.close()
+    levels = np.concatenate([f[0] for f in found])
+    points = np.concatenate([f[1] for f in found])
+    assert len(points) >= 1000
+    distinct, level_of = np.unique(levels, return_inverse=True)
+    held._named_points.clear()
+    named = held.numbers_at(points, level_of, distinct.tolist())
+    assert not held._named_points, "graph points were looked up one by one"
+    looked_up = held._numbers_at(points, level_of, distinct.tolist())
+    assert np.array_equal(named[0], looked_up[0]) and np.array_equal(named[1], looked_up[1])
+    assert (named[0] >= 0).sum() > len(points) // 4  # the names are there to compare
+    # Routes find their points there: per route, only its two ends' stretches are looked up.
+    routes = _routes(client, url, 20, seed=11)
+    pieces = sum(len(body["features"]) for _, _, body in routes)
+    assert len(routes) >= 15 and len(held._named_points) <= 4 * len(routes) < pieces * 4
 
 
 def test_footprints_are_not_spoiled_by_rows_another_tool_wrote(sit):

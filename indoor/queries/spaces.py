@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql
+from indoor.queries.validity import EDGES, MAX_LEVEL, VERTICES, in_lonlat_sql
 
 # Floor-plan layers that are no space a person is in (IMDF levels and structures, CAD walls...).
 NOT_SPACES = ("wall", "door", "level", "structure", "building", "opening", "window", "column", "fixture")
@@ -62,6 +62,20 @@ SELECT lower(category), trim(text), level, ST_X(wkb_geometry), ST_Y(wkb_geometry
 
 LEVEL_NAMES = "SELECT building, level, name FROM indoor_level_names WHERE trim(name) <> ''"
 
+# Every walkable edge's line with the levels of its two ends, as a route's path reads them
+# (queries/routing.py PATH_EDGES: the same GeoJSON text, so the same floats): the points the
+# directions name are the middles of these lines' pieces (routing/spaces.py, name_graph). Only
+# lines that path would draw as they are; a level NULL or beyond +-MAX_LEVEL reads as NULL.
+GRAPH_LINES = f"""
+SELECT CASE WHEN a.level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL} THEN a.level END::float8,
+       CASE WHEN b.level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL} THEN b.level END::float8,
+       ST_AsGeoJSON(e.wkb_geometry, 7)
+  FROM {EDGES} e
+  JOIN {VERTICES} a ON a.id = e.source
+  JOIN {VERTICES} b ON b.id = e.target
+ WHERE {in_lonlat_sql("e.wkb_geometry")} AND ST_GeometryType(e.wkb_geometry) = 'ST_LineString'
+"""  # noqa: S608 - constant fragments; no value is interpolated
+
 
 @dataclass
 class SpaceRows:
@@ -90,3 +104,13 @@ def space_rows(cur) -> SpaceRows:
         )
         found[1] = [row for row in found[1] if _usable(row[2:])] + [row for row in cur.fetchall() if _usable(row[2:])]
     return SpaceRows(*found)
+
+
+def graph_lines(cur, batch: int = 5_000):
+    """GRAPH_LINES in batches of rows (from_level, to_level, GeoJSON text): a named cursor, so a
+    campus of 300,000 edges never sits in memory twice, and each batch is parsed in a few ms (the GIL); read in the caller's transaction."""
+    with cur.connection.cursor("indoor_graph_lines") as named:
+        named.itersize = batch
+        named.execute(GRAPH_LINES)
+        while rows := named.fetchmany(batch):
+            yield rows

@@ -9,12 +9,13 @@ vectorised look-ups, not a database round trip. Floor-plan and rooms edits bump 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
 import time
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import chain, repeat
 
 import numpy as np
 import shapely
@@ -81,6 +82,9 @@ class Spaces:
         self.numbers = (seen["floor"], seen["rooms"])
         self.loaded_at = time.monotonic()
         self._named_points: dict[complex, int] = {}  # a point on a level -> its packed names: numbers_at
+        # Every piece middle of the walkable graph, named at once in the background (name_graph):
+        # (sorted keys as numbers_at makes them, their packed names), None until it is done.
+        self._graph_named: tuple[np.ndarray, np.ndarray] | None = None
         self._named_count = 0
         self._level_ids: dict[float, int] = {}
         # Per level an R-tree and the offset of its shapes in one list for all levels, so a lookup
@@ -122,6 +126,7 @@ class Spaces:
             for key, found in rooms.items()
         }  # fmt: skip
         self._level_names: dict[tuple, str] = {}
+        self._level_name_of: dict[tuple, str | None] = {}  # (level as given, building) -> level_name
         shared: dict[float, set] = {}
         for building, level, name in rows.level_names:
             self._level_names[(building or "", float(level))] = name
@@ -149,33 +154,62 @@ class Spaces:
         none): the number of the smallest named space holding it (in `space_list`) and of the
         smallest building footprint (in `building_list`), -1 where none does.
 
-        Routes share their corridors: of the pieces of 200 random routes on the bench campus, 77%
-        had been named before. So each answer is kept (for this version's lifetime, at most
-        NAMED_POINTS_KEPT points) and only the points not seen yet go to the R-trees."""
+        A route's points are the middles of its path's pieces, and those are the graph's: every
+        one of them is named in the background once per version (name_graph) and found here by
+        one binary search. The others (the stretches from a room to the graph, a graph edited
+        since) are looked up in the R-trees once and kept (for this version's lifetime, at most
+        NAMED_POINTS_KEPT points)."""
         space = np.full(len(xy), -1, dtype=np.int64)
         building = np.full(len(xy), -1, dtype=np.int64)
         # A point as one complex number, its level folded into the imaginary part (each level's
         # number times _LEVEL_KEY, beyond any latitude), and its names as one int (both + 1, so -1
-        # is "not seen"): the look-ups are then one C-level map over all the points, no tuple each.
+        # is "not named yet").
         ids = np.array([self._level_id(level) for level in levels], dtype=float)[level_of]
         ks = np.flatnonzero(~np.isnan(ids))  # no level: nothing is named there
         if not len(ks):
             return space, building
-        keys = (xy[ks, 0] + 1j * (xy[ks, 1] + ids[ks] * _LEVEL_KEY)).tolist()
-        known = self._named_points
-        packed = np.fromiter(map(known.get, keys, repeat(-1, len(keys))), np.int64, len(keys))
-        unseen = np.flatnonzero(packed < 0)
-        if len(unseen):
-            found_space, found_building = self._numbers_at(xy[ks[unseen]], level_of[ks[unseen]], levels)
-            packed[unseen] = (found_space + 1) * _PACK + (found_building + 1)
-            if self._named_count + len(unseen) > NAMED_POINTS_KEPT:
-                known.clear()  # a worker that has walked every corridor starts over
-                self._named_count = 0
-            self._named_count += len(unseen)
-            known.update(zip([keys[u] for u in unseen.tolist()], packed[unseen].tolist(), strict=True))
+        keys = xy[ks, 0] + 1j * (xy[ks, 1] + ids[ks] * _LEVEL_KEY)
+        packed = np.full(len(ks), -1, dtype=np.int64)
+        graph = self._graph_named
+        if graph is not None and len(graph[0]):
+            graph_keys, graph_packed = graph
+            at = np.minimum(np.searchsorted(graph_keys, keys), len(graph_keys) - 1)
+            found = graph_keys[at] == keys
+            packed[found] = graph_packed[at[found]]
+        missing = np.flatnonzero(packed < 0)
+        if len(missing):
+            missing_keys = keys[missing].tolist()
+            known = self._named_points
+            packed[missing] = np.fromiter(
+                map(known.get, missing_keys, repeat(-1, len(missing))), np.int64, len(missing)
+            )
+            unseen = np.flatnonzero(packed[missing] < 0)
+            if len(unseen):
+                points = missing[unseen]
+                found_space, found_building = self._numbers_at(xy[ks[points]], level_of[ks[points]], levels)
+                packed[points] = (found_space + 1) * _PACK + (found_building + 1)
+                if self._named_count + len(unseen) > NAMED_POINTS_KEPT:
+                    known.clear()  # a worker that has walked every corridor starts over
+                    self._named_count = 0
+                self._named_count += len(unseen)
+                known.update(zip([missing_keys[u] for u in unseen.tolist()], packed[points].tolist(), strict=True))
         space[ks] = packed // _PACK - 1
         building[ks] = packed % _PACK - 1
         return space, building
+
+    def name_graph(self, levels: np.ndarray, points: np.ndarray) -> int:
+        """Name every point of the walkable graph numbers_at will be asked for (graph_points: each
+        on its level) for good, so that routes find theirs by a binary search. Seconds of R-tree
+        work on a large campus: run it off the event loop. Returns how many points."""
+        distinct, level_of = np.unique(levels, return_inverse=True)
+        level_list = distinct.tolist()
+        found_space, found_building = self._numbers_at(points, level_of, level_list)
+        ids = np.array([self._level_id(level) for level in level_list], dtype=float)[level_of]
+        keys = points[:, 0] + 1j * (points[:, 1] + ids * _LEVEL_KEY)
+        order = np.argsort(keys, kind="stable")
+        packed = (found_space + 1) * _PACK + (found_building + 1)
+        self._graph_named = (keys[order], packed[order])
+        return len(keys)
 
     def _level_id(self, level: float) -> float:
         """A small number per level seen (NaN for none), for numbers_at's keys."""
@@ -238,10 +272,19 @@ class Spaces:
         return best
 
     def level_name(self, level, building: str | None = None) -> str | None:
-        level = _level(level)
-        if level is None:
+        try:  # asked for every step: a Decimal's float() goes through a string, so remember
+            return self._level_name_of[(level, building)]
+        except KeyError:
+            pass
+        except TypeError:  # a signalling NaN cannot be hashed (nor named)
             return None
-        return self._level_names.get((building or "", level)) or self._level_names.get(("", level))
+        number = _level(level)
+        name = None
+        if number is not None:
+            name = self._level_names.get((building or "", number)) or self._level_names.get(("", number))
+        if len(self._level_name_of) < 10_000:
+            self._level_name_of[(level, building)] = name
+        return name
 
 
 def _smallest_of(table: tuple, points: np.ndarray, ks: np.ndarray, found: np.ndarray) -> None:
@@ -256,6 +299,33 @@ def _smallest_of(table: tuple, points: np.ndarray, ks: np.ndarray, found: np.nda
     first = np.ones(len(hits), dtype=bool)
     first[1:] = hits[1:] != hits[:-1]
     found[ks[hits[first]]] = offset + shapes[first]
+
+
+def graph_points(rows: list) -> tuple[np.ndarray, np.ndarray]:
+    """The points a route's directions name on these lines (rows of queries.spaces.GRAPH_LINES),
+    made as directions._items makes them from a path, so that they are the same floats: the
+    middle of each piece (two coordinates in a row) of a line on one level, and both ends (each
+    on its end's level) of a line between levels. Returns (levels, (n, 2) lon, lat)."""
+    from_levels, to_levels, texts = zip(*rows, strict=True)
+    lines = [line["coordinates"] for line in json.loads("[" + ",".join(texts) + "]")]
+    given_from, given_to = np.array(from_levels, dtype=float), np.array(to_levels, dtype=float)
+    # As the path reads them: an end without a level takes the other's, 0 where neither has one.
+    from_level = np.nan_to_num(np.where(np.isnan(given_from), given_to, given_from), nan=0.0)
+    to_level = np.nan_to_num(np.where(np.isnan(given_to), given_from, given_to), nan=0.0)
+    count = np.fromiter(map(len, lines), np.int64, len(lines))
+    values = list(chain.from_iterable(chain.from_iterable(lines)))
+    if len(values) == 2 * int(count.sum()):  # all pairs: one flat read
+        xy = np.fromiter(values, float, len(values)).reshape(-1, 2)
+    else:  # a third value where a tool wrote one: dropped, as the directions drop it
+        xy = np.array([c[:2] for line in lines for c in line], dtype=float).reshape(-1, 2)
+    start = np.cumsum(count) - count
+    per = np.where((from_level == to_level) & (count >= 2), count - 1, 0)
+    first = np.repeat(start - (np.cumsum(per) - per), per) + np.arange(int(per.sum()))
+    middles = (xy[first] + xy[first + 1]) / 2
+    between = (from_level != to_level) & (count >= 1)
+    ends = np.concatenate((xy[start[between]], xy[start[between] + count[between] - 1]))
+    levels = np.concatenate((np.repeat(from_level, per), from_level[between], to_level[between]))
+    return levels, np.concatenate((middles, ends))
 
 
 def level_number(value) -> float:
@@ -305,7 +375,32 @@ def _load(state: dict) -> Spaces:
         "spaces loaded", extra={"spaces": len(rows.spaces), "ms": round((time.perf_counter() - started) * 1000, 1)}
     )
     state["spaces"] = held
+    app = current_app._get_current_object()
+    threading.Thread(target=_name_graph_in_background, args=(app, held), name="graph-names", daemon=True).start()
     return held
+
+
+def _name_graph_in_background(app, held: Spaces) -> None:
+    with app.app_context():
+        run_logged(log, lambda: _name_graph(held), "graph not named", "graph naming failed")
+
+
+def _name_graph(held: Spaces) -> None:
+    """Every point of the walkable graph a route can be named at, named once for this version
+    (Spaces.name_graph). Until it is done, and for what it misses, numbers_at looks points up."""
+    started = time.perf_counter()
+    batches: list = []
+
+    def read(cur) -> None:
+        batches.clear()  # a retried read starts over
+        for rows in queries.graph_lines(cur):
+            batches.append(run_off_loop(graph_points, rows))
+
+    get_db().read(read)
+    levels = np.concatenate([b[0] for b in batches]) if batches else np.empty(0)
+    points = np.concatenate([b[1] for b in batches]) if batches else np.empty((0, 2))
+    count = run_off_loop(held.name_graph, levels, points)
+    log.info("graph points named", extra={"points": count, "ms": round((time.perf_counter() - started) * 1000, 1)})
 
 
 def prefetch(found_versions: dict) -> None:
