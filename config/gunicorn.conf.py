@@ -23,6 +23,7 @@ _settings = _settings_or_exit()
 bind = os.environ.get("BIND", "127.0.0.1:8000")
 # gunicorn's own request-parsing errors in the API's JSON shape, never its HTML pages.
 worker_class = "config.gunicorn_worker.JsonErrorsWorker"
+logger_class = "config.gunicorn_worker.Logger"
 workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count())))
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", 2000))
 # SSE streams are long: the gevent worker's timeout only watches the arbiter heartbeat.

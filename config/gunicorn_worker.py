@@ -14,7 +14,7 @@ import json
 import sys
 
 import gevent
-from gunicorn import util
+from gunicorn import glogging, util
 from gunicorn.workers.ggevent import GeventWorker
 
 # The same codes as indoor/errors.py for the statuses gunicorn writes.
@@ -86,3 +86,13 @@ def _end_streams() -> None:
     events = sys.modules.get("indoor.live.events")
     if events is not None:
         events.end_streams()
+
+
+class Logger(glogging.Logger):
+    """gunicorn's logger, minus the access lines no handler takes. With LOG_FORMAT=json the
+    logconfig_dict (gunicorn.conf.py) gives `gunicorn.access` no handler, as the app logs one line
+    per request itself; gunicorn still formatted an access line for every request, to drop it."""
+
+    def access(self, resp, req, environ, request_time):
+        if self.access_log.hasHandlers():
+            super().access(resp, req, environ, request_time)

@@ -138,12 +138,18 @@ def is_open_sql(edge: str) -> str:
 
 
 def _keyed_sql(table: str, key: str) -> str:
-    """SQL (one InitPlan): `table` has a unique, non-partial index on `key` alone."""
+    """SQL (one InitPlan): `table` has a unique, non-partial index on `key` alone.
+
+    The index's key column is named by pg_get_indexdef (a column's name, or an expression's text
+    for an expression index, which is never a bare name): planning a join of pg_index with
+    pg_attribute instead cost ~0.09 ms in every listing statement, a sixth of its planning.
+    `key` is a lower-case name that needs no quotes, so it is written as it is compared."""
+    if not (key.isidentifier() and key == key.lower()):
+        raise ValueError(f"key {key!r} would be quoted by pg_get_indexdef")
     return (
-        f"(SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a"  # noqa: S608 - constant names
-        f" ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+        f"(SELECT EXISTS (SELECT 1 FROM pg_index i"  # noqa: S608 - constant names
         f" WHERE i.indrelid = '{table}'::regclass AND i.indisunique AND i.indnkeyatts = 1"
-        f" AND i.indpred IS NULL AND a.attname = '{key}'))"
+        f" AND i.indpred IS NULL AND pg_get_indexdef(i.indexrelid, 1, true) = '{key}'))"
     )
 
 
