@@ -107,8 +107,9 @@ def space_rows(cur) -> SpaceRows:
 
 
 def graph_lines(cur, batch: int = 5_000):
-    """GRAPH_LINES in batches of rows (from_level, to_level, GeoJSON text): a named cursor, so a
-    campus of 300,000 edges never sits in memory twice, and each batch is parsed in a few ms (the GIL); read in the caller's transaction."""
+    """GRAPH_LINES in batches of rows (from_level, to_level, GeoJSON text), read in the caller's
+    transaction through a named cursor: a campus of 300,000 edges never sits in memory whole, and
+    each batch is parsed in a few ms (the GIL is held meanwhile)."""
     with cur.connection.cursor("indoor_graph_lines") as named:
         named.itersize = batch
         named.execute(GRAPH_LINES)

@@ -348,7 +348,9 @@ def _same_numbers(values: list) -> np.ndarray:
 
 
 def _state() -> dict:
-    return current_app.extensions.setdefault(_STATE, {"lock": threading.Lock(), "spaces": None, "loading": None})
+    return current_app.extensions.setdefault(
+        _STATE, {"lock": threading.Lock(), "spaces": None, "loading": None, "naming": threading.Lock()}
+    )
 
 
 def _key(found_versions: dict) -> str:
@@ -387,19 +389,33 @@ def _name_graph_in_background(app, held: Spaces) -> None:
 
 def _name_graph(held: Spaces) -> None:
     """Every point of the walkable graph a route can be named at, named once for this version
-    (Spaces.name_graph). Until it is done, and for what it misses, numbers_at looks points up."""
-    started = time.perf_counter()
-    batches: list = []
+    (Spaces.name_graph). Until it is done, and for what it misses, numbers_at looks points up.
+    Seconds of CPU on a large campus: one naming at a time per worker, and one whose names a newer
+    version has replaced (edits in a row) stops at its next batch, so a burst of edits costs one."""
+    state = _state()
 
-    def read(cur) -> None:
-        batches.clear()  # a retried read starts over
-        for rows in queries.graph_lines(cur):
-            batches.append(run_off_loop(graph_points, rows))
+    def superseded() -> bool:
+        return state["spaces"] is not held
 
-    get_db().read(read)
-    levels = np.concatenate([b[0] for b in batches]) if batches else np.empty(0)
-    points = np.concatenate([b[1] for b in batches]) if batches else np.empty((0, 2))
-    count = run_off_loop(held.name_graph, levels, points)
+    with state["naming"]:
+        if superseded():
+            return
+        started = time.perf_counter()
+        batches: list = []
+
+        def read(cur) -> bool:
+            batches.clear()  # a retried read starts over
+            for rows in queries.graph_lines(cur):
+                if superseded():
+                    return False
+                batches.append(run_off_loop(graph_points, rows))
+            return True
+
+        if not get_db().read(read) or superseded():
+            return
+        levels = np.concatenate([b[0] for b in batches]) if batches else np.empty(0)
+        points = np.concatenate([b[1] for b in batches]) if batches else np.empty((0, 2))
+        count = run_off_loop(held.name_graph, levels, points)
     log.info("graph points named", extra={"points": count, "ms": round((time.perf_counter() - started) * 1000, 1)})
 
 
