@@ -84,40 +84,28 @@ def gevent_active() -> bool:
     return monkey.is_module_patched("socket")
 
 
-# libev's event mask for the state conn.poll() asks to wait for.
-_POLL_EVENTS = {psycopg2.extensions.POLL_READ: 1, psycopg2.extensions.POLL_WRITE: 2}
-
-
 def gevent_wait_callback(conn, timeout=None):
     """psycopg2 wait callback that yields to the gevent hub (what psycogreen does).
 
     If the greenlet is interrupted (timeout, kill, client gone) while the server is still
     working, the query is cancelled so that it does not run on in the backend.
-
-    A page of 1,000 features arrives in ~30 reads: one watcher per socket and direction and one
-    deadline timer, re-armed for each wait, serve them all (gevent.socket.wait_read makes both
-    anew for every wait: ~0.1 ms of CPU per page).
     """
-    from gevent import Timeout, get_hub
+    from gevent.socket import wait_read, wait_write
 
     # A wait limit set for this use of the connection (Database.read/transaction), else none.
     limit = getattr(conn, "wait_limit_s", None) if timeout is None else timeout
-    deadline = Timeout(limit, DatabaseDeadline(f"no answer within {limit:g} s")) if limit is not None else None
-    hub = get_hub()
-    watchers = {}
+    silent = DatabaseDeadline(f"no answer within {limit:g} s") if limit is not None else None
     try:
         while True:
             state = conn.poll()
             if state == psycopg2.extensions.POLL_OK:
                 return
-            events = _POLL_EVENTS.get(state)
-            if events is None:  # pragma: no cover
+            if state == psycopg2.extensions.POLL_READ:
+                wait_read(conn.fileno(), timeout=limit, timeout_exc=silent)
+            elif state == psycopg2.extensions.POLL_WRITE:
+                wait_write(conn.fileno(), timeout=limit, timeout_exc=silent)
+            else:  # pragma: no cover
                 raise psycopg2.OperationalError(f"bad poll state {state}")
-            key = (conn.fileno(), events)  # the socket may change while connecting
-            watcher = watchers.get(key)
-            if watcher is None:
-                watcher = watchers[key] = hub.loop.io(*key)
-            _wait(hub, watcher, deadline)
     except DatabaseDeadline:
         raise  # never a cancel request to a server that does not answer
     except BaseException:
@@ -126,23 +114,6 @@ def gevent_wait_callback(conn, timeout=None):
         except Exception:
             pass
         raise
-    finally:
-        for watcher in watchers.values():
-            watcher.close()
-        if deadline is not None:
-            deadline.close()
-
-
-def _wait(hub, watcher, deadline) -> None:
-    """Until `watcher` is ready; `deadline` (a gevent Timeout, or None) limits this one wait."""
-    if deadline is None:
-        hub.wait(watcher)
-        return
-    deadline.start()
-    try:
-        hub.wait(watcher)
-    finally:
-        deadline.cancel()
 
 
 def make_cooperative() -> bool:
