@@ -26,7 +26,7 @@ from operator import itemgetter
 
 import numpy as np
 
-from indoor.routing.spaces import Space, Spaces
+from indoor.routing.spaces import Space, Spaces, lonlat_of_lines
 
 MERGE_M = 2.0
 STRAIGHT_DEG = 20.0
@@ -105,15 +105,7 @@ _NOWHERE = ((math.nan, math.nan),)  # where a segment with nothing to draw "is"
 
 def _lonlat(coordinates: list) -> np.ndarray:
     """Coordinates as an (n, 2) array of lon, lat (a third value, where a tool wrote one, dropped)."""
-    return _lonlat_of_lines((coordinates,), len(coordinates))
-
-
-def _lonlat_of_lines(lines, count: int) -> np.ndarray:
-    """The `count` coordinates of `lines` (lists of coordinates) one after another, as _lonlat."""
-    values = list(chain.from_iterable(chain.from_iterable(lines)))
-    if len(values) == 2 * count:  # all pairs: one flat read, far cheaper than nested lists
-        return np.fromiter(values, float, len(values)).reshape(-1, 2)
-    return np.array([c[:2] for c in chain.from_iterable(lines)], dtype=float).reshape(-1, 2)
+    return lonlat_of_lines((coordinates,), len(coordinates))
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
@@ -181,7 +173,7 @@ def _items(parts, positions, spaces: Spaces) -> list:
     # Every horizontal coordinate (a segment with none counts one, at NaN) and where it is drawn.
     count = np.fromiter(map(len, flat_lines), np.int64, len(flat_lines))
     slots = np.maximum(count, 1)
-    xy = _lonlat_of_lines([line or _NOWHERE for line in flat_lines], int(slots.sum()))
+    xy = lonlat_of_lines([line or _NOWHERE for line in flat_lines], int(slots.sum()))
     legs, indices = zip(*positions, strict=True)
     leg = np.repeat(np.array(legs, dtype=np.int64)[horizontal], slots)
     # Each coordinate's index in its leg (itinerary.legs gives one for a segment with none).

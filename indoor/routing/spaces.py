@@ -164,11 +164,11 @@ class Spaces:
         # A point as one complex number, its level folded into the imaginary part (each level's
         # number times _LEVEL_KEY, beyond any latitude), and its names as one int (both + 1, so -1
         # is "not named yet").
-        ids = np.array([self._level_id(level) for level in levels], dtype=float)[level_of]
+        ids = self._level_numbers_of(level_of, levels)
         ks = np.flatnonzero(~np.isnan(ids))  # no level: nothing is named there
         if not len(ks):
             return space, building
-        keys = xy[ks, 0] + 1j * (xy[ks, 1] + ids[ks] * _LEVEL_KEY)
+        keys = _point_keys(xy[ks], ids[ks])
         packed = np.full(len(ks), -1, dtype=np.int64)
         graph = self._graph_named
         if graph is not None and len(graph[0]):
@@ -187,7 +187,7 @@ class Spaces:
             if len(unseen):
                 points = missing[unseen]
                 found_space, found_building = self._numbers_at(xy[ks[points]], level_of[ks[points]], levels)
-                packed[points] = (found_space + 1) * _PACK + (found_building + 1)
+                packed[points] = _pack(found_space, found_building)
                 if self._named_count + len(unseen) > NAMED_POINTS_KEPT:
                     known.clear()  # a worker that has walked every corridor starts over
                     self._named_count = 0
@@ -204,12 +204,15 @@ class Spaces:
         distinct, level_of = np.unique(levels, return_inverse=True)
         level_list = distinct.tolist()
         found_space, found_building = self._numbers_at(points, level_of, level_list)
-        ids = np.array([self._level_id(level) for level in level_list], dtype=float)[level_of]
-        keys = points[:, 0] + 1j * (points[:, 1] + ids * _LEVEL_KEY)
+        keys = _point_keys(points, self._level_numbers_of(level_of, level_list))
         order = np.argsort(keys, kind="stable")
-        packed = (found_space + 1) * _PACK + (found_building + 1)
+        packed = _pack(found_space, found_building)
         self._graph_named = (keys[order], packed[order])
         return len(keys)
+
+    def _level_numbers_of(self, level_of: np.ndarray, levels: list) -> np.ndarray:
+        """Each point's level as numbers_at's keys number it (NaN: no level)."""
+        return np.array([self._level_id(level) for level in levels], dtype=float)[level_of]
 
     def _level_id(self, level: float) -> float:
         """A small number per level seen (NaN for none), for numbers_at's keys."""
@@ -287,6 +290,17 @@ class Spaces:
         return name
 
 
+def _point_keys(xy: np.ndarray, level_ids: np.ndarray) -> np.ndarray:
+    """A point on a level as one complex number (numbers_at's key): its level's number times
+    _LEVEL_KEY, beyond any latitude, added to the imaginary part."""
+    return xy[:, 0] + 1j * (xy[:, 1] + level_ids * _LEVEL_KEY)
+
+
+def _pack(space: np.ndarray, building: np.ndarray) -> np.ndarray:
+    """A point's space and building numbers (-1: none) as one int, both + 1 (so -1 is "not named")."""
+    return (space + 1) * _PACK + (building + 1)
+
+
 def _smallest_of(table: tuple, points: np.ndarray, ks: np.ndarray, found: np.ndarray) -> None:
     """found[ks[i]] = the number of the smallest shape of `table` holding points[i], where one does."""
     tree, offset, areas = table
@@ -301,6 +315,16 @@ def _smallest_of(table: tuple, points: np.ndarray, ks: np.ndarray, found: np.nda
     found[ks[hits[first]]] = offset + shapes[first]
 
 
+def lonlat_of_lines(lines, count: int) -> np.ndarray:
+    """The `count` coordinates of `lines` (lists of [lon, lat(, a third value a tool wrote)]) one
+    after another, as an (n, 2) array of lon, lat: how both the directions and graph_points read a
+    path's coordinates, so that the points they name are the same floats."""
+    values = list(chain.from_iterable(chain.from_iterable(lines)))
+    if len(values) == 2 * count:  # all pairs: one flat read, far cheaper than nested lists
+        return np.fromiter(values, float, len(values)).reshape(-1, 2)
+    return np.array([c[:2] for c in chain.from_iterable(lines)], dtype=float).reshape(-1, 2)
+
+
 def graph_points(rows: list) -> tuple[np.ndarray, np.ndarray]:
     """The points a route's directions name on these lines (rows of queries.spaces.GRAPH_LINES),
     made as directions._items makes them from a path, so that they are the same floats: the
@@ -313,11 +337,7 @@ def graph_points(rows: list) -> tuple[np.ndarray, np.ndarray]:
     from_level = np.nan_to_num(np.where(np.isnan(given_from), given_to, given_from), nan=0.0)
     to_level = np.nan_to_num(np.where(np.isnan(given_to), given_from, given_to), nan=0.0)
     count = np.fromiter(map(len, lines), np.int64, len(lines))
-    values = list(chain.from_iterable(chain.from_iterable(lines)))
-    if len(values) == 2 * int(count.sum()):  # all pairs: one flat read
-        xy = np.fromiter(values, float, len(values)).reshape(-1, 2)
-    else:  # a third value where a tool wrote one: dropped, as the directions drop it
-        xy = np.array([c[:2] for line in lines for c in line], dtype=float).reshape(-1, 2)
+    xy = lonlat_of_lines(lines, int(count.sum()))
     start = np.cumsum(count) - count
     per = np.where((from_level == to_level) & (count >= 2), count - 1, 0)
     first = np.repeat(start - (np.cumsum(per) - per), per) + np.arange(int(per.sum()))
