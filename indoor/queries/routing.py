@@ -108,12 +108,15 @@ SELECT ogc_fid, text, level, building,
 # ROUTE_MAX_SNAP_M (conservative metres per degree, as in routing/windows.py), finds a near
 # usable vertex: one with a position (in_lonlat) and an open edge the profile may take. The exact
 # geodesic order among the usable vertices in a box of that radius decides (ties: smaller id).
-# The snap never looks farther than ROUTE_MAX_SNAP_M, whatever the place: no row then. The KNN
+# The snap never looks farther than ROUTE_MAX_SNAP_M, whatever the place: no row then. The
+# metres are ST_DistanceSpheroid's (the geodesic on the geometry's doubles, as the route geometry
+# in memory computes it to the last bit: routing/geometry.py; the geography distance differs from
+# it by ~1e-10 of itself). The KNN
 # step filters by index operators only (`&&`), not in_lonlat: a filter of functions has a default
 # selectivity that makes the planner sort the whole level instead of walking the index.
 NEAREST_VERTEX = f"""
 SELECT v.id, ST_X(v.the_geom), ST_Y(v.the_geom), v.level,
-       ST_Distance(v.the_geom::geography, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) AS metres
+       ST_DistanceSpheroid(v.the_geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)) AS metres
   FROM (SELECT least(CASE WHEN {in_lonlat_sql("k.the_geom")}
                           THEN ST_Distance(k.the_geom::geography,
                                            ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)::geography) * 1.01 + 0.01

@@ -22,7 +22,7 @@ from indoor.extensions import get_settings
 from indoor.queries import overlay as overlay_queries
 from indoor.queries import routing as queries
 from indoor.queries.routing import PathEdge, Snap
-from indoor.routing import index, itinerary, overlay, snap, windows
+from indoor.routing import geometry, index, itinerary, overlay, snap, windows
 
 _EXTENT = "indoor.route_extent"
 _RATIOS = "indoor.route_ratios"
@@ -43,6 +43,7 @@ class PathSearch:
     decided_by: str = "search"  # or "components": the two are in different components, no search
     index: bool = False  # answered by the worker's in-memory route index (index.py)
     index_us: float = 0.0  # the index search's time, microseconds
+    held: bool = False  # the path drawn from the worker's memory (geometry.py): no round trip
 
 
 def same_place(a: dict, b: dict) -> bool:
@@ -62,7 +63,7 @@ def compute(
     """
     found_versions = queries.snapshot_versions(cur)
     if found_versions != versions_used:
-        resolved = [snap.resolve(cur, p, profile) for p in places]
+        resolved = [snap.resolve(cur, p, profile, found_versions["graph_key"]) for p in places]
         if any(r.get("missing") or r.get("unlocated") or r.get("vertex") is None for r in resolved):
             return found_versions, {}, resolved, {}
         parts = [k for k in range(len(places) - 1) if not same_place(resolved[k], resolved[k + 1])]
@@ -109,7 +110,12 @@ def _compute_part(cur, start: dict, end: dict, profile: str, found_versions: dic
         if search.overlay_stale or (graph_key is not None and linked is None and source.vertex != target.vertex):
             overlay.request_rebuild()  # the overlay or the components are not this graph's yet
     learn(search.cost, straight, same_level)
-    path = {
+    return _path_of(search, graph_version), search
+
+
+def _path_of(search: PathSearch, graph_version: int) -> dict:
+    """A part's path as cached."""
+    return {
         "graph_version": graph_version,
         "cost": search.cost,
         "edge_ids": [e.id for e in search.edges],  # which closures a path would have crossed
@@ -118,7 +124,44 @@ def _compute_part(cur, start: dict, end: dict, profile: str, found_versions: dic
             for e in search.edges
         ],
     }
-    return path, search
+
+
+def compute_held(resolved: list, profile, found_versions: dict, parts: list[int]) -> tuple[dict, dict] | None:
+    """compute()'s paths for `parts` without a round trip: ({k: path}, {k: PathSearch}) when this
+    worker's route index and route geometry (geometry.py) both hold the graph version
+    `found_versions` names and answer every part exactly; else None (compute() then reads them
+    in a snapshot). The versions are those the places were resolved under, so the paths are
+    that version's, as a cached path would be."""
+    if not get_settings().route_index or not (queries.is_plain(profile) or not profile.avoid):
+        return None
+    graph_key = found_versions["graph_key"]
+    held = geometry.ready(graph_key)
+    usable = _usable_index(graph_key, profile) if held is not None else None
+    if usable is None:
+        return None
+    found_index, name, closed = usable
+    paths, searches = {}, {}
+    for k in parts:
+        start, end = resolved[k], resolved[k + 1]
+        if found_index.graph_key != graph_key:
+            return None  # an edit moved the index on meanwhile
+        started = time.perf_counter()
+        found = found_index.path(start["vertex"], end["vertex"], name, closed)
+        if found is None:
+            return None
+        search = PathSearch(cost=found[0], index=True, held=True, index_us=(time.perf_counter() - started) * 1e6)
+        path = held.path(found[1], found_versions["graph"])
+        if path is None:
+            return None
+        if found[1]:
+            search.cost = path["cost"]
+        else:
+            path["cost"] = search.cost  # no edges: 0.0 (the same vertex) or None (not connected)
+        straight = windows.lower_bound_distance_m((start["vertex_lon"], start["vertex_lat"]),
+                                                  (end["vertex_lon"], end["vertex_lat"]))  # fmt: skip
+        learn(search.cost, straight, start["level"] == end["level"])
+        paths[k], searches[k] = path, search
+    return paths, searches
 
 
 def _usable_index(graph_key: str, profile, cur=None) -> tuple | None:
@@ -167,7 +210,9 @@ def indexed_path(cur, source: Snap, target: Snap, profile: str, graph_key: str) 
         return None
     search = PathSearch(cost=found[0], index=True, index_us=(time.perf_counter() - started) * 1e6)
     if found[1]:
-        search.edges = queries.path_edges(cur, found[1])
+        held = geometry.ready(graph_key)
+        edges = held.path_edges(found[1]) if held is not None else None
+        search.edges = edges if edges is not None else queries.path_edges(cur, found[1])
         search.cost = sum(e.cost for e in search.edges)
     return search
 

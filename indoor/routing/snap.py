@@ -6,15 +6,17 @@ from indoor.errors import NotFound
 from indoor.extensions import get_settings
 from indoor.http.params import CategoryPlace, RoomPlace
 from indoor.queries import routing as queries
-from indoor.routing import itinerary
+from indoor.routing import geometry, itinerary
 from indoor.routing.errors import NoRoute
 
 
-def resolve(cur, place, profile: str) -> dict:
+def resolve(cur, place, profile: str, graph_key: str | None = None) -> dict:
     """Where a place is and the vertex it snaps to: a plain dict (cached as is).
 
     {"missing": True} for an unknown room; "vertex" None when its level has no usable vertex
     within ROUTE_MAX_SNAP_M, then "far_m" says how far the nearest one is (None: none at all).
+    `graph_key`: the snapshot's; when this worker holds that version's geometry (geometry.py),
+    the vertex is found in memory (the same answer), else by NEAREST_VERTEX.
     """
     if isinstance(place, RoomPlace):
         room = queries.room(cur, place.room)
@@ -26,7 +28,11 @@ def resolve(cur, place, profile: str) -> dict:
     else:
         room = None
         lon, lat, level_value = place.lon, place.lat, place.level
-    snap = queries.nearest_vertex(cur, lon, lat, level_value, profile, get_settings().route_max_snap_m)
+    max_m = get_settings().route_max_snap_m
+    held = geometry.ready(graph_key) if graph_key is not None and isinstance(profile, str) else None
+    snap = held.nearest(lon, lat, level_value, profile, max_m) if held is not None else None
+    if snap is None:
+        snap = queries.nearest_vertex(cur, lon, lat, level_value, profile, max_m)
     if snap is None:
         resolved = _describe(room, lon, lat, level_value, None)
         resolved["far_m"] = queries.nearest_distance(cur, lon, lat, level_value, profile)
@@ -68,7 +74,7 @@ def resolve_all(cur, places, profile: str, known: list) -> tuple[dict, list]:
     which room it is depends on the route, see category.py)."""
     found_versions = queries.snapshot_versions(cur)
     return found_versions, [
-        k if k is not None or isinstance(p, CategoryPlace) else resolve(cur, p, profile)
+        k if k is not None or isinstance(p, CategoryPlace) else resolve(cur, p, profile, found_versions["graph_key"])
         for p, k in zip(places, known, strict=True)
     ]
 

@@ -1,0 +1,264 @@
+"""The route geometry held in memory (indoor/routing/geometry.py): every edge drawn and every
+place snapped exactly as the SQL does (PATH_EDGES, NEAREST_VERTEX), on a network with the rows
+other tools write badly (those are left to the SQL); routes answered without a round trip equal
+networkx; after an edit the older copy is never used; a second worker maps the first's copy."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from indoor.queries import routing as queries
+from indoor.routing import geometry
+from indoor.routing import index as route_index
+from tests import routing_network
+from tests.test_routes import _routes_equal_networkx, clear_route_cache, make_app, route
+
+# Rows other tools write: each edit makes one edge (by its position among the edges) something
+# the copy must leave to the SQL, or draw exactly all the same.
+HOSTILE = [
+    ("a 3D line", "UPDATE nav_edges_final SET wkb_geometry = ST_Force3D(wkb_geometry, 2.5) WHERE id = %(id)s"),
+    ("a multi line", "UPDATE nav_edges_final SET wkb_geometry = ST_Multi(wkb_geometry) WHERE id = %(id)s"),
+    ("an empty line", "UPDATE nav_edges_final SET wkb_geometry = 'SRID=4326;LINESTRING EMPTY' WHERE id = %(id)s"),
+    ("no line", "UPDATE nav_edges_final SET wkb_geometry = NULL WHERE id = %(id)s"),
+    (
+        "a NaN in the line",
+        "UPDATE nav_edges_final SET wkb_geometry = ST_SetPoint(wkb_geometry, 0, ST_MakePoint('NaN', 1)) WHERE id = %(id)s",
+    ),
+    (
+        "another SRID",
+        "UPDATE nav_edges_final SET wkb_geometry = ST_SetSRID(wkb_geometry, 3857) WHERE id = %(id)s",
+    ),
+    (
+        "an integral coordinate",  # GeoJSON prints 13 where the copy would hold 13.0
+        "UPDATE nav_edges_final SET wkb_geometry = ST_AddPoint(wkb_geometry,"
+        " ST_SetSRID(ST_MakePoint(round(ST_X(ST_StartPoint(wkb_geometry))), 1), 4326), 1) WHERE id = %(id)s",
+    ),
+    (
+        "drawn backwards",
+        "UPDATE nav_edges_final SET wkb_geometry = ST_Reverse(wkb_geometry) WHERE id = %(id)s",
+    ),
+    (
+        "a vertex level out of range",
+        "UPDATE nav_edges_work_vertices_pgr SET level = 5000"
+        " WHERE id = (SELECT source FROM nav_edges_final WHERE id = %(id)s)",
+    ),
+    (
+        "a vertex row missing",
+        "DELETE FROM nav_edges_work_vertices_pgr WHERE id = (SELECT target FROM nav_edges_final WHERE id = %(id)s)",
+    ),
+    ("a loop", "UPDATE nav_edges_final SET target = source WHERE id = %(id)s"),
+]
+
+
+@pytest.fixture(scope="module")
+def hostile_network(pg_cluster):
+    url, net, conn = routing_network.network_database(pg_cluster, "geometry_hostile", 23, (2.3522, 48.8566), 9)
+    with conn, conn.cursor() as cur:
+        # As a table another tool made: any geometry, NULLs allowed.
+        cur.execute("ALTER TABLE nav_edges_final ALTER COLUMN wkb_geometry TYPE geometry")
+        cur.execute("ALTER TABLE nav_edges_final ALTER COLUMN wkb_geometry DROP NOT NULL")
+        cur.execute("SELECT id FROM nav_edges_final ORDER BY id")
+        ids = [r[0] for r in cur.fetchall()]
+        spoiled = {}
+        for k, (what, statement) in enumerate(HOSTILE):
+            edge = ids[40 + 37 * k]
+            cur.execute(statement, {"id": edge})
+            assert cur.rowcount == 1, what
+            spoiled[edge] = what
+        # A level written as 1.0 where the others say 1: the same numeric, the same snaps.
+        cur.execute("UPDATE nav_edges_work_vertices_pgr SET level = 1.0 WHERE id % 7 = 0 AND level = 1")
+    yield url, net, conn, spoiled
+    conn.close()
+
+
+def _held(conn) -> geometry.PathGeometry:
+    with conn.cursor() as cur:
+        held = geometry.read_and_build(cur)
+    conn.rollback()
+    return held
+
+
+def _as_json(edges) -> list:
+    # What the route body makes of an edge (search._path_of), types included: 1 and 1.0 differ.
+    return [
+        (e.id, e.kind, repr(float(e.from_level)), repr(float(e.to_level)), e.cost, repr(e.coordinates)) for e in edges
+    ]
+
+
+def test_every_edge_is_drawn_as_the_sql_draws_it_or_left_to_the_sql(hostile_network):
+    """Each edge, left by either end: the copy's kind, levels and coordinates are PATH_EDGES'
+    to the last digit, or the copy says it cannot tell (the spoiled rows), never something else."""
+    _, _, conn, spoiled = hostile_network
+    held = _held(conn)
+    with conn.cursor() as cur:
+        cur.execute("SELECT id, source, target, cost FROM nav_edges_final ORDER BY id")
+        edges = cur.fetchall()
+        rows = [(s, e, c) for e, s, _, c in edges] + [(t, e, c) for e, _, t, c in edges]
+        expected = queries.path_edges(cur, rows)
+    conn.rollback()
+    answered, left = 0, set()
+    for row, sql_edge in zip(rows, expected, strict=True):
+        mine = held.path_edges([row])
+        if mine is None:
+            left.add(row[1])
+            continue
+        answered += 1
+        assert _as_json(mine) == _as_json([sql_edge]), row
+    # The copy leaves the spoiled rows it cannot draw exactly to the SQL, and draws the rest.
+    drawn_anyway = {"drawn backwards", "a vertex level out of range"}  # both exact in the copy
+    assert {e for e, what in spoiled.items() if what not in drawn_anyway} <= left
+    assert answered >= 0.95 * len(rows)
+    # A whole path at once: the same as edge by edge.
+    plain = [r for r in rows if r[1] not in left][:300]
+    assert _as_json(held.path_edges(plain)) == _as_json([held.path_edges([r])[0] for r in plain])
+    path = held.path(plain, 7)
+    assert path["cost"] == sum(r[2] for r in plain) and path["edge_ids"] == [r[1] for r in plain]
+
+
+def test_a_place_snaps_in_memory_to_the_vertex_and_metres_the_sql_gives(hostile_network):
+    """Random points near and far (up to 80 m off a vertex), on levels that exist, that do not
+    (7, 0.25) and written another way (1.0), both profiles: a snap the copy gives is
+    NEAREST_VERTEX's, vertex and metres alike; the near ones it nearly always gives."""
+    _, net, conn, _ = hostile_network
+    held = _held(conn)
+    rnd = random.Random(23)
+    vertices = list(net.vertices.values())
+    compared = answered = sql_found = 0
+    with conn.cursor() as cur:
+        for _ in range(400):
+            level, lon, lat = rnd.choice(vertices)
+            level = rnd.choice(
+                [Decimal(str(level)), Decimal(str(level)), Decimal("1.0"), Decimal("7"), Decimal("0.25")]
+            )
+            metres = rnd.choice([0.0, 3.0, 20.0, 49.0, 80.0])
+            bearing = rnd.uniform(0, 2 * math.pi)
+            lon += metres * math.sin(bearing) / (111_320 * math.cos(math.radians(lat)))
+            lat += metres * math.cos(bearing) / 111_132
+            for profile in ("walking", "accessible"):
+                mine = held.nearest(lon, lat, level, profile, 50.0)
+                theirs = queries.nearest_vertex(cur, lon, lat, level, profile, 50.0)
+                compared += 1
+                sql_found += theirs is not None
+                if mine is None:
+                    continue
+                answered += 1
+                assert theirs is not None, (lon, lat, level, profile, mine)
+                assert (mine.vertex, mine.lon, mine.lat, mine.metres) == (
+                    theirs.vertex,
+                    theirs.lon,
+                    theirs.lat,
+                    theirs.metres,
+                ), (lon, lat, level, profile)
+                assert mine.level == theirs.level
+    conn.rollback()
+    assert compared == 800 and sql_found > 200
+    assert answered >= 0.9 * sql_found, (answered, sql_found)
+
+
+@pytest.fixture(scope="module")
+def network(pg_cluster):
+    url, net, conn = routing_network.network_database(pg_cluster, "geometry_routes", 29, (-0.1276, 51.5072), 11)
+    yield url, net, conn
+    conn.close()
+
+
+def test_routes_drawn_from_memory_equal_networkx_and_an_edit_is_never_drawn_from_the_old_copy(
+    network, redis_url, caplog, tmp_path
+):
+    """With the index and the geometry held, uncached routes take no round trip for their paths
+    (the route log says `held`) and equal networkx, both profiles. After an edit, the copy of the
+    older version is not used: the route is the new drawing, from the SQL until the new copy is
+    held, then from memory, the same. A second worker maps the first's copy (no read of its own)."""
+    url, net, conn = network
+    with conn.cursor() as cur:
+        graphs = routing_network.graphs(cur)
+    conn.rollback()
+    settings = {"ROUTE_INDEX": "true", "ROUTE_OVERLAY": "false", "ROUTE_INDEX_DIR": str(tmp_path)}
+    app, second = make_app(url, redis_url, **settings), make_app(url, redis_url, **settings)
+    clear_route_cache(redis_url)
+    caplog.set_level(logging.INFO, logger="indoor.route_geometry")
+    try:
+        with app.app_context():
+            assert route_index.build_now() is not None
+            first_copy = geometry.build_now()
+        ready = [r for r in caplog.records if r.getMessage() == "route geometry ready"]
+        assert [r.how for r in ready] == ["read"]
+        computed = _routes_equal_networkx(app, "geometry", net, graphs, conn, caplog)
+        searched = [r for r in computed if r.decided_by == "search"]
+        assert searched and sum(r.held for r in searched) >= 0.9 * len(searched)
+
+        # The second worker maps what the first stored.
+        caplog.set_level(logging.INFO, logger="indoor.route_geometry")
+        with second.app_context():
+            mapped = geometry.build_now()
+        assert [r.how for r in caplog.records if r.getMessage() == "route geometry ready"][-1] == "loaded"
+        assert isinstance(mapped.coordinates, np.memmap) and mapped.graph_key == first_copy.graph_key
+
+        # An edit that moves a corridor's drawing: a plain edge of a route gains a point.
+        client = app.test_client()
+        ids = _room_ids(conn, *(r[0] for r in net.rooms[:8]))
+        a, b = next((a, b) for a in ids for b in ids if a != b and _route(client, a, b, None) is not None)
+        before = _route(client, a, b)
+        found = route_index._state(app)["index"].path(
+            before["route"]["from"]["vertex"], before["route"]["to"]["vertex"], "walking"
+        )
+        edge = next(row[1] for row in found[1] if first_copy.path_edges([row]) is not None)
+        with conn, conn.cursor() as cur:
+            cur.execute(
+                "UPDATE nav_edges_final SET wkb_geometry = ST_AddPoint(wkb_geometry,"
+                " ST_Translate(ST_LineInterpolatePoint(wkb_geometry, 0.5), 0.00001, 0.00001), 1) WHERE id = %s"
+                " RETURNING ST_AsGeoJSON(ST_PointN(wkb_geometry, 2), 7)::json -> 'coordinates'",
+                (edge,),
+            )
+            added = cur.fetchone()[0]
+        clear_route_cache(redis_url)
+        app.extensions.pop("indoor.route_versions", None)  # the versions it trusts for 0.5 s
+        after_edit = _route(client, a, b)
+        assert added in _points(after_edit) and added not in _points(before)
+        with app.app_context():
+            assert geometry.build_now().graph_key != first_copy.graph_key
+        clear_route_cache(redis_url)
+        app.extensions["indoor.local_cache"] = type(app.extensions["indoor.local_cache"])(64)  # no body kept
+        caplog.clear()
+        caplog.set_level(logging.INFO, logger="indoor.route")
+        assert _route(client, a, b) == after_edit
+        assert [r.held for r in caplog.records if r.getMessage() == "route"] == [True]
+    finally:
+        app.extensions["indoor.db"].close()
+        second.extensions["indoor.db"].close()
+        clear_route_cache(redis_url)
+        conn.rollback()
+
+
+def _room_ids(conn, *labels: str) -> list[int]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT text, ogc_fid FROM room_points WHERE text = ANY(%s)", (list(labels),))
+        ids = dict(cur.fetchall())
+    conn.rollback()
+    return [ids[label] for label in labels]
+
+
+def _route(client, a: int, b: int, status: int | None = 200) -> dict | None:
+    """The walking route's body (None: no route, when `status` is None)."""
+    response = route(client, str(a), str(b), "walking")
+    if status is None and response.status_code == 422:
+        return None
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def _points(value) -> list:
+    """Every [lon, lat] pair anywhere in a JSON value."""
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(x, float) for x in value):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [p for item in value for p in _points(item)]
+    return []
