@@ -198,12 +198,14 @@ class InMemoryGraph:
 def wait_for_index(base_url: str, server_log, rooms: list[int], workers: int, since: int = 0, timeout: float = 300):
     """Routes between random rooms (new pairs, so each is computed) until every worker logged its
     route index ready for the current graph (each builds it in the background after its first
-    route); the ready lines. Raises after `timeout` seconds."""
+    route), and at the start (`since` 0) its route geometry too (geometry.py: read once per
+    machine, mapped by the others); the index's ready lines. Raises after `timeout` seconds."""
     rnd = random.Random(99)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ready = server_log.lines("route index ready")[since:]
-        if len(ready) >= workers:  # each worker logs once per graph version
+        drawn = since > 0 or len(server_log.lines("route geometry ready")) >= workers
+        if len(ready) >= workers and drawn:  # each worker logs once per graph version
             return ready
         a, b = rnd.sample(rooms, 2)
         Http(base_url).get(f"/api/route/?from={a}&to={b}&profile=accessible")  # a new connection: any worker

@@ -45,6 +45,11 @@ def by_index(ctx: Context, since: int) -> tuple[int, int]:
     return sum(1 for r in routes if r.get("index")), len(routes)
 
 
+def held(ctx: Context, since: int) -> int:
+    """Of the route lines logged after the first `since`: those drawn from memory (no round trip)."""
+    return sum(1 for r in ctx.server_log.lines("route")[since:] if r.get("held"))
+
+
 def uncached_route(ctx: Context) -> list[Row]:
     cfg = ctx.cfg
     main = Row("route_uncached", "uncached route (cache empty), random room pairs incl. cross-level",
@@ -100,6 +105,7 @@ def uncached_route(ctx: Context) -> list[Row]:
             ref_times.append(elapsed)
     pgr_s, pgr_calls = routing.pgr_statement_time(cur, REFERENCE_ROLE) if why is None else (0.0, 0)
     indexed, computed = by_index(ctx, routes_from)
+    drawn_held = held(ctx, routes_from)
     ctx.log(f"route: reference p50 {fmt(ms(median(ref_times)))} ms over {timed}; lengths for all pairs ...")
     ref_all, ref_all_s = routing.reference_all(cur, pairs, snaps)
     for i, cost in ref_costs_timed.items():  # the two pgRouting calls agree with each other
@@ -146,7 +152,7 @@ def uncached_route(ctx: Context) -> list[Row]:
     api_timed_p50 = median([api[i][3] for i in misses if i < timed])
     share = ratio(pgr_s, sum(a[3] for a in api.values()))
     main.measured = (f"p50 {fmt(ms(p50))} ms, p95 {fmt(ms(p95))} ms ({len(misses)}/{len(pairs)} answered as MISS, "
-                     f"{indexed}/{computed} computed by the route index); "
+                     f"{indexed}/{computed} computed by the route index, {drawn_held} drawn from memory); "
                      f"pgRouting statements {fmt(None if share is None else share * 100)}% of client time "
                      f"({pgr_calls} calls)")  # fmt: skip
     if errors:
@@ -160,7 +166,7 @@ def uncached_route(ctx: Context) -> list[Row]:
     main.data.update(p50_ms=ms(p50), p95_ms=ms(p95), misses=len(misses), errors=len(errors), ratio=r,
                      repeats=len(repeats), unexpected_hits=len(unexpected_hits),
                      pgr_share=share, pgr_calls=pgr_calls, api_timed_p50_ms=ms(api_timed_p50),
-                     by_index=indexed, computed=computed, index_wait_s=index["wait_s"])  # fmt: skip
+                     by_index=indexed, computed=computed, held=drawn_held, index_wait_s=index["wait_s"])  # fmt: skip
 
     mismatches = []
     for i, pair in enumerate(pairs):

@@ -179,6 +179,7 @@ def _shape(ctx: Context, name: str) -> list[Row]:
         routes = campus.log.lines("route")
         misses = [i for i, a in api.items() if a[0] in (200, 422) and a[2].upper() == "MISS"]
         by_index = sum(1 for r in routes[-len(pairs) :] if r.get("index"))
+        drawn_held = sum(1 for r in routes[-len(pairs) :] if r.get("held"))
         # The ratio is the p50 of every uncached route against the p50 of the references spread
         # over the same run. (With all references first, as the main row does, the routes right
         # after a reference paid for the caches its 200,000-edge graph build had flushed on these
@@ -191,7 +192,7 @@ def _shape(ctx: Context, name: str) -> list[Row]:
         build = ready[0]
         row.measured = (
             f"p50 {fmt(ms(median(all_times)))} ms, p95 {fmt(ms(percentile(all_times, 95)))} ms over {len(misses)} "
-            f"MISS ({by_index} by the index); lengths identical on {same}/{len(pairs)}; {campus.edges:,} edges; "
+            f"MISS ({by_index} by the index, {drawn_held} drawn from memory); lengths identical on {same}/{len(pairs)}; {campus.edges:,} edges; "
             f"index per worker: load {fmt(build['load_ms'] / 1000, 2)} s, topology {fmt(build['topology_ms'] / 1000, 2)}"
             f" s, customise {fmt(build['customize_ms'] / 1000, 2)} s (ready {fmt(waited, 1)} s after the first route)"
         )
@@ -261,13 +262,15 @@ def _after_edits(ctx: Context, campus: Campus, cur, client, rooms, _shape_ref_p5
         after_s = time.monotonic() - committed
         routes = campus.log.lines("route")[routes_before:]
         by_index = sum(1 for r in routes if r.get("index"))
+        drawn_held = sum(1 for r in routes if r.get("held"))
         ready = campus.log.lines("route index ready")[ready_before:]
         p50, p50_before, ref_p50 = median([t[0] for t in after]), median([t[0] for t in before]), median(ref_times)
         r = ratio(p50, ref_p50)
         how = ", ".join(sorted({x["how"] for x in ready})) or "not yet"
         row.measured = (
             f"p50 {fmt(ms(p50))} ms, p95 {fmt(ms(percentile([t[0] for t in after], 95)))} ms over the first {n} "
-            f"routes after the commit ({fmt(after_s, 1)} s with the references; {by_index}/{len(routes)} by the index; index {how} in "
+            f"routes after the commit ({fmt(after_s, 1)} s with the references; {by_index}/{len(routes)} by the index, "
+            f"{drawn_held} drawn from memory; index {how} in "
             f"{', '.join(fmt(x['total_ms'] / 1000, 3) + ' s' for x in ready) or '-'}); {n} routes just before: "
             f"p50 {fmt(ms(p50_before))} ms"
         )

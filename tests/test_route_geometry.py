@@ -91,17 +91,13 @@ def _as_json(edges) -> list:
     ]
 
 
-def test_every_edge_is_drawn_as_the_sql_draws_it_or_left_to_the_sql(hostile_network):
-    """Each edge, left by either end: the copy's kind, levels and coordinates are PATH_EDGES'
-    to the last digit, or the copy says it cannot tell (the spoiled rows), never something else."""
-    _, _, conn, spoiled = hostile_network
-    held = _held(conn)
-    with conn.cursor() as cur:
-        cur.execute("SELECT id, source, target, cost FROM nav_edges_final ORDER BY id")
-        edges = cur.fetchall()
-        rows = [(s, e, c) for e, s, _, c in edges] + [(t, e, c) for e, _, t, c in edges]
-        expected = queries.path_edges(cur, rows)
-    conn.rollback()
+def _edges_as_sql(held, cur) -> tuple[int, set, list]:
+    """Each edge of this snapshot left by either end, drawn by the copy and by PATH_EDGES: every
+    edge the copy draws equals the SQL's; (how many it drew, the edges it left to the SQL, rows)."""
+    cur.execute("SELECT id, source, target, cost FROM nav_edges_final WHERE source IS NOT NULL ORDER BY id")
+    edges = cur.fetchall()
+    rows = [(s, e, c) for e, s, _, c in edges] + [(t, e, c) for e, _, t, c in edges]
+    expected = queries.path_edges(cur, rows)
     answered, left = 0, set()
     for row, sql_edge in zip(rows, expected, strict=True):
         mine = held.path_edges([row])
@@ -110,6 +106,17 @@ def test_every_edge_is_drawn_as_the_sql_draws_it_or_left_to_the_sql(hostile_netw
             continue
         answered += 1
         assert _as_json(mine) == _as_json([sql_edge]), row
+    return answered, left, rows
+
+
+def test_every_edge_is_drawn_as_the_sql_draws_it_or_left_to_the_sql(hostile_network):
+    """Each edge, left by either end: the copy's kind, levels and coordinates are PATH_EDGES'
+    to the last digit, or the copy says it cannot tell (the spoiled rows), never something else."""
+    _, _, conn, spoiled = hostile_network
+    held = _held(conn)
+    with conn.cursor() as cur:
+        answered, left, rows = _edges_as_sql(held, cur)
+    conn.rollback()
     # The copy leaves the spoiled rows it cannot draw exactly to the SQL, and draws the rest.
     drawn_anyway = {"drawn backwards", "a vertex level out of range"}  # both exact in the copy
     assert {e for e, what in spoiled.items() if what not in drawn_anyway} <= left
@@ -121,44 +128,125 @@ def test_every_edge_is_drawn_as_the_sql_draws_it_or_left_to_the_sql(hostile_netw
     assert path["cost"] == sum(r[2] for r in plain) and path["edge_ids"] == [r[1] for r in plain]
 
 
+def _snaps_as_sql(held, cur, vertices, rnd, count=200) -> tuple[int, int]:
+    """Random points near vertices (0-80 m off), on their level or others, both profiles: every
+    snap the copy gives is NEAREST_VERTEX's; (answered by the copy, found by the SQL)."""
+    answered = sql_found = 0
+    for _ in range(count):
+        level, lon, lat = rnd.choice(vertices)
+        level = rnd.choice([Decimal(str(level)), Decimal(str(level)), Decimal("1.0"), Decimal("7"), Decimal("0.25")])
+        metres = rnd.choice([0.0, 3.0, 20.0, 49.0, 80.0])
+        bearing = rnd.uniform(0, 2 * math.pi)
+        lon += metres * math.sin(bearing) / (111_320 * math.cos(math.radians(lat)))
+        lat += metres * math.cos(bearing) / 111_132
+        for profile in ("walking", "accessible"):
+            mine = held.nearest(lon, lat, level, profile, 50.0)
+            theirs = queries.nearest_vertex(cur, lon, lat, level, profile, 50.0)
+            sql_found += theirs is not None
+            if mine is None:
+                continue
+            answered += 1
+            assert theirs is not None, (lon, lat, level, profile, mine)
+            assert (mine.vertex, mine.lon, mine.lat, mine.metres, mine.level) == (
+                theirs.vertex,
+                theirs.lon,
+                theirs.lat,
+                theirs.metres,
+                theirs.level,
+            ), (lon, lat, level, profile)
+    return answered, sql_found
+
+
 def test_a_place_snaps_in_memory_to_the_vertex_and_metres_the_sql_gives(hostile_network):
     """Random points near and far (up to 80 m off a vertex), on levels that exist, that do not
     (7, 0.25) and written another way (1.0), both profiles: a snap the copy gives is
     NEAREST_VERTEX's, vertex and metres alike; the near ones it nearly always gives."""
     _, net, conn, _ = hostile_network
     held = _held(conn)
-    rnd = random.Random(23)
-    vertices = list(net.vertices.values())
-    compared = answered = sql_found = 0
     with conn.cursor() as cur:
-        for _ in range(400):
-            level, lon, lat = rnd.choice(vertices)
-            level = rnd.choice(
-                [Decimal(str(level)), Decimal(str(level)), Decimal("1.0"), Decimal("7"), Decimal("0.25")]
-            )
-            metres = rnd.choice([0.0, 3.0, 20.0, 49.0, 80.0])
-            bearing = rnd.uniform(0, 2 * math.pi)
-            lon += metres * math.sin(bearing) / (111_320 * math.cos(math.radians(lat)))
-            lat += metres * math.cos(bearing) / 111_132
-            for profile in ("walking", "accessible"):
-                mine = held.nearest(lon, lat, level, profile, 50.0)
-                theirs = queries.nearest_vertex(cur, lon, lat, level, profile, 50.0)
-                compared += 1
-                sql_found += theirs is not None
-                if mine is None:
-                    continue
-                answered += 1
-                assert theirs is not None, (lon, lat, level, profile, mine)
-                assert (mine.vertex, mine.lon, mine.lat, mine.metres) == (
-                    theirs.vertex,
-                    theirs.lon,
-                    theirs.lat,
-                    theirs.metres,
-                ), (lon, lat, level, profile)
-                assert mine.level == theirs.level
+        answered, sql_found = _snaps_as_sql(held, cur, list(net.vertices.values()), random.Random(23), 400)
     conn.rollback()
-    assert compared == 800 and sql_found > 200
+    assert sql_found > 200
     assert answered >= 0.9 * sql_found, (answered, sql_found)
+
+
+# Edits another client makes; each but the last changes a few edges and no vertex (followed).
+FOLLOWED = [
+    (
+        "a corridor redrawn",
+        "UPDATE nav_edges_final SET wkb_geometry = ST_AddPoint(wkb_geometry,"
+        " ST_Translate(ST_LineInterpolatePoint(wkb_geometry, 0.5), 0.00002, 0.00001), 1)"
+        " WHERE id = (SELECT min(id) + 11 FROM nav_edges_final)",
+    ),
+    (
+        "every edge of a vertex closed",  # the vertex is no longer one to snap to
+        "UPDATE nav_edges_final SET cost = -1, reverse_cost = -1"
+        " WHERE source = (SELECT source FROM nav_edges_final WHERE id = (SELECT min(id) + 40 FROM nav_edges_final))"
+        " OR target = (SELECT source FROM nav_edges_final WHERE id = (SELECT min(id) + 40 FROM nav_edges_final))",
+    ),
+    ("an edge deleted", "DELETE FROM nav_edges_final WHERE id = (SELECT min(id) + 60 FROM nav_edges_final)"),
+    (
+        "an edge added, drawn backwards",
+        "INSERT INTO nav_edges_final (id, source, target, cost, reverse_cost, kind, wkb_geometry)"
+        " SELECT (SELECT max(id) + 1 FROM nav_edges_final), target, source, cost, reverse_cost, 'corridor',"
+        " wkb_geometry FROM nav_edges_final WHERE id = (SELECT min(id) + 80 FROM nav_edges_final)",
+    ),
+    (
+        "a corridor made stairs",  # its vertices may no longer be accessible ones
+        "UPDATE nav_edges_final SET kind = 'stairs' WHERE id IN (SELECT id FROM nav_edges_final"
+        " WHERE kind = 'corridor' ORDER BY id LIMIT 30 OFFSET 100)",
+    ),
+]
+
+
+def test_the_copy_follows_small_edits_exactly_and_reads_a_vertex_edit_whole(pg_cluster, redis_url, tmp_path, caplog):
+    """After each edit of a few edges, the copy is brought to the new version in the route's
+    snapshot (no read of the whole graph) and still draws every edge and snaps every place as the
+    SQL does. An edit of a vertex is not followed: the version is read whole."""
+    from indoor.extensions import get_db
+    from indoor.queries.versions import versions
+
+    url, net, conn = routing_network.network_database(pg_cluster, "geometry_follow", 31, (18.0686, 59.3293), 9)
+    app = make_app(url, redis_url, ROUTE_INDEX="true", ROUTE_OVERLAY="false", ROUTE_INDEX_DIR=str(tmp_path))
+    caplog.set_level(logging.INFO, logger="indoor.route_geometry")
+    rnd = random.Random(31)
+    vertices = list(net.vertices.values())
+    try:
+        with app.app_context():
+            geometry.build_now()
+            for what, statement in FOLLOWED:
+                with conn, conn.cursor() as cur:
+                    cur.execute(statement)
+                    assert cur.rowcount >= 1, what
+                caplog.clear()
+
+                def check(cur, what=what):
+                    graph_key = versions(cur)["graph_key"]
+                    held = geometry.ready(graph_key, cur)
+                    assert held is not None and held.graph_key == graph_key, what
+                    answered, left, rows = _edges_as_sql(held, cur)
+                    assert answered == len(rows) and not left, what
+                    answered, found = _snaps_as_sql(held, cur, vertices, rnd, 60)
+                    assert answered >= 0.9 * found, (what, answered, found)
+
+                get_db().read(check)
+                followed = [r for r in caplog.records if r.getMessage() == "route geometry ready"]
+                assert [r.how for r in followed] == ["followed"], what
+            # A vertex moved: not followed (its position and the lines' direction change).
+            with conn, conn.cursor() as cur:
+                cur.execute(
+                    "UPDATE nav_edges_work_vertices_pgr SET the_geom = ST_Translate(the_geom, 0.00003, 0)"
+                    " WHERE id = (SELECT min(id) + 5 FROM nav_edges_work_vertices_pgr)"
+                )
+            graph_key = get_db().read(
+                lambda cur: (versions(cur)["graph_key"], geometry.ready(versions(cur)["graph_key"], cur))[0]
+            )
+            assert geometry.build_now().graph_key == graph_key
+            assert geometry._state(app)["current"].edge_changed == {}  # read whole
+            get_db().read(lambda cur: _edges_as_sql(geometry.ready(graph_key, cur), cur))
+    finally:
+        app.extensions["indoor.db"].close()
+        conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +280,14 @@ def test_routes_drawn_from_memory_equal_networkx_and_an_edit_is_never_drawn_from
         computed = _routes_equal_networkx(app, "geometry", net, graphs, conn, caplog)
         searched = [r for r in computed if r.decided_by == "search"]
         assert searched and sum(r.held for r in searched) >= 0.9 * len(searched)
+        # Places are snapped in memory too (the versions and rooms in one round trip).
+        clear_route_cache(redis_url)
+        caplog.set_level(logging.INFO, logger="indoor.route.phases")
+        ids = _room_ids(conn, *(r[0] for r in net.rooms))
+        for a, b in zip(ids, ids[1:], strict=False):
+            assert route(app.test_client(), str(a), str(b), "walking").status_code in (200, 422)
+        places = [r.places for r in caplog.records if r.getMessage() == "route phases"]
+        assert len(places) >= 0.8 * (len(ids) - 1) and places.count("memory") >= 0.9 * len(places), places
 
         # The second worker maps what the first stored.
         caplog.set_level(logging.INFO, logger="indoor.route_geometry")

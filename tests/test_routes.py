@@ -1190,7 +1190,10 @@ def test_each_computed_route_logs_one_structured_line(client, sql, caplog, redis
     lines = [r for r in caplog.records if r.name == "indoor.route"]
     assert [r.cache for r in lines] == ["MISS"]  # one line per computed route; a cached answer adds none
     miss = lines[0]
-    assert miss.pgrouting_ms > 0 and miss.edges_loaded > 0 and (miss.window_tries >= 1 or miss.overlay)
+    # Searched by pgRouting (windows, overlay), or by the route index when its build (started by
+    # this route's snap, tens of milliseconds here) ended before the search.
+    searched = miss.pgrouting_ms > 0 and miss.edges_loaded > 0 and (miss.window_tries >= 1 or miss.overlay)
+    assert searched or (miss.index and miss.pgrouting_ms == 0), vars(miss)
     assert miss.total_ms >= miss.pgrouting_ms and miss.profile == "walking"
 
 

@@ -18,13 +18,14 @@ from indoor.queries import validity
 from indoor.queries.routing import NOT_ACCESSIBLE
 from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql, is_open_sql
 
-# One record per edge in id order: id, source, the levels at its source and target ends as
+# One record per edge (in no order: each record names its edge, and the three aggregates read the
+# rows in one order): id, source, target, the levels at its source and target ends as
 # PATH_EDGES reads them (coalesce(this end, the other, 0): an end whose vertex is missing or whose
 # level is out of range takes the other's), whether it is plain, whether its line is drawn
 # reversed when the route leaves its source / its target (PATH_EDGES: from the end nearer the
 # vertex left), and how many numbers of `coordinates` are its. `coordinates`: the plain edges'
 # lines as ST_AsGeoJSON prints them (7 decimals), numbers only, comma-separated, in the same order.
-EDGES = f"""
+_EDGES = f"""
 SELECT string_agg(int8send(id::bigint) || int8send(source::bigint) || int8send(target::bigint)
                   || float8send(coalesce(source_level, target_level, 0)::float8)
                   || float8send(coalesce(target_level, source_level, 0)::float8)
@@ -34,7 +35,7 @@ SELECT string_agg(int8send(id::bigint) || int8send(source::bigint) || int8send(t
                                                 + (CASE WHEN open THEN 8 ELSE 0 END)
                                                 + (CASE WHEN kind <> ALL(%(not_accessible)s::text[]) THEN 16 ELSE 0 END))
                   || int4send(CASE WHEN plain THEN numbers ELSE 0 END),
-                  ''::bytea ),
+                  ''::bytea),
        array_agg(kind),
        string_agg(CASE WHEN plain THEN coordinates END, ',')
   FROM (SELECT id, source, target, kind, open, source_level, target_level, coordinates, numbers,
@@ -53,6 +54,7 @@ SELECT string_agg(int8send(id::bigint) || int8send(source::bigint) || int8send(t
                   FROM {validity.EDGES} e
                   LEFT JOIN {validity.VERTICES} a ON a.id = e.source
                   LEFT JOIN {validity.VERTICES} b ON b.id = e.target
+                 WHERE {{where}}
                 OFFSET 0) s
           CROSS JOIN LATERAL (
                 SELECT CASE WHEN shaped THEN translate(substring(ST_AsGeoJSON(line, 7) FROM '"coordinates":(.*)}}$'), '[]', '')
@@ -60,6 +62,19 @@ SELECT string_agg(int8send(id::bigint) || int8send(source::bigint) || int8send(t
                        CASE WHEN shaped THEN 2 * ST_NPoints(line) END AS numbers) c
          OFFSET 0) e
 """  # noqa: S608 - constant fragments
+EDGES = _EDGES.replace("{where}", "true")
+# The same for the edges an edit changed (an id gone is not there).
+CHANGED_EDGES = _EDGES.replace("{where}", "e.id = ANY(%(ids)s::bigint[])")
+
+# Whether an open edge, and an open edge the accessible profile may take, touches each vertex (as
+# NEAREST_VERTEX's EXISTS asks it), for the vertices whose edges an edit changed.
+USABLE = f"""
+SELECT v.id,
+       EXISTS (SELECT 1 FROM {validity.EDGES} e WHERE (e.source = v.id OR e.target = v.id) AND {is_open_sql("e")}),
+       EXISTS (SELECT 1 FROM {validity.EDGES} e WHERE (e.source = v.id OR e.target = v.id) AND {is_open_sql("e")}
+                  AND NOT (e.kind = ANY(%(not_accessible)s::text[])))
+  FROM unnest(%(ids)s::bigint[]) AS v(id)
+"""  # noqa: S608 - constant fragments; values are parameters
 
 # Every vertex NEAREST_VERTEX could snap to, with a level and a position in lon/lat (whether an
 # open edge touches it is told by the edges); `point`: it is a point (ST_X reads it). `levels`:
@@ -79,7 +94,23 @@ EDGE_RECORD = np.dtype([("id", ">i8"), ("source", ">i8"), ("target", ">i8"), ("s
                         ("flags", "u1"), ("numbers", ">i4")])  # fmt: skip
 VERTEX_RECORD = np.dtype([("id", ">i8"), ("lon", ">f8"), ("lat", ">f8"), ("level", ">f8"), ("point", "u1")])
 
+# What the graph-changes log lists for an edit of the vertices (queries/schema.py): the geometry
+# cannot follow it (positions, levels) and reads the version whole; the index reads it as an edge
+# that is not there. `CAN_FOLLOW`: whether this database's trigger logs it (else a vertex edit
+# would look like no change, and the geometry never follows).
+VERTICES_CHANGED = -1
+CAN_FOLLOW = """
+SELECT coalesce(bool_or(position('{-1}' in prosrc) > 0), false) FROM pg_proc WHERE proname = 'indoor_log_graph_change'
+"""
+
 PLAIN, REVERSED_FROM_SOURCE, REVERSED_FROM_TARGET, OPEN, ACCESSIBLE_KIND = 1, 2, 4, 8, 16
+
+
+@dataclass(frozen=True)
+class EdgesRead:
+    edges: np.ndarray  # EDGE_RECORD
+    kinds: list[str]  # per edge
+    coordinates: str  # the plain edges' numbers, comma-separated
 
 
 @dataclass(frozen=True)
@@ -92,10 +123,28 @@ class GeometryRead:
     coordinates: str  # the plain edges' numbers, comma-separated
     vertices: np.ndarray  # VERTEX_RECORD
     levels: list[str]  # the vertices' distinct levels, exactly
+    can_follow: bool
 
 
 def _records(value, dtype) -> np.ndarray:
     return np.frombuffer(bytes(value), dtype=dtype) if value is not None else np.zeros(0, dtype=dtype)
+
+
+def _edges_read(row) -> EdgesRead:
+    packed, kinds, coordinates = row
+    return EdgesRead(_records(packed, EDGE_RECORD), list(kinds or []), coordinates or "")
+
+
+def changed_edges(cur, ids: list[int]) -> EdgesRead:
+    """The records of the edges `ids` in this snapshot (an id deleted is not there)."""
+    cur.execute(CHANGED_EDGES, {"ids": ids, "not_accessible": list(NOT_ACCESSIBLE)})
+    return _edges_read(cur.fetchone())
+
+
+def usable(cur, vertex_ids: list[int]) -> dict[int, tuple[bool, bool]]:
+    """{vertex: (walking may snap to it, accessible may)} in this snapshot."""
+    cur.execute(USABLE, {"ids": vertex_ids, "not_accessible": list(NOT_ACCESSIBLE)})
+    return {int(v): (bool(w), bool(a)) for v, w, a in cur.fetchall()}
 
 
 def load(cur) -> GeometryRead:
@@ -108,6 +157,8 @@ def load(cur) -> GeometryRead:
     packed, kinds, coordinates = cur.fetchone()
     cur.execute(VERTICES)
     vertices, levels = cur.fetchone()
+    cur.execute(CAN_FOLLOW)
+    (can_follow,) = cur.fetchone()
     return GeometryRead(
         graph_key=found["graph_key"],
         edges=_records(packed, EDGE_RECORD),
@@ -115,4 +166,5 @@ def load(cur) -> GeometryRead:
         coordinates=coordinates or "",
         vertices=_records(vertices, VERTEX_RECORD),
         levels=list(levels or []),
+        can_follow=bool(can_follow),
     )

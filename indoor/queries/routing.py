@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 import psycopg2
 from psycopg2 import sql
 
 from indoor.queries.validity import EDGES, MAX_LEVEL, ROOMS, VERTICES, in_lonlat_sql, is_open_sql, open_cost_sql
-from indoor.queries.versions import VERSIONS, read_versions
+from indoor.queries.versions import VERSIONS, read_versions, versions_from_rows
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,21 @@ SELECT ogc_fid, text, level, building,
                   AND level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL} AS located
           FROM {ROOMS} room_points
          WHERE ogc_fid = %(room)s) r
+"""  # noqa: S608 - constant fragments; values are parameters
+
+# The graph versions and the rooms `rooms` in one statement (one snapshot, one round trip): all
+# a route's places need when the worker holds the graph version's vertices (routing/geometry.py).
+# JSON: float8 prints exactly (shortest round trip), the level as numeric text.
+VERSIONS_AND_ROOMS = f"""
+SELECT (SELECT json_agg(json_build_array(name, version, (extract(epoch FROM changed_at) * 1000000)::bigint))
+          FROM indoor_versions WHERE name IN ('graph', 'rooms', 'floor', 'closures')),
+       (SELECT json_agg(json_build_array(ogc_fid, text, level::text, building,
+                                         CASE WHEN located THEN ST_X(wkb_geometry) END,
+                                         CASE WHEN located THEN ST_Y(wkb_geometry) END))
+          FROM (SELECT *, ST_GeometryType(wkb_geometry) = 'ST_Point' AND {in_lonlat_sql("wkb_geometry")}
+                          AND level BETWEEN -{MAX_LEVEL} AND {MAX_LEVEL} AS located
+                  FROM {ROOMS} room_points
+                 WHERE ogc_fid = ANY(%(rooms)s::bigint[])) r)
 """  # noqa: S608 - constant fragments; values are parameters
 
 # KNN (`<->` on the (level, the_geom) GiST index), inside a box that holds every point within
@@ -218,6 +234,20 @@ def room(cur, room_id: int) -> Room | None:
         return None
     located = row[4] is not None and row[5] is not None
     return Room(int(row[0]), row[1], row[2], row[3], *((float(row[4]), float(row[5])) if located else (None, None)))
+
+
+def versions_and_rooms(cur, room_ids: list[int]) -> tuple[dict, dict[int, Room]]:
+    """(versions() as of this statement, {id: Room} of those of `room_ids` that exist)."""
+    cur.execute(VERSIONS_AND_ROOMS, {"rooms": room_ids})
+    version_rows, room_rows = cur.fetchone()
+    rooms = {}
+    for room_id, name, level, building, lon, lat in room_rows or []:
+        located = lon is not None and lat is not None
+        rooms[int(room_id)] = Room(
+            int(room_id), name, Decimal(level) if level is not None else None, building,
+            *((float(lon), float(lat)) if located else (None, None)),
+        )  # fmt: skip
+    return versions_from_rows(version_rows or []), rooms
 
 
 def nearest_vertex(cur, lon: float, lat: float, level, profile: str, max_m: float) -> Snap | None:

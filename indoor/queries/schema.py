@@ -195,7 +195,9 @@ GRAPH_CHANGES = [
          current_changed timestamptz;
        BEGIN
          IF TG_TABLE_NAME <> 'nav_edges_final' THEN
-           ids := '{}';  -- vertices: pgRouting reads edges only
+           -- vertices: no edge pgRouting reads, but the route geometry's drawing and snaps
+           -- (queries/route_geometry.py VERTICES_CHANGED: no edge has this id in our data)
+           ids := '{-1}';
          ELSIF TG_OP = 'TRUNCATE' THEN
            ids := NULL;
          ELSIF TG_OP = 'INSERT' THEN

@@ -34,8 +34,13 @@ def versions(cur) -> dict:
 
 def read_versions(cur) -> dict:
     """versions() from the rows of VERSIONS just run on `cur` (alone or last of several)."""
+    return versions_from_rows(cur.fetchall())
+
+
+def versions_from_rows(rows) -> dict:
+    """versions() from (name, version, changed) rows."""
     found = {}
-    for name, version, changed in cur.fetchall():
+    for name, version, changed in rows:
         found[name] = int(version)
         found[f"{name}_key"] = f"{version}-{changed}"
     for name in ("graph", "rooms", "floor", "closures"):

@@ -20,6 +20,8 @@ machine's store (index_store.py, under its lock) and every worker maps them read
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -32,6 +34,7 @@ from flask import current_app
 
 from indoor.extensions import get_db, get_settings
 from indoor.queries import route_geometry as queries
+from indoor.queries import route_index as route_index_queries
 from indoor.queries.route_index import key_order
 from indoor.queries.routing import PathEdge, Snap
 from indoor.routing import index_store
@@ -63,20 +66,33 @@ class PathGeometry:
     graph_key: str
     edge_ids: np.ndarray  # sorted
     edge_sources: np.ndarray  # vertex id of each edge's source
+    edge_targets: np.ndarray
     edge_flags: np.ndarray  # queries.PLAIN | REVERSED_FROM_SOURCE | REVERSED_FROM_TARGET
     edge_levels: np.ndarray  # (n, 2): level at the source end, at the target end
     edge_kinds: np.ndarray  # index into kinds
     edge_offsets: np.ndarray  # n + 1: where each edge's numbers start in coordinates
     coordinates: np.ndarray  # lon, lat, lon, lat ...
     kinds: list[str]
-    vertex_lon: np.ndarray  # usable vertices, sorted by (level, lat)
+    vertex_lon: np.ndarray  # every vertex the SQL could snap to, sorted by (level, lat)
     vertex_lat: np.ndarray
     vertex_ids: np.ndarray
-    vertex_accessible: np.ndarray  # bool
+    vertex_walking: np.ndarray  # bool: an open edge touches it
+    vertex_accessible: np.ndarray  # bool: an open edge the accessible profile takes touches it
     level_values: np.ndarray  # the levels held, ascending (float)
     level_starts: np.ndarray  # len(level_values) + 1: each level's range of vertices
     exact_levels: dict = field(default_factory=dict)  # float -> the one Decimal it stands for
     geod: object = None
+    can_follow: bool = False  # the database logs an edit of the vertices (see follow())
+    # Edits followed since the arrays were read (follow()): edge id -> its drawing now, or None
+    # (gone, or not drawn exactly); vertex id -> (walking, accessible) usable now.
+    edge_changed: dict = field(default_factory=dict)
+    vertex_changed: dict = field(default_factory=dict)
+
+    @functools.cached_property
+    def _stand_in(self) -> int | None:
+        """A plain edge's id, drawn in place of an edge an edit changed (then replaced)."""
+        plain = np.flatnonzero(self.edge_flags & queries.PLAIN)
+        return int(self.edge_ids[plain[0]]) if len(plain) else None
 
     def path_edges(self, rows) -> list[PathEdge] | None:
         """PATH_EDGES' answer for a path given as (vertex left, edge, cost) rows; None when an
@@ -106,7 +122,15 @@ class PathGeometry:
         if not rows:
             return [], [], [], [], [], []
         nodes, ids, costs = (list(column) for column in zip(*rows, strict=True))
+        changed = self.edge_changed
+        patched = [n for n, i in enumerate(ids) if i in changed] if changed else []
+        if any(changed[ids[n]] is None for n in patched):
+            return None
         edges = np.asarray(ids, dtype=np.int64)
+        if patched:  # drawn from the arrays as any plain edge, then replaced by what the edit made
+            if self._stand_in is None:
+                return None
+            edges[patched] = self._stand_in
         at = np.searchsorted(self.edge_ids, edges)
         if (at >= len(self.edge_ids)).any():
             return None
@@ -129,14 +153,14 @@ class PathGeometry:
             lines[n].reverse()
         names = self.kinds
         kinds = [names[k] for k in self.edge_kinds[at].tolist()]
-        return (
-            [int(i) for i in ids],
-            kinds,
-            _json_levels(from_levels),
-            _json_levels(to_levels),
-            [float(c) for c in costs],
-            lines,
-        )
+        from_levels, to_levels = _json_levels(from_levels), _json_levels(to_levels)
+        for n in patched:
+            source, kind, source_level, target_level, line, reversed_from_source, reversed_from_target = changed[ids[n]]
+            forward_n = nodes[n] == source
+            kinds[n] = kind
+            from_levels[n], to_levels[n] = (source_level, target_level) if forward_n else (target_level, source_level)
+            lines[n] = line[::-1] if (reversed_from_source if forward_n else reversed_from_target) else list(line)
+        return [int(i) for i in ids], kinds, from_levels, to_levels, [float(c) for c in costs], lines
 
     def nearest(self, lon: float, lat: float, level, profile: str, max_m: float) -> Snap | None:
         """NEAREST_VERTEX's answer when it is certain here; None when the SQL must decide."""
@@ -157,9 +181,14 @@ class PathGeometry:
             start + int(np.searchsorted(lats, lat + dlat, "right")),
         )
         lons = self.vertex_lon[lo:hi]
-        inside = (lons >= lon - dlon) & (lons <= lon + dlon)
-        if profile == "accessible":
-            inside &= self.vertex_accessible[lo:hi]
+        usable = (self.vertex_accessible if profile == "accessible" else self.vertex_walking)[lo:hi]
+        if self.vertex_changed:  # edits followed since: those vertices as they are now
+            usable = usable.copy()
+            ids_here = self.vertex_ids[lo:hi]
+            changed = np.flatnonzero(np.isin(ids_here, np.fromiter(self.vertex_changed, np.int64)))
+            for j in changed.tolist():
+                usable[j] = self.vertex_changed[int(ids_here[j])][1 if profile == "accessible" else 0]
+        inside = (lons >= lon - dlon) & (lons <= lon + dlon) & usable
         found = np.flatnonzero(inside)
         if not len(found):
             return None  # nothing within the limit: the SQL says how far the nearest is
@@ -183,6 +212,49 @@ class PathGeometry:
             return None  # at (or beyond) the limit: the SQL's own test decides
         level_held = self.exact_levels[value]  # the vertex's numeric, as the SQL returns it
         return Snap(int(ids[best]), float(near_lon[best]), float(near_lat[best]), level_held, float(metres[best]))
+
+    def follow(self, graph_key: str, edge_ids: list[int], read: queries.EdgesRead, usable: dict) -> PathGeometry:
+        """A copy of this geometry at `graph_key`, which an edit of the edges `edge_ids` (`read`:
+        the records of those still there) and of nothing else made; `usable`: whether each vertex
+        those edges touch (before and after) is usable now. The arrays are shared; the changes are
+        kept beside them."""
+        edge_changed = dict(self.edge_changed)
+        edge_changed.update(dict.fromkeys(edge_ids))  # gone, unless read below
+        for edge, kind, line in _records_lines(read):
+            edge_changed[int(edge["id"])] = (
+                (int(edge["source"]), kind, *_json_levels(np.asarray([edge["source_level"], edge["target_level"]])),
+                 line, bool(edge["flags"] & queries.REVERSED_FROM_SOURCE),
+                 bool(edge["flags"] & queries.REVERSED_FROM_TARGET))
+                if edge["flags"] & queries.PLAIN and line is not None else None
+            )  # fmt: skip
+        return dataclasses.replace(
+            self, graph_key=graph_key, edge_changed=edge_changed, vertex_changed={**self.vertex_changed, **usable}
+        )
+
+    def ends_of(self, edge_ids: list[int]) -> set[int]:
+        """The vertices the edges `edge_ids` join in this copy (followed edits included)."""
+        ends = set()
+        at = np.searchsorted(self.edge_ids, np.asarray(edge_ids, dtype=np.int64))
+        for edge, k in zip(edge_ids, at.tolist(), strict=True):
+            if k < len(self.edge_ids) and self.edge_ids[k] == edge:
+                ends.update((int(self.edge_sources[k]), int(self.edge_targets[k])))
+        return ends
+
+
+def _records_lines(read: queries.EdgesRead):
+    """(record, kind, [[lon, lat], ...] or None) per edge of a read: None when an integral number
+    is in its line (see arrays_of)."""
+    tokens = read.coordinates.split(",") if read.coordinates else []
+    k = 0
+    for edge, kind in zip(read.edges, read.kinds, strict=True):
+        count = int(edge["numbers"])
+        mine = tokens[k : k + count]
+        k += count
+        if any("." not in t and "e" not in t and "E" not in t for t in mine):
+            yield edge, kind, None
+            continue
+        numbers = [float(t) for t in mine]
+        yield edge, kind, [numbers[j : j + 2] for j in range(0, count, 2)]
 
 
 def _json_levels(levels: np.ndarray) -> list:
@@ -226,17 +298,18 @@ def arrays_of(read: queries.GeometryRead) -> tuple[dict[str, np.ndarray], dict]:
     accessible_ids = np.unique(ends[np.concatenate((accessible_edge, accessible_edge))])
     vertices = read.vertices
     vertex_ids = vertices["id"].astype(np.int64)
-    usable = np.isin(vertex_ids, usable_ids)
     point = vertices["point"] != 0
     levels = vertices["level"].astype(np.float64)
-    unsure = np.unique(levels[usable & ~point])  # the SQL would read a vertex that is not a point
-    chosen = usable & point & ~np.isin(levels, unsure)
+    # A level where the SQL could meet a vertex that is not a point (an edit may make it usable)
+    # is left to the SQL; on the others every vertex is held, usable or not (an edit may change that).
+    chosen = point & ~np.isin(levels, np.unique(levels[~point]))
     v_ids, v_lon, v_lat, v_level = vertex_ids[chosen], vertices["lon"][chosen], vertices["lat"][chosen], levels[chosen]
     v_order = np.lexsort((v_ids, v_lat, v_level))
     level_values, level_first = np.unique(v_level[v_order], return_index=True)
     arrays = {
         "edge_ids": edges["id"].astype(np.int64)[order],
         "edge_sources": edges["source"].astype(np.int64)[order],
+        "edge_targets": edges["target"].astype(np.int64)[order],
         "edge_flags": flags[order],
         "edge_levels": np.stack((edges["source_level"], edges["target_level"]), axis=1).astype(np.float64)[order],
         "edge_kinds": kind_codes.astype(np.int32)[order],
@@ -245,6 +318,7 @@ def arrays_of(read: queries.GeometryRead) -> tuple[dict[str, np.ndarray], dict]:
         "vertex_lon": v_lon.astype(np.float64)[v_order],
         "vertex_lat": v_lat.astype(np.float64)[v_order],
         "vertex_ids": v_ids[v_order],
+        "vertex_walking": np.isin(v_ids[v_order], usable_ids),
         "vertex_accessible": np.isin(v_ids[v_order], accessible_ids),
         "level_values": level_values,
         "level_starts": np.concatenate((level_first, [len(v_order)])).astype(np.int64),
@@ -256,6 +330,7 @@ def arrays_of(read: queries.GeometryRead) -> tuple[dict[str, np.ndarray], dict]:
     held = set(level_values.tolist())
     # A float that stands for two numerics (beyond a double's precision) is left to the SQL.
     meta = {
+        "can_follow": read.can_follow,
         "kinds": [str(k) for k in kinds],
         "levels": {repr(f): next(iter(t.values())) for f, t in exact.items() if len(t) == 1 and f in held},
     }
@@ -269,11 +344,12 @@ def from_arrays(graph_key: str, arrays: dict, meta: dict) -> PathGeometry:
         kinds=list(meta["kinds"]),
         exact_levels={float(f): Decimal(t) for f, t in meta["levels"].items()},
         geod=_geod(),
+        can_follow=bool(meta.get("can_follow")),
     )
 
 
-_ARRAYS = ("edge_ids", "edge_sources", "edge_flags", "edge_levels", "edge_kinds", "edge_offsets", "coordinates",
-           "vertex_lon", "vertex_lat", "vertex_ids", "vertex_accessible", "level_values", "level_starts")  # fmt: skip
+_ARRAYS = ("edge_ids", "edge_sources", "edge_targets", "edge_flags", "edge_levels", "edge_kinds", "edge_offsets", "coordinates",
+           "vertex_lon", "vertex_lat", "vertex_ids", "vertex_walking", "vertex_accessible", "level_values", "level_starts")  # fmt: skip
 
 
 def read_and_build(cur) -> PathGeometry:
@@ -290,9 +366,18 @@ def _state(app) -> dict:
     return app.extensions.setdefault(_STATE, {"lock": threading.Lock(), "current": None, "building": False})
 
 
-def ready(graph_key: str) -> PathGeometry | None:
-    """This graph version's copy when this worker holds it; else None, and it is built (in the
-    background, unless a build runs) when the route index is on."""
+def peek(graph_key: str) -> PathGeometry | None:
+    """This graph version's copy if this worker holds it now; nothing else is done (an older copy
+    follows the edit, or the version is read, where a snapshot's cursor is at hand: ready())."""
+    held = _state(current_app._get_current_object())["current"]
+    return held if held is not None and held.graph_key == graph_key else None
+
+
+def ready(graph_key: str, cur=None) -> PathGeometry | None:
+    """This graph version's copy when this worker holds it. An older copy is brought up to it
+    here when the edits in between changed a few edges and no vertex (read with `cur`, in the
+    route's snapshot: a read bounded by the edit, not the campus). Otherwise None, and the
+    version is read whole in the background (unless a read runs), when the route index is on."""
     app = current_app._get_current_object()
     state = _state(app)
     held = state["current"]
@@ -300,13 +385,43 @@ def ready(graph_key: str) -> PathGeometry | None:
         return held
     if held is not None and key_order(graph_key) < key_order(held.graph_key):
         return None  # a snapshot older than the copy: never go back
-    if get_settings().route_index:
-        with state["lock"]:
-            if state["building"]:
-                return None
-            state["building"] = True
-        threading.Thread(target=_build_in_background, args=(app, state), name="route-geometry", daemon=True).start()
+    if not get_settings().route_index:
+        return None
+    if held is not None and cur is not None and held.can_follow and len(held.edge_changed) < MAX_CHANGED:
+        followed = _follow(state, held, cur, graph_key)
+        if followed is not None:
+            return followed
+    with state["lock"]:
+        if state["building"]:
+            return None
+        state["building"] = True
+    threading.Thread(target=_build_in_background, args=(app, state), name="route-geometry", daemon=True).start()
     return None
+
+
+MAX_FOLLOW = 128  # edges an edit may change for the copy to follow it (else it is read whole)
+MAX_CHANGED = 4096  # edges followed since the arrays were read, before they are read whole again
+
+
+def _follow(state, held: PathGeometry, cur, graph_key: str) -> PathGeometry | None:
+    started = time.perf_counter()
+    found = route_index_queries.changes(cur, held.graph_key, graph_key, MAX_FOLLOW)
+    if not found.complete or queries.VERTICES_CHANGED in found.edge_ids:
+        return None
+    read = queries.changed_edges(cur, found.edge_ids)
+    ends = held.ends_of(found.edge_ids) | {int(v) for e in read.edges for v in (e["source"], e["target"])}
+    usable = queries.usable(cur, sorted(ends)) if ends else {}
+    current = state["current"]
+    if current is not held:  # the reads let other requests run: follow only the copy read for
+        return current if current is not None and current.graph_key == graph_key else None
+    followed = held.follow(graph_key, found.edge_ids, read, usable)
+    state["current"] = followed
+    log.info(
+        "route geometry ready",
+        extra={"graph_key": graph_key, "how": "followed", "edges_changed": len(found.edge_ids),
+               "total_ms": round((time.perf_counter() - started) * 1000, 2)},
+    )  # fmt: skip
+    return followed
 
 
 def _build_in_background(app, state) -> None:

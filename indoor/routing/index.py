@@ -615,6 +615,12 @@ def _state(app) -> dict:
     )
 
 
+def held(graph_key: str) -> RouteIndex | None:
+    """The index of this graph version if this worker holds it now; nothing else is done."""
+    found = _state(current_app._get_current_object())["index"]
+    return found if found is not None and found.graph_key == graph_key else None
+
+
 def current(graph_key: str, cur=None) -> RouteIndex | None:
     """The index of this graph version if there is one. An index of an older version is brought
     up to it here when the edits in between changed only the costs of a few edges (read with

@@ -39,6 +39,7 @@ class Phases:
         self.ms: dict[str, float] = {}
         self.started = self.mark = time.perf_counter()
         self.computed = False  # past the caches: the line is written
+        self.places = "cache"  # where the places came from: cache, memory (geometry.py) or snapshot
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()
@@ -49,7 +50,7 @@ class Phases:
         fields = {f"{name}_ms": round(value, 3) for name, value in self.ms.items()}
         # Up to the last lap (called right after it): the laps add up to the total whatever another
         # thread does with the GIL in between.
-        fields.update(cache=cache_state, total_ms=round((self.mark - self.started) * 1000, 3))
+        fields.update(cache=cache_state, places=self.places, total_ms=round((self.mark - self.started) * 1000, 3))
         phases_log.info("route phases", extra=fields)
 
 
@@ -139,7 +140,13 @@ def _route_between(
         if any(known[k] is None for k in fixed):
             fresh = True
             read_at = time.monotonic()
-            found_versions, resolved = get_db().read(lambda cur: snap.resolve_all(cur, places, snap_profile, known))
+            # One round trip when the worker holds the graph's vertices; else a snapshot.
+            found = snap.resolve_held(places, snap_profile, known)
+            phases.places = "memory"
+            if found is None:
+                phases.places = "snapshot"
+                found = get_db().read(lambda cur: snap.resolve_all(cur, places, snap_profile, known))
+            found_versions, resolved = found
             remember(found_versions, read_at)
             for k in fixed:
                 if known[k] is None and not resolved[k].get("missing"):

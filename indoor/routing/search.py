@@ -135,8 +135,9 @@ def compute_held(resolved: list, profile, found_versions: dict, parts: list[int]
     if not get_settings().route_index or not (queries.is_plain(profile) or not profile.avoid):
         return None
     graph_key = found_versions["graph_key"]
-    held = geometry.ready(graph_key)
-    usable = _usable_index(graph_key, profile) if held is not None else None
+    held = geometry.peek(graph_key)
+    # Peek: a copy or an index behind this version follows the edit in compute()'s snapshot.
+    usable = _usable_index(graph_key, profile, peek=True) if held is not None else None
     if usable is None:
         return None
     found_index, name, closed = usable
@@ -164,11 +165,11 @@ def compute_held(resolved: list, profile, found_versions: dict, parts: list[int]
     return paths, searches
 
 
-def _usable_index(graph_key: str, profile, cur=None) -> tuple | None:
+def _usable_index(graph_key: str, profile, cur=None, peek: bool = False) -> tuple | None:
     """(index, profile name, closed edge ids) when this worker's route index holds this graph
     version and can answer for `profile` (closures: once its closures metric is ready); else None
-    (a build may have been started)."""
-    found_index = index.current(graph_key, cur)
+    (a build may have been started, or with `peek`, nothing done)."""
+    found_index = index.held(graph_key) if peek else index.current(graph_key, cur)
     if found_index is None:
         return None
     closed = profile.closed if isinstance(profile, queries.Rules) else ()
@@ -210,7 +211,7 @@ def indexed_path(cur, source: Snap, target: Snap, profile: str, graph_key: str) 
         return None
     search = PathSearch(cost=found[0], index=True, index_us=(time.perf_counter() - started) * 1e6)
     if found[1]:
-        held = geometry.ready(graph_key)
+        held = geometry.ready(graph_key, cur)
         edges = held.path_edges(found[1]) if held is not None else None
         search.edges = edges if edges is not None else queries.path_edges(cur, found[1])
         search.cost = sum(e.cost for e in search.edges)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from indoor.errors import NotFound
-from indoor.extensions import get_settings
+from indoor.extensions import get_db, get_settings
 from indoor.http.params import CategoryPlace, RoomPlace
 from indoor.queries import routing as queries
-from indoor.routing import geometry, itinerary
+from indoor.routing import geometry, index, itinerary
 from indoor.routing.errors import NoRoute
 
 
@@ -29,7 +29,7 @@ def resolve(cur, place, profile: str, graph_key: str | None = None) -> dict:
         room = None
         lon, lat, level_value = place.lon, place.lat, place.level
     max_m = get_settings().route_max_snap_m
-    held = geometry.ready(graph_key) if graph_key is not None and isinstance(profile, str) else None
+    held = geometry.ready(graph_key, cur) if graph_key is not None and isinstance(profile, str) else None
     snap = held.nearest(lon, lat, level_value, profile, max_m) if held is not None else None
     if snap is None:
         snap = queries.nearest_vertex(cur, lon, lat, level_value, profile, max_m)
@@ -73,10 +73,45 @@ def resolve_all(cur, places, profile: str, known: list) -> tuple[dict, list]:
     """Versions and every place not in `known`, in one snapshot (a category place stays None:
     which room it is depends on the route, see category.py)."""
     found_versions = queries.snapshot_versions(cur)
+    if get_settings().route_index:  # brought to this version in this snapshot, when an edit allows
+        index.current(found_versions["graph_key"], cur)
     return found_versions, [
         k if k is not None or isinstance(p, CategoryPlace) else resolve(cur, p, profile, found_versions["graph_key"])
         for p, k in zip(places, known, strict=True)
     ]
+
+
+def resolve_held(places, profile, known: list) -> tuple[dict, list] | None:
+    """resolve_all() in one round trip, when this worker holds the graph version's vertices
+    (geometry.py): the versions and the rooms in one statement, the vertices found in memory.
+    None when any place needs the SQL (then resolve_all answers, in a snapshot)."""
+    if not isinstance(profile, str) or not get_settings().route_index:
+        return None
+    wanted = [p for p, k in zip(places, known, strict=True) if k is None and not isinstance(p, CategoryPlace)]
+    room_ids = sorted({p.room for p in wanted if isinstance(p, RoomPlace)})
+    found_versions, rooms = get_db().read(lambda cur: queries.versions_and_rooms(cur, room_ids), one_statement=True)
+    held = geometry.peek(found_versions["graph_key"])
+    if held is None:
+        return None
+    max_m = get_settings().route_max_snap_m
+    resolved = []
+    for place, k in zip(places, known, strict=True):
+        if k is not None or isinstance(place, CategoryPlace):
+            resolved.append(k)
+            continue
+        room = rooms.get(place.room) if isinstance(place, RoomPlace) else None
+        if isinstance(place, RoomPlace) and room is None:
+            resolved.append({"missing": True})
+            continue
+        if room is not None and room.lon is None:
+            resolved.append({"unlocated": True})
+            continue
+        lon, lat, level = (room.lon, room.lat, room.level) if room is not None else (place.lon, place.lat, place.level)
+        found = held.nearest(lon, lat, level, profile, max_m)
+        if found is None:
+            return None  # far, or not certain: the SQL decides (and says how far)
+        resolved.append(_describe(room, lon, lat, level, found))
+    return found_versions, resolved
 
 
 def as_place(resolved: dict, name: str, raw) -> itinerary.Place:
