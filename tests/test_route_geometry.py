@@ -358,3 +358,31 @@ def _points(value) -> list:
     if isinstance(value, list):
         return [p for item in value for p in _points(item)]
     return []
+
+
+def test_a_read_that_fails_is_not_retried_at_once_and_routes_go_on(network, redis_url, tmp_path, caplog):
+    """The whole-graph read times out (ROUTE_INDEX_LOAD_TIMEOUT_S far too short): the worker logs
+    it, routes are answered from the SQL all the same, and the read is not started again by every
+    route (each costs the database seconds on a large campus) but after RETRY_S."""
+    import threading
+
+    url, net, conn = network
+    app = make_app(
+        url, redis_url, ROUTE_INDEX="true", ROUTE_OVERLAY="false", ROUTE_INDEX_DIR=str(tmp_path),
+        ROUTE_INDEX_LOAD_TIMEOUT_S="0.001",
+    )  # fmt: skip
+    caplog.set_level(logging.INFO, logger="indoor.route_geometry")
+    clear_route_cache(redis_url)
+    ids = _room_ids(conn, *(r[0] for r in net.rooms[:6]))
+    try:
+        for a, b in zip(ids, ids[1:], strict=False):
+            assert route(app.test_client(), str(a), str(b), "walking").status_code in (200, 422)
+            for thread in threading.enumerate():
+                if thread.name == "route-geometry":
+                    thread.join(10)
+        failed = [r for r in caplog.records if r.getMessage().startswith("route geometry not built")]
+        assert len(failed) == 1, [r.getMessage() for r in caplog.records]
+        assert geometry._state(app)["current"] is None
+    finally:
+        app.extensions["indoor.db"].close()
+        clear_route_cache(redis_url)

@@ -363,7 +363,9 @@ def read_and_build(cur) -> PathGeometry:
 
 
 def _state(app) -> dict:
-    return app.extensions.setdefault(_STATE, {"lock": threading.Lock(), "current": None, "building": False})
+    return app.extensions.setdefault(
+        _STATE, {"lock": threading.Lock(), "current": None, "building": False, "retry_at": float("-inf")}
+    )
 
 
 def peek(graph_key: str) -> PathGeometry | None:
@@ -392,11 +394,14 @@ def ready(graph_key: str, cur=None) -> PathGeometry | None:
         if followed is not None:
             return followed
     with state["lock"]:
-        if state["building"]:
+        if state["building"] or time.monotonic() < state["retry_at"]:
             return None
         state["building"] = True
     threading.Thread(target=_build_in_background, args=(app, state), name="route-geometry", daemon=True).start()
     return None
+
+
+RETRY_S = 30.0  # after a read that failed (the database away, a timeout): routes use the SQL meanwhile
 
 
 MAX_FOLLOW = 128  # edges an edit may change for the copy to follow it (else it is read whole)
@@ -425,15 +430,19 @@ def _follow(state, held: PathGeometry, cur, graph_key: str) -> PathGeometry | No
 
 
 def _build_in_background(app, state) -> None:
+    built = []
+
     def build():
         with app.app_context():
-            build_now(state)
+            built.append(build_now(state))
 
     try:
         run_logged(log, build, "route geometry not built", "route geometry build failed")
     finally:
         with state["lock"]:
             state["building"] = False
+            if not built or built[0] is None:  # not again at once: a read that failed costs the database
+                state["retry_at"] = time.monotonic() + RETRY_S
 
 
 def _store_base(app):
