@@ -184,6 +184,15 @@ FOLLOWED = [
         " WHERE source = (SELECT source FROM nav_edges_final WHERE id = (SELECT min(id) + 40 FROM nav_edges_final))"
         " OR target = (SELECT source FROM nav_edges_final WHERE id = (SELECT min(id) + 40 FROM nav_edges_final))",
     ),
+    (
+        "an edge to that vertex added",  # it is one to snap to again
+        "INSERT INTO nav_edges_final (id, source, target, cost, reverse_cost, kind, wkb_geometry)"
+        " SELECT (SELECT max(id) + 1 FROM nav_edges_final), a.id, b.id, 5, 5, 'corridor', ST_MakeLine(a.the_geom, b.the_geom)"
+        " FROM nav_edges_work_vertices_pgr a, nav_edges_work_vertices_pgr b"
+        " WHERE a.id = (SELECT source FROM nav_edges_final WHERE id = (SELECT min(id) + 40 FROM nav_edges_final))"
+        " AND b.id = (SELECT target FROM nav_edges_final WHERE id = (SELECT min(id) + 200 FROM nav_edges_final))",
+    ),
+    ("that edge deleted again", "DELETE FROM nav_edges_final WHERE id = (SELECT max(id) FROM nav_edges_final)"),
     ("an edge deleted", "DELETE FROM nav_edges_final WHERE id = (SELECT min(id) + 60 FROM nav_edges_final)"),
     (
         "an edge added, drawn backwards",
@@ -228,6 +237,13 @@ def test_the_copy_follows_small_edits_exactly_and_reads_a_vertex_edit_whole(pg_c
                     assert answered == len(rows) and not left, what
                     answered, found = _snaps_as_sql(held, cur, vertices, rnd, 60)
                     assert answered >= 0.9 * found, (what, answered, found)
+                    # Right at each vertex an edit touched: the snaps there are the SQL's.
+                    touched = [net.vertices[v] for v in held.vertex_changed if v in net.vertices]
+                    for level, lon, lat in touched:
+                        for profile in ("walking", "accessible"):
+                            mine = held.nearest(lon, lat, Decimal(str(level)), profile, 50.0)
+                            theirs = queries.nearest_vertex(cur, lon, lat, Decimal(str(level)), profile, 50.0)
+                            assert mine is None or mine == theirs, (what, profile, mine, theirs)
 
                 get_db().read(check)
                 followed = [r for r in caplog.records if r.getMessage() == "route geometry ready"]

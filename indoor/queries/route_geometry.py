@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from indoor.queries import validity
+from indoor.queries.route_index import records
 from indoor.queries.routing import NOT_ACCESSIBLE
 from indoor.queries.validity import MAX_LEVEL, in_lonlat_sql, is_open_sql
 
@@ -126,13 +127,9 @@ class GeometryRead:
     can_follow: bool
 
 
-def _records(value, dtype) -> np.ndarray:
-    return np.frombuffer(bytes(value), dtype=dtype) if value is not None else np.zeros(0, dtype=dtype)
-
-
 def _edges_read(row) -> EdgesRead:
     packed, kinds, coordinates = row
-    return EdgesRead(_records(packed, EDGE_RECORD), list(kinds or []), coordinates or "")
+    return EdgesRead(records(packed, EDGE_RECORD), list(kinds or []), coordinates or "")
 
 
 def changed_edges(cur, ids: list[int]) -> EdgesRead:
@@ -161,10 +158,10 @@ def load(cur) -> GeometryRead:
     (can_follow,) = cur.fetchone()
     return GeometryRead(
         graph_key=found["graph_key"],
-        edges=_records(packed, EDGE_RECORD),
+        edges=records(packed, EDGE_RECORD),
         kinds=list(kinds or []),
         coordinates=coordinates or "",
-        vertices=_records(vertices, VERTEX_RECORD),
+        vertices=records(vertices, VERTEX_RECORD),
         levels=list(levels or []),
         can_follow=bool(can_follow),
     )

@@ -53,7 +53,8 @@ class GraphArrays:
     complete: bool  # False: some edge has a NULL id, end or cost (the index is not used)
 
 
-def _records(value, dtype) -> np.ndarray:
+def records(value, dtype) -> np.ndarray:
+    """Fixed-width records packed by PostgreSQL into one bytea, as a numpy array (no row objects)."""
     return np.frombuffer(bytes(value), dtype=dtype) if value is not None else np.zeros(0, dtype=dtype)
 
 
@@ -67,8 +68,8 @@ def load(cur) -> GraphArrays:
     (vertices,) = cur.fetchone()
     return GraphArrays(
         graph_key=found["graph_key"],
-        edges=_records(packed, EDGE_RECORD),
-        vertices=_records(vertices, VERTEX_RECORD),
+        edges=records(packed, EDGE_RECORD),
+        vertices=records(vertices, VERTEX_RECORD),
         complete=total == complete,
     )
 

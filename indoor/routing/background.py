@@ -4,6 +4,8 @@ on without it, so it never raises, and it never dies silently."""
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 
 from indoor.db import DatabaseUnavailable, gevent_active
@@ -28,3 +30,14 @@ def run_off_loop(fn, *args):
 
         return gevent.get_hub().threadpool.apply(fn, args)
     return fn(*args)
+
+
+def start_once(state: dict, busy: str, target, args: tuple, name: str, not_before: str | None = None) -> bool:
+    """target(*args) in a daemon thread, unless one runs (`state[busy]`, which target clears when
+    it ends) or it is not yet `state[not_before]` (monotonic); whether it started."""
+    with state["lock"]:
+        if state[busy] or (not_before is not None and time.monotonic() < state[not_before]):
+            return False
+        state[busy] = True
+    threading.Thread(target=target, args=args, name=name, daemon=True).start()
+    return True

@@ -38,7 +38,7 @@ from indoor.queries import route_index as route_index_queries
 from indoor.queries.route_index import key_order
 from indoor.queries.routing import PathEdge, Snap
 from indoor.routing import index_store
-from indoor.routing.background import run_logged, run_off_loop
+from indoor.routing.background import run_logged, run_off_loop, start_once
 
 log = logging.getLogger("indoor.route_geometry")
 
@@ -87,6 +87,7 @@ class PathGeometry:
     # (gone, or not drawn exactly); vertex id -> (walking, accessible) usable now.
     edge_changed: dict = field(default_factory=dict)
     vertex_changed: dict = field(default_factory=dict)
+    edge_ends: dict = field(default_factory=dict)  # edge id -> (source, target) of every edge an edit wrote
 
     @functools.cached_property
     def _stand_in(self) -> int | None:
@@ -220,7 +221,9 @@ class PathGeometry:
         kept beside them."""
         edge_changed = dict(self.edge_changed)
         edge_changed.update(dict.fromkeys(edge_ids))  # gone, unless read below
+        edge_ends = dict(self.edge_ends)
         for edge, kind, line in _records_lines(read):
+            edge_ends[int(edge["id"])] = (int(edge["source"]), int(edge["target"]))
             edge_changed[int(edge["id"])] = (
                 (int(edge["source"]), kind, *_json_levels(np.asarray([edge["source_level"], edge["target_level"]])),
                  line, bool(edge["flags"] & queries.REVERSED_FROM_SOURCE),
@@ -228,12 +231,17 @@ class PathGeometry:
                 if edge["flags"] & queries.PLAIN and line is not None else None
             )  # fmt: skip
         return dataclasses.replace(
-            self, graph_key=graph_key, edge_changed=edge_changed, vertex_changed={**self.vertex_changed, **usable}
+            self,
+            graph_key=graph_key,
+            edge_changed=edge_changed,
+            edge_ends=edge_ends,
+            vertex_changed={**self.vertex_changed, **usable},
         )
 
     def ends_of(self, edge_ids: list[int]) -> set[int]:
-        """The vertices the edges `edge_ids` join in this copy (followed edits included)."""
-        ends = set()
+        """The vertices the edges `edge_ids` join in this copy: as read, and as edits followed
+        since wrote them (an edge added, then changed again)."""
+        ends = {v for edge in edge_ids for v in self.edge_ends.get(edge, ())}
         at = np.searchsorted(self.edge_ids, np.asarray(edge_ids, dtype=np.int64))
         for edge, k in zip(edge_ids, at.tolist(), strict=True):
             if k < len(self.edge_ids) and self.edge_ids[k] == edge:
@@ -393,11 +401,7 @@ def ready(graph_key: str, cur=None) -> PathGeometry | None:
         followed = _follow(state, held, cur, graph_key)
         if followed is not None:
             return followed
-    with state["lock"]:
-        if state["building"] or time.monotonic() < state["retry_at"]:
-            return None
-        state["building"] = True
-    threading.Thread(target=_build_in_background, args=(app, state), name="route-geometry", daemon=True).start()
+    start_once(state, "building", _build_in_background, (app, state), "route-geometry", not_before="retry_at")
     return None
 
 

@@ -48,7 +48,7 @@ from indoor.extensions import get_db, get_settings
 from indoor.queries import route_index as queries
 from indoor.queries.versions import versions
 from indoor.routing import index_store
-from indoor.routing.background import run_logged, run_off_loop
+from indoor.routing.background import run_logged, run_off_loop, start_once
 
 log = logging.getLogger("indoor.route_index")
 
@@ -662,12 +662,7 @@ def current(graph_key: str, cur=None) -> RouteIndex | None:
 
 def request_build(app, state=None) -> bool:
     state = state or _state(app)
-    with state["lock"]:
-        if state["building"]:
-            return False
-        state["building"] = True
-    threading.Thread(target=_build_in_background, args=(app, state), name="route-index", daemon=True).start()
-    return True
+    return start_once(state, "building", _build_in_background, (app, state), "route-index")
 
 
 def _build_in_background(app, state) -> None:

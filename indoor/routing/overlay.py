@@ -24,7 +24,7 @@ from flask import current_app
 from indoor import metrics
 from indoor.extensions import get_db, get_settings
 from indoor.queries import overlay as queries
-from indoor.routing.background import run_logged
+from indoor.routing.background import run_logged, start_once
 
 log = logging.getLogger("indoor.overlay")
 
@@ -96,12 +96,7 @@ def request_rebuild() -> bool:
         return False
     app = current_app._get_current_object()
     state = app.extensions.setdefault(_STATE, {"lock": threading.Lock(), "running": False, "not_before": 0.0})
-    with state["lock"]:
-        if state["running"] or time.monotonic() < state["not_before"]:
-            return False
-        state["running"] = True
-    threading.Thread(target=_rebuild, args=(app, state), name="overlay-rebuild", daemon=True).start()
-    return True
+    return start_once(state, "running", _rebuild, (app, state), "overlay-rebuild", not_before="not_before")
 
 
 def _rebuild(app, state) -> None:
