@@ -380,13 +380,15 @@ def test_a_read_that_fails_is_not_retried_at_once_and_routes_go_on(network, redi
     """The whole-graph read times out (ROUTE_INDEX_LOAD_TIMEOUT_S far too short): the worker logs
     it, routes are answered from the SQL all the same, and the read is not started again by every
     route (each costs the database seconds on a large campus) but after RETRY_S."""
+    import dataclasses
     import threading
 
     url, net, conn = network
-    app = make_app(
-        url, redis_url, ROUTE_INDEX="true", ROUTE_OVERLAY="false", ROUTE_INDEX_DIR=str(tmp_path),
-        ROUTE_INDEX_LOAD_TIMEOUT_S="0.001",
-    )  # fmt: skip
+    app = make_app(url, redis_url, ROUTE_INDEX="true", ROUTE_OVERLAY="false", ROUTE_INDEX_DIR=str(tmp_path))
+    with app.app_context():
+        assert route_index.build_now() is not None  # the geometry is read once the index holds the version
+    settings = app.extensions["indoor.settings"]
+    app.extensions["indoor.settings"] = dataclasses.replace(settings, route_index_load_timeout_s=0.001)
     caplog.set_level(logging.INFO, logger="indoor.route_geometry")
     clear_route_cache(redis_url)
     ids = _room_ids(conn, *(r[0] for r in net.rooms[:6]))

@@ -37,7 +37,7 @@ from indoor.queries import route_geometry as queries
 from indoor.queries import route_index as route_index_queries
 from indoor.queries.route_index import key_order
 from indoor.queries.routing import PathEdge, Snap
-from indoor.routing import index_store
+from indoor.routing import index, index_store
 from indoor.routing.background import run_logged, run_off_loop, start_once
 
 log = logging.getLogger("indoor.route_geometry")
@@ -401,6 +401,8 @@ def ready(graph_key: str, cur=None) -> PathGeometry | None:
         followed = _follow(state, held, cur, graph_key)
         if followed is not None:
             return followed
+    if index.held(graph_key) is None:
+        return None  # read once the route index holds this version: one whole-graph read at a time
     start_once(state, "building", _build_in_background, (app, state), "route-geometry", not_before="retry_at")
     return None
 
@@ -450,8 +452,6 @@ def _build_in_background(app, state) -> None:
 
 
 def _store_base(app):
-    from indoor.routing import index
-
     base = index._store_dir(app)
     if base is None:
         return None

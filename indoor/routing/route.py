@@ -141,7 +141,7 @@ def _route_between(
             fresh = True
             read_at = time.monotonic()
             # One round trip when the worker holds the graph's vertices; else a snapshot.
-            found = snap.resolve_held(places, snap_profile, known)
+            found = snap.resolve_held(places, snap_profile, known, found_versions["graph_key"])
             phases.places = "memory"
             if found is None:
                 phases.places = "snapshot"
@@ -192,7 +192,7 @@ def _route_between(
         missing = [k for k in parts if k not in paths]
         searches = {}
         phases.lap("cache")
-        if missing and not fresh:
+        if missing and not fresh and search.can_hold(profile, found_versions):
             # Every place was cached: whether the graph moved since the memo's versions is one
             # short read (compute() would read it in its snapshot), so a path is never older.
             read_at = time.monotonic()

@@ -126,6 +126,17 @@ def _path_of(search: PathSearch, graph_version: int) -> dict:
     }
 
 
+def can_hold(profile, found_versions: dict) -> bool:
+    """Whether compute_held() may answer for this graph version (both copies held; nothing done)."""
+    graph_key = found_versions["graph_key"]
+    return (
+        get_settings().route_index
+        and (queries.is_plain(profile) or not profile.avoid)
+        and geometry.peek(graph_key) is not None
+        and index.held(graph_key) is not None
+    )
+
+
 def compute_held(resolved: list, profile, found_versions: dict, parts: list[int]) -> tuple[dict, dict] | None:
     """compute()'s paths for `parts` without a round trip: ({k: path}, {k: PathSearch}) when this
     worker's route index and route geometry (geometry.py) both hold the graph version

@@ -81,11 +81,12 @@ def resolve_all(cur, places, profile: str, known: list) -> tuple[dict, list]:
     ]
 
 
-def resolve_held(places, profile, known: list) -> tuple[dict, list] | None:
+def resolve_held(places, profile, known: list, graph_key: str) -> tuple[dict, list] | None:
     """resolve_all() in one round trip, when this worker holds the graph version's vertices
     (geometry.py): the versions and the rooms in one statement, the vertices found in memory.
-    None when any place needs the SQL (then resolve_all answers, in a snapshot)."""
-    if not isinstance(profile, str) or not get_settings().route_index:
+    None when any place needs the SQL (then resolve_all answers, in a snapshot). `graph_key`:
+    the worker's latest (versions.py): no copy of it held, no statement spent here."""
+    if not isinstance(profile, str) or not get_settings().route_index or geometry.peek(graph_key) is None:
         return None
     wanted = [p for p, k in zip(places, known, strict=True) if k is None and not isinstance(p, CategoryPlace)]
     room_ids = sorted({p.room for p in wanted if isinstance(p, RoomPlace)})
