@@ -187,22 +187,31 @@ def _route_between(
         def path_key(k, graph_key, key_profile=keyed):
             return keys.path_key(graph_key, key_profile, resolved[k]["vertex"], resolved[k + 1]["vertex"])
 
-        cached_paths = cache_get_many(*(path_key(k, found_versions["graph_key"]) for k in parts))
+        # With the route index and the geometry held, drawing a path again costs less than
+        # fetching and unpickling it (hundreds of edges): no path cache then; the body is cached.
+        drawn_here = search.can_hold(profile, found_versions)
+        if drawn_here:
+            cached_paths = [None] * len(parts)
+        else:
+            cached_paths = cache_get_many(*(path_key(k, found_versions["graph_key"]) for k in parts))
         paths = {k: path for k, path in zip(parts, cached_paths, strict=True) if path is not None}
         missing = [k for k in parts if k not in paths]
         searches = {}
         phases.lap("cache")
-        if missing and not fresh and search.can_hold(profile, found_versions):
+        if missing and not fresh and drawn_here:
             # Every place was cached: whether the graph moved since the memo's versions is one
             # short read (compute() would read it in its snapshot), so a path is never older.
             read_at = time.monotonic()
-            fresh = get_db().read(versions, one_statement=True) == found_versions
+            now_versions = get_db().read(versions, one_statement=True)
+            remember(now_versions, read_at)
+            fresh = now_versions == found_versions
         held = search.compute_held(resolved, profile, found_versions, missing) if missing and fresh else None
         if held is not None:  # the worker's memory holds this graph version: no round trip
             computed, searches = held
             paths.update(computed)
-            for k, path in computed.items():
-                writes[path_key(k, found_versions["graph_key"])] = path
+            if not drawn_here:
+                for k, path in computed.items():
+                    writes[path_key(k, found_versions["graph_key"])] = path
         elif missing:
             read_at = time.monotonic()
             found_versions, computed, new_resolved, searches = get_db().read(
