@@ -403,6 +403,10 @@ def ready(graph_key: str, cur=None) -> PathGeometry | None:
             return followed
     if index.held(graph_key) is None:
         return None  # read once the route index holds this version: one whole-graph read at a time
+    from indoor.routing.route import computing  # (route.py imports this module)
+
+    if computing() > 1:
+        return None  # not in the middle of a burst (the read holds a connection for seconds): later
     start_once(state, "building", _build_in_background, (app, state), "route-geometry", not_before="retry_at")
     return None
 

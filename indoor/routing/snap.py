@@ -6,7 +6,7 @@ from indoor.errors import NotFound
 from indoor.extensions import get_db, get_settings
 from indoor.http.params import CategoryPlace, RoomPlace
 from indoor.queries import routing as queries
-from indoor.routing import geometry, index, itinerary
+from indoor.routing import geometry, itinerary
 from indoor.routing.errors import NoRoute
 
 
@@ -73,8 +73,6 @@ def resolve_all(cur, places, profile: str, known: list) -> tuple[dict, list]:
     """Versions and every place not in `known`, in one snapshot (a category place stays None:
     which room it is depends on the route, see category.py)."""
     found_versions = queries.snapshot_versions(cur)
-    if get_settings().route_index:  # brought to this version in this snapshot, when an edit allows
-        index.current(found_versions["graph_key"], cur)
     return found_versions, [
         k if k is not None or isinstance(p, CategoryPlace) else resolve(cur, p, profile, found_versions["graph_key"])
         for p, k in zip(places, known, strict=True)
