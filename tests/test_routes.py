@@ -812,11 +812,7 @@ def test_bad_vias_and_categories_are_clear_errors(client, query, status, words):
 # -- cache --------------------------------------------------------------------------------
 
 
-def test_second_request_is_a_cache_hit_with_the_same_body(database_url, sql, redis_url):
-    # The route index off: a path drawn from the worker's memory is not cached (geometry.py), so
-    # the third request below would be computed again (tests/test_route_geometry.py has that).
-    app = make_app(database_url, redis_url)
-    client = app.test_client()
+def test_second_request_is_a_cache_hit_with_the_same_body(client, sql, redis_url):
     clear_route_cache(redis_url)
     low, _ = _room_on(sql, 0, "ASC")
     high, _ = _room_on(sql, 1, "DESC")
@@ -830,7 +826,6 @@ def test_second_request_is_a_cache_hit_with_the_same_body(database_url, sql, red
     third = route(client, f"{lon},{lat},{summary['from']['level']}", high)
     assert third.headers["X-Cache"] == "HIT"
     assert third.get_json()["route"]["distance_m"] == summary["distance_m"]
-    app.extensions["indoor.db"].close()
 
 
 def test_routes_are_served_when_redis_is_down(database_url, sql):

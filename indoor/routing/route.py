@@ -189,18 +189,12 @@ def _route_between(
         def path_key(k, graph_key, key_profile=keyed):
             return keys.path_key(graph_key, key_profile, resolved[k]["vertex"], resolved[k + 1]["vertex"])
 
-        # With the route index and the geometry held, drawing a path again costs less than
-        # fetching and unpickling it (hundreds of edges): no path cache then; the body is cached.
-        drawn_here = search.can_hold(profile, found_versions)
-        if drawn_here:
-            cached_paths = [None] * len(parts)
-        else:
-            cached_paths = cache_get_many(*(path_key(k, found_versions["graph_key"]) for k in parts))
+        cached_paths = cache_get_many(*(path_key(k, found_versions["graph_key"]) for k in parts))
         paths = {k: path for k, path in zip(parts, cached_paths, strict=True) if path is not None}
         missing = [k for k in parts if k not in paths]
         searches = {}
         phases.lap("cache")
-        if missing and not fresh and drawn_here:
+        if missing and not fresh and search.can_hold(profile, found_versions):
             # Every place was cached: whether the graph moved since the memo's versions is one
             # short read (compute() would read it in its snapshot), so a path is never older.
             read_at = time.monotonic()
@@ -211,9 +205,9 @@ def _route_between(
         if held is not None:  # the worker's memory holds this graph version: no round trip
             computed, searches = held
             paths.update(computed)
-            if not drawn_here:
-                for k, path in computed.items():
-                    writes[path_key(k, found_versions["graph_key"])] = path
+            # Cached all the same: a route whose places are cached then needs no database at all.
+            for k, path in computed.items():
+                writes[path_key(k, found_versions["graph_key"])] = path
         elif missing:
             read_at = time.monotonic()
             found_versions, computed, new_resolved, searches = get_db().read(
