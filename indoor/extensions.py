@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, current_app, request
@@ -41,6 +42,23 @@ def get_settings():
 
 def route_slots() -> threading.BoundedSemaphore:
     return current_app.extensions["indoor.route_slots"]
+
+
+@contextmanager
+def routes_computing():
+    """Count this request among the routes the worker is computing or waiting to compute
+    (computing_routes()), for as long as the block runs."""
+    count = current_app.extensions.setdefault("indoor.routes_computing", [0])
+    count[0] += 1
+    try:
+        yield
+    finally:
+        count[0] -= 1
+
+
+def computing_routes() -> int:
+    """How many routes this worker is computing or waiting to compute (the asking one included)."""
+    return current_app.extensions.get("indoor.routes_computing", [0])[0]
 
 
 # -- database -----------------------------------------------------------------------------

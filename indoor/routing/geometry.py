@@ -32,7 +32,7 @@ from decimal import Decimal
 import numpy as np
 from flask import current_app
 
-from indoor.extensions import get_db, get_settings
+from indoor.extensions import computing_routes, get_db, get_settings
 from indoor.queries import route_geometry as queries
 from indoor.queries import route_index as route_index_queries
 from indoor.queries.route_index import key_order
@@ -258,11 +258,17 @@ def _records_lines(read: queries.EdgesRead):
         count = int(edge["numbers"])
         mine = tokens[k : k + count]
         k += count
-        if any("." not in t and "e" not in t and "E" not in t for t in mine):
+        if any(_integral(t) for t in mine):
             yield edge, kind, None
             continue
         numbers = [float(t) for t in mine]
         yield edge, kind, [numbers[j : j + 2] for j in range(0, count, 2)]
+
+
+def _integral(token: str) -> bool:
+    """A GeoJSON number json reads as an int ("13"): the copy holds floats, so such a line is
+    left to the SQL, whose JSON it would not match to the character."""
+    return "." not in token and "e" not in token and "E" not in token
 
 
 def _json_levels(levels: np.ndarray) -> list:
@@ -288,7 +294,7 @@ def arrays_of(read: queries.GeometryRead) -> tuple[dict[str, np.ndarray], dict]:
     # the SQL (the copy holds floats), so the JSON it gives is the SQL's to the character.
     coordinates = np.fromiter(map(float, tokens), dtype=np.float64, count=len(tokens))
     flags = edges["flags"].astype(np.uint8)
-    integral = [k for k, t in enumerate(tokens) if "." not in t and "e" not in t and "E" not in t]
+    integral = [k for k, t in enumerate(tokens) if _integral(t)]
     if integral:
         owners = np.searchsorted(offsets_read, np.asarray(integral), "right") - 1
         flags[owners] &= ~np.uint8(queries.PLAIN)
@@ -403,9 +409,7 @@ def ready(graph_key: str, cur=None) -> PathGeometry | None:
             return followed
     if index.held(graph_key) is None:
         return None  # read once the route index holds this version: one whole-graph read at a time
-    from indoor.routing.route import computing  # (route.py imports this module)
-
-    if computing() > 1:
+    if computing_routes() > 1:
         return None  # not in the middle of a burst (the read holds a connection for seconds): later
     start_once(state, "building", _build_in_background, (app, state), "route-geometry", not_before="retry_at")
     return None

@@ -15,11 +15,17 @@ import math
 import time
 from contextlib import contextmanager
 
-from flask import current_app
-
 from indoor import metrics
 from indoor.errors import NotFound
-from indoor.extensions import cache_get_many, cache_set_many, get_db, get_settings, local_cache, route_slots
+from indoor.extensions import (
+    cache_get_many,
+    cache_set_many,
+    get_db,
+    get_settings,
+    local_cache,
+    route_slots,
+    routes_computing,
+)
 from indoor.http.params import CategoryPlace, RoomPlace
 from indoor.live import closures
 from indoor.queries.routing import AVOIDABLE, Rules, excluded_kinds
@@ -272,25 +278,13 @@ def _computation_slot(settings):
     """One of the worker's ROUTE_MAX_CONCURRENT slots for a route that is not a finished body in
     a cache, waited for at most ROUTE_QUEUE_WAIT_S (then 503 with Retry-After)."""
     slots = route_slots()
-    waiting = current_app.extensions.setdefault(_COMPUTING, [0])  # computing or waiting for a slot
-    waiting[0] += 1
-    try:
+    with routes_computing():
         if not slots.acquire(timeout=settings.route_queue_wait_s):
             raise RoutesBusy(settings.route_queue_wait_s)
         try:
             yield
         finally:
             slots.release()
-    finally:
-        waiting[0] -= 1
-
-
-_COMPUTING = "indoor.routes_computing"
-
-
-def computing() -> int:
-    """How many routes this worker is computing or waiting to compute (this one included)."""
-    return current_app.extensions.get(_COMPUTING, [0])[0]
 
 
 def _collection(ends, paths, found_versions: dict, profile: str) -> tuple[dict, list]:

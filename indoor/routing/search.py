@@ -143,12 +143,11 @@ def compute_held(resolved: list, profile, found_versions: dict, parts: list[int]
     `found_versions` names and answer every part exactly; else None (compute() then reads them
     in a snapshot). The versions are those the places were resolved under, so the paths are
     that version's, as a cached path would be."""
-    if not get_settings().route_index or not (queries.is_plain(profile) or not profile.avoid):
-        return None
+    if not can_hold(profile, found_versions):
+        return None  # a copy or an index behind this version follows the edit in compute()'s snapshot
     graph_key = found_versions["graph_key"]
     held = geometry.peek(graph_key)
-    # Peek: a copy or an index behind this version follows the edit in compute()'s snapshot.
-    usable = _usable_index(graph_key, profile, peek=True) if held is not None else None
+    usable = _usable_index(graph_key, profile, peek=True)
     if usable is None:
         return None
     found_index, name, closed = usable

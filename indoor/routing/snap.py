@@ -18,16 +18,11 @@ def resolve(cur, place, profile: str, graph_key: str | None = None) -> dict:
     `graph_key`: the snapshot's; when this worker holds that version's geometry (geometry.py),
     the vertex is found in memory (the same answer), else by NEAREST_VERTEX.
     """
-    if isinstance(place, RoomPlace):
-        room = queries.room(cur, place.room)
-        if room is None:
-            return {"missing": True}
-        if room.lon is None:  # another tool left it without a usable position or level
-            return {"unlocated": True}
-        lon, lat, level_value = room.lon, room.lat, room.level
-    else:
-        room = None
-        lon, lat, level_value = place.lon, place.lat, place.level
+    room = queries.room(cur, place.room) if isinstance(place, RoomPlace) else None
+    where = _position(place, room)
+    if isinstance(where, dict):
+        return where
+    lon, lat, level_value = where
     max_m = get_settings().route_max_snap_m
     held = geometry.ready(graph_key, cur) if graph_key is not None and isinstance(profile, str) else None
     snap = held.nearest(lon, lat, level_value, profile, max_m) if held is not None else None
@@ -38,6 +33,18 @@ def resolve(cur, place, profile: str, graph_key: str | None = None) -> dict:
         resolved["far_m"] = queries.nearest_distance(cur, lon, lat, level_value, profile)
         return resolved
     return _describe(room, lon, lat, level_value, snap)
+
+
+def _position(place, room: queries.Room | None) -> tuple | dict:
+    """(lon, lat, level) of a point or of the room read for it; {"missing"} for a room that does
+    not exist, {"unlocated"} for one another tool left without a usable position or level."""
+    if not isinstance(place, RoomPlace):
+        return place.lon, place.lat, place.level
+    if room is None:
+        return {"missing": True}
+    if room.lon is None:
+        return {"unlocated": True}
+    return room.lon, room.lat, room.level
 
 
 def room_resolved(room: queries.Room, snap: queries.Snap) -> dict:
@@ -99,13 +106,11 @@ def resolve_held(places, profile, known: list, graph_key: str) -> tuple[dict, li
             resolved.append(k)
             continue
         room = rooms.get(place.room) if isinstance(place, RoomPlace) else None
-        if isinstance(place, RoomPlace) and room is None:
-            resolved.append({"missing": True})
+        where = _position(place, room)
+        if isinstance(where, dict):
+            resolved.append(where)
             continue
-        if room is not None and room.lon is None:
-            resolved.append({"unlocated": True})
-            continue
-        lon, lat, level = (room.lon, room.lat, room.level) if room is not None else (place.lon, place.lat, place.level)
+        lon, lat, level = where
         found = held.nearest(lon, lat, level, profile, max_m)
         if found is None:
             return None  # far, or not certain: the SQL decides (and says how far)
