@@ -422,7 +422,7 @@ def test_rows_decided_when_written_follow_every_write_and_a_disabled_trigger(row
     rows_sql("SELECT 1", cleanup=f"DELETE FROM room_points WHERE ogc_fid = {room}")  # noqa: S608
     rows_sql(
         "SELECT 1",
-        cleanup="ALTER TABLE base_floor ENABLE TRIGGER indoor_floor_unusable_update",
+        cleanup="ALTER TABLE base_floor ENABLE TRIGGER indoor_floor_plain_update",
     )
 
     def drawn() -> tuple:
@@ -444,10 +444,10 @@ def test_rows_decided_when_written_follow_every_write_and_a_disabled_trigger(row
     assert rows_sql("SELECT count(*) FROM indoor_unusable_rows WHERE id IN (%s, %s)", (floor, room))[0][0] == 0
 
     # A write past a disabled trigger: the table is then read through the guards, row by row.
-    rows_sql("ALTER TABLE base_floor DISABLE TRIGGER indoor_floor_unusable_update")
+    rows_sql("ALTER TABLE base_floor DISABLE TRIGGER indoor_floor_plain_update")
     rows_sql(f"UPDATE base_floor SET wkb_geometry = {nan_line} WHERE ogc_fid = %s", (floor,))  # noqa: S608
     assert drawn()[0] is False
-    rows_sql("ALTER TABLE base_floor ENABLE TRIGGER indoor_floor_unusable_update")
+    rows_sql("ALTER TABLE base_floor ENABLE TRIGGER indoor_floor_plain_update")
     checked = run_cli(rows_url, "check-graph")
     (line,) = [line for line in checked.stdout.splitlines() if "base_floor row not plain but not listed" in line]
     assert line.startswith("BREACH") and f"e.g. {floor}" in line, line
@@ -456,3 +456,76 @@ def test_rows_decided_when_written_follow_every_write_and_a_disabled_trigger(row
     checked = run_cli(rows_url, "check-graph")
     (line,) = [line for line in checked.stdout.splitlines() if "base_floor row not plain but not listed" in line]
     assert not line.startswith("BREACH"), line
+
+
+def _signed_area(ring: list) -> float:
+    return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:], strict=False)) / 2
+
+
+def test_texts_and_rings_are_written_exactly_on_the_fast_path_and_through_the_guards(rows_app, rows_url, rows_sql):
+    """The listings write a plain row's texts between quotes and its polygons through a cheap
+    orientation test, trusting init-db's triggers: a name JSON must escape (a quote, a backslash,
+    a line break, a control character) is listed as not plain when written (as would be a ring
+    the test and ST_ForcePolygonCCW saw differently), so every row, a ring of no area too, reads
+    exactly as to_json and ST_ForcePolygonCCW write it, in pages, features, streams and OGC, and
+    check-graph finds nothing written past the triggers."""
+    client = rows_app.test_client()
+    awkward = 'Hall "A" \\ 1\n\tend\x01'
+    clockwise = "'SRID=4326;POLYGON((10 50, 10 50.0001, 10.0001 50.0001, 10.0001 50, 10 50))'"
+    flat = "'SRID=4326;POLYGON((10 50, 10.0001 50, 10.0002 50, 10 50))'"  # a ring of no area
+    rows = {
+        "awkward": (awkward, "B\tB", clockwise),
+        "plain": ("Plain hall", "B", clockwise),
+        "flat": ("Flat", "B", flat),
+        "line": ("Line", None, "'SRID=4326;LINESTRING(10.0001 50, 10 50)'"),
+    }
+    ids = {}
+    for key, (name, building, geometry) in rows.items():
+        ids[key] = rows_sql(
+            "INSERT INTO base_floor (layer, name, level, building, wkb_geometry)"  # noqa: S608 - constant geometries
+            f" VALUES ('room', %s, 8, %s, {geometry}) RETURNING ogc_fid",
+            (name, building),
+            cleanup=None,
+        )[0][0]
+    (room,) = rows_sql(
+        "INSERT INTO room_points (text, level, building, category, wkb_geometry)"
+        " VALUES (%s, 8, 'B', 'a\\b', 'SRID=4326;POINT(10 50)') RETURNING ogc_fid",
+        (awkward,),
+    )[0]
+    rows_sql("SELECT 1", cleanup=f"DELETE FROM base_floor WHERE ogc_fid = ANY(ARRAY{sorted(ids.values())})")  # noqa: S608
+    rows_sql("SELECT 1", cleanup=f"DELETE FROM room_points WHERE ogc_fid = {room}")  # noqa: S608
+    expected = {
+        key: rows_sql(
+            "SELECT ST_AsGeoJSON(CASE WHEN ST_Dimension(wkb_geometry) = 2 THEN ST_ForcePolygonCCW(wkb_geometry)"
+            " ELSE wkb_geometry END, 7)::json FROM base_floor WHERE ogc_fid = %s",
+            (ident,),
+        )[0][0]
+        for key, ident in ids.items()
+    }
+    pages = listed(client, "/api/base-floor/?level=8&limit=2")
+    stream = streamed(client, "/api/base-floor/?level=8")
+    ogc = listed(client, "/ogc/collections/base-floor/items?limit=1000")
+    for key, ident in ids.items():
+        name, building, _ = rows[key]
+        features = [
+            pages[ident],
+            stream[ident],
+            ogc[ident],
+            strict(client, f"/ogc/collections/base-floor/items/{ident}")[1],
+        ]
+        for feature in features:
+            assert feature["properties"]["name"] == name and feature["properties"]["building"] == building, key
+            assert feature["geometry"] == expected[key], (key, feature["geometry"])
+    assert _signed_area(pages[ids["plain"]]["geometry"]["coordinates"][0]) > 0  # drawn counter-clockwise
+    assert pages[ids["line"]]["geometry"]["coordinates"] == [[10.0001, 50.0], [10.0, 50.0]]  # as drawn
+    rooms = listed(client, "/api/rooms/?level=8")
+    for feature in (rooms[room], strict(client, f"/ogc/collections/rooms/items/{room}")[1]):
+        assert feature["properties"]["name"] == awkward and feature["properties"]["category"] == "a\\b"
+    listed_ids = {row[0] for row in rows_sql("SELECT id FROM indoor_unusable_rows")}
+    assert {ids["awkward"], room} <= listed_ids  # written through the guards
+    assert not {ids["plain"], ids["line"]} & listed_ids  # the fast path, clockwise or not
+    checked = run_cli(rows_url, "check-graph")
+    assert "Traceback" not in checked.stderr, checked.stderr
+    for line in checked.stdout.splitlines():
+        if "not plain but not listed" in line:
+            assert not line.startswith("BREACH"), line

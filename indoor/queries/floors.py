@@ -8,6 +8,7 @@ other geometry types alone. Coordinates have at most 7 decimals.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
@@ -19,7 +20,15 @@ from indoor.queries.features import (
     bbox_params,
     fetch_page,
 )
-from indoor.queries.validity import FLOOR, careful_sql, geojson_sql, level_json_sql
+from indoor.queries.validity import (
+    FLOOR,
+    careful_sql,
+    ccw_sql,
+    geojson_sql,
+    json_string_sql,
+    level_json_sql,
+    plain_string_sql,
+)
 
 
 @dataclass(frozen=True)
@@ -33,25 +42,26 @@ class FloorFilters:
         return asdict(self)
 
 
-def _feature(geometry: str, level: str) -> str:
+def _feature(geometry: str, level: str, string: Callable[[str], str] = json_string_sql) -> str:
     return f"""'{{"type":"Feature","id":' || ogc_fid
        || ',"geometry":' || {geometry}
-       || ',"properties":{{"layer":' || coalesce(to_json(layer)::text, 'null')
-       || ',"name":' || coalesce(to_json(name)::text, 'null')
+       || ',"properties":{{"layer":' || {string("layer")}
+       || ',"name":' || {string("name")}
        || ',"level":' || {level}
-       || ',"building":' || coalesce(to_json(building)::text, 'null') || '}}}}'"""
+       || ',"building":' || {string("building")} || '}}}}'"""
 
 
 # One floor-plan feature as GeoJSON: a row init-db's triggers listed as not plain is read through
 # the guards (a geometry or level another tool left unusable is null, queries/validity.py); every
-# other row with the plain expressions (polygons counter-clockwise; a line keeps its direction).
+# other row with the plain expressions (polygons counter-clockwise; a line keeps its direction;
+# the level's text, the texts between quotes).
 FLOOR_FEATURE = f"""CASE WHEN {careful_sql("base_floor", "ogc_fid")}
        THEN {_feature(geojson_sql("wkb_geometry", counter_clockwise=True), level_json_sql("level"))}
        ELSE {
     _feature(
-        "ST_AsGeoJSON(CASE WHEN ST_GeometryType(wkb_geometry) IN ('ST_Polygon', 'ST_MultiPolygon')"
-        " THEN ST_ForcePolygonCCW(wkb_geometry) ELSE wkb_geometry END, 7)",
-        "to_json(trim_scale(level))::text",
+        f"ST_AsGeoJSON({ccw_sql('wkb_geometry')}, 7)",
+        "trim_scale(level)::text",
+        plain_string_sql,
     )
 } END"""
 

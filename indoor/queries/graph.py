@@ -186,11 +186,11 @@ CHECKS += [
         _offending(
             table,
             key,
-            f"{key} IS NOT NULL AND {plain_sql(geometry, level)} IS NOT TRUE"  # noqa: S608 - constant names
+            f"{key} IS NOT NULL AND {plain_sql(geometry, level, texts, ccw)} IS NOT TRUE"  # noqa: S608 - constant names
             f" AND {key} NOT IN (SELECT u.id FROM indoor_unusable_rows u WHERE u.tbl = '{table}')",
         ),
     )
-    for table, (_, key, geometry, level) in TRACKED.items()
+    for table, (_, key, geometry, level, texts, ccw) in TRACKED.items()
 ]
 
 

@@ -7,6 +7,7 @@ A room Feature: {"type":"Feature","id":17,"geometry":{"type":"Point",...},
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 
@@ -19,7 +20,17 @@ from indoor.queries.features import (
     fetch_page,
     like_pattern,
 )
-from indoor.queries.validity import FLOOR, MAX_LEVEL, ROOMS, careful_sql, geojson_sql, in_lonlat_sql, level_json_sql
+from indoor.queries.validity import (
+    FLOOR,
+    MAX_LEVEL,
+    ROOMS,
+    careful_sql,
+    geojson_sql,
+    in_lonlat_sql,
+    json_string_sql,
+    level_json_sql,
+    plain_string_sql,
+)
 
 
 @dataclass(frozen=True)
@@ -39,18 +50,18 @@ class RoomFilters:
 # LIMIT n + 1: the extra row only tells that more remain.
 # One room as a GeoJSON Feature (a geometry or level another tool left unusable is null).
 # A row init-db's triggers listed as not plain is read through the guards (queries/validity.py).
-def _feature(geometry: str, level: str) -> str:
+def _feature(geometry: str, level: str, string: Callable[[str], str] = json_string_sql) -> str:
     return f"""'{{"type":"Feature","id":' || ogc_fid
        || ',"geometry":' || {geometry}
-       || ',"properties":{{"name":' || coalesce(to_json(text)::text, 'null')
+       || ',"properties":{{"name":' || {string("text")}
        || ',"level":' || {level}
-       || ',"building":' || coalesce(to_json(building)::text, 'null')
-       || ',"category":' || coalesce(to_json(category)::text, 'null') || '}}}}'"""
+       || ',"building":' || {string("building")}
+       || ',"category":' || {string("category")} || '}}}}'"""
 
 
 ROOM_FEATURE = f"""CASE WHEN {careful_sql("room_points", "ogc_fid")}
        THEN {_feature(geojson_sql("wkb_geometry"), level_json_sql("level"))}
-       ELSE {_feature("ST_AsGeoJSON(wkb_geometry, 7)", "to_json(trim_scale(level))::text")} END"""
+       ELSE {_feature("ST_AsGeoJSON(wkb_geometry, 7)", "trim_scale(level)::text", plain_string_sql)} END"""
 
 ROOMS_PAGE = f"""
 SELECT ogc_fid, {ROOM_FEATURE}

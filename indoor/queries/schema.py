@@ -7,7 +7,7 @@ PostgreSQL 11+, so upgrading an old database that has only the bare tables keeps
 
 from __future__ import annotations
 
-from indoor.queries.validity import TRACKED, plain_sql
+from indoor.queries.validity import RETIRED_TRIGGERS, TRACKED, TRIGGER_SUFFIXES, plain_sql
 
 # Serialises concurrent init-db runs (e.g. several containers starting at once). A
 # transaction-scoped lock, so it also works through pgbouncer in transaction mode.
@@ -242,10 +242,14 @@ def _unusable_statements() -> list[str]:
             id bigint NOT NULL,
             PRIMARY KEY (tbl, id))""",
     ]
-    for table, (trigger, key, geometry, level) in TRACKED.items():
-        plain_t = plain_sql(f"t.{geometry}", f"t.{level}")
-        plain_n = plain_sql(f"n.{geometry}", f"n.{level}")
+    for table, (trigger, key, geometry, level, texts, ccw) in TRACKED.items():
+        plain_t = plain_sql(f"t.{geometry}", f"t.{level}", tuple(f"t.{text}" for text in texts), ccw)
+        plain_n = plain_sql(f"n.{geometry}", f"n.{level}", tuple(f"n.{text}" for text in texts), ccw)
         function = f"{trigger}_rows"
+        retired = RETIRED_TRIGGERS[table]
+        # An earlier release's triggers decided less: gone, so that no write lists by their rules.
+        statements += [f"DROP TRIGGER IF EXISTS {retired}{suffix} ON {table}" for suffix in TRIGGER_SUFFIXES]
+        statements += [f"DROP FUNCTION IF EXISTS {retired}_rows()"]
         statements += [
             f"""CREATE OR REPLACE FUNCTION {function}() RETURNS trigger
                LANGUAGE plpgsql AS $$

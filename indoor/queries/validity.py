@@ -11,6 +11,8 @@ ever formatted into them. `indoor check-graph` reports such rows (queries/graph.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 # -- geometries and levels -------------------------------------------------------------------
 #
 # A feature is still served (its id and properties are true), but what cannot be drawn or named
@@ -95,6 +97,11 @@ def level_json_sql(level: str) -> str:
     return f"CASE WHEN {finite} THEN to_json(trim_scale({level}))::text ELSE 'null' END"
 
 
+def json_string_sql(column: str) -> str:
+    """SQL for a text property as JSON: a string (escaped by to_json), or null."""
+    return f"coalesce(to_json({column})::text, 'null')"
+
+
 def in_lonlat_sql(geometry: str) -> str:
     """SQL: `geometry` is a non-empty SRID 4326 geometry whose box has finite lon/lat corners
     (NaN compares above every number in PostgreSQL, so each bound is tested both ways)."""
@@ -171,35 +178,89 @@ FLOOR = _first_rows_sql("base_floor", "ogc_fid", ())
 
 # -- decided once, when a row is written ------------------------------------------------------------
 #
-# Nearly every row is plain: a simple type in lon/lat with finite coordinates and a level a double
-# holds, for which ST_AsGeoJSON and to_json write exactly what the guarded expressions above would.
-# The listings (rooms, floor plan) must not pay the guards on every read of every such row, so
-# init-db's statement triggers write the ids of the few rows that are not plain to
+# Nearly every row is plain: a simple type in lon/lat with finite coordinates, a level a double
+# holds, and text properties JSON writes as they are (no quote, backslash or control character),
+# for which ST_AsGeoJSON, the level's text and the text between quotes are exactly what the
+# guarded expressions above and to_json would write. The listings (rooms, floor plan) must not
+# pay the guards on every read of every such row (to_json alone was ~40% of a page's execution),
+# so init-db's statement triggers write the ids of the few rows that are not plain to
 # indoor_unusable_rows when the rows are written (schema.UNUSABLE); a listing reads a row through
 # the guards only when its id is listed there (one hashed look-up per row), or when the table's
 # trigger is missing or disabled (a table another tool dropped and made again: every row is then
 # read through the guards until init-db runs again). `indoor check-graph` compares the list with
 # the table.
 
-# The tables whose rows are decided when written: table -> (trigger name, key, geometry, level).
+
+class Tracked(NamedTuple):
+    """A table whose rows are decided when written."""
+
+    trigger: str  # the triggers' name (with TRIGGER_SUFFIXES) and their function's (+ "_rows")
+    key: str
+    geometry: str
+    level: str
+    texts: tuple[str, ...]  # the text properties a listing writes
+    counter_clockwise: bool = False  # a listing writes its polygons counter-clockwise (ccw_sql)
+
+
+# The triggers are named for what they decide. A trigger of an earlier release decided less (not
+# the texts): the listings only trust triggers of these names, and init-db drops RETIRED_TRIGGERS.
 TRACKED = {
-    "room_points": ("indoor_rooms_unusable", "ogc_fid", "wkb_geometry", "level"),
-    "base_floor": ("indoor_floor_unusable", "ogc_fid", "wkb_geometry", "level"),
+    "room_points": Tracked("indoor_rooms_plain", "ogc_fid", "wkb_geometry", "level", ("text", "building", "category")),
+    "base_floor": Tracked(
+        "indoor_floor_plain", "ogc_fid", "wkb_geometry", "level", ("layer", "name", "building"), counter_clockwise=True
+    ),
 }
+RETIRED_TRIGGERS = {"room_points": "indoor_rooms_unusable", "base_floor": "indoor_floor_unusable"}
 
 
 # One trigger per kind of write (transition tables differ): INSERT, UPDATE, DELETE, TRUNCATE.
 TRIGGER_SUFFIXES = ("", "_update", "_delete", "_truncate")
 
+# A character to_json escapes in a string: a quote, a backslash, a control character (the class
+# also takes DEL and, by locale, other control characters: those rows only take the guarded path).
+_ESCAPED = "'[\"\\\\[:cntrl:]]'"
 
-def plain_sql(geometry: str, level: str) -> str:
-    """SQL: true when the plain expressions (ST_AsGeoJSON, to_json of the level) write what the
-    guarded ones write; NULL or false otherwise (test it with IS TRUE)."""
+
+def plain_text_sql(column: str) -> str:
+    """SQL: `column` is written by plain_string_sql as to_json writes it: NULL, or text (or
+    varchar) holding nothing JSON escapes."""
+    return (
+        f"({column} IS NULL OR (pg_typeof({column}) IN ('text'::regtype, 'character varying'::regtype)"
+        f" AND {column}::text !~ {_ESCAPED}))"
+    )
+
+
+def plain_string_sql(column: str) -> str:
+    """SQL: a plain row's text property as JSON (what to_json writes for it, without its cost)."""
+    return f"coalesce('\"' || {column} || '\"', 'null')"
+
+
+def ccw_sql(geometry: str) -> str:
+    """SQL: a plain row's geometry with its polygons counter-clockwise (RFC 7946). The test
+    costs a quarter of reorienting every polygon (a copy each) and leaves lines alone (PostGIS
+    3.3's ST_ForcePolygonCCW reverses a LineString). Where it and ST_ForcePolygonCCW disagree (a
+    ring of no area), the row is not plain (plain_sql), so both paths draw the same."""
+    return f"CASE WHEN ST_IsPolygonCCW({geometry}) THEN {geometry} ELSE ST_ForcePolygonCCW({geometry}) END"
+
+
+def plain_sql(geometry: str, level: str, texts: tuple[str, ...] = (), counter_clockwise: bool = False) -> str:
+    """SQL: true when the plain expressions (ST_AsGeoJSON, of ccw_sql with `counter_clockwise`;
+    the level's text; plain_string_sql of each of `texts`) write what the guarded ones write;
+    NULL or false otherwise (test it with IS TRUE)."""
+    oriented = ""
+    if counter_clockwise:
+        oriented = (
+            f" AND (ST_GeometryType({geometry}) NOT IN ('ST_Polygon', 'ST_MultiPolygon')"
+            f" OR ST_AsBinary({ccw_sql(geometry)}) = ST_AsBinary(ST_ForcePolygonCCW({geometry})))"
+        )
     return (
         f"(ST_GeometryType({geometry}) IN ({_names(SIMPLE_TYPES)}) AND ST_SRID({geometry}) = 4326"
         f" AND {geometry} @ ST_MakeEnvelope(-180, -90, 180, 90, 4326)"
         f" AND {has_no_nan_sql(f'ST_AsGeoJSON({geometry}, 7)')}"
-        f" AND {level} > -1e300 AND {level} < 1e300)"
+        f" AND {level} > -1e300 AND {level} < 1e300"
+        + oriented
+        + "".join(f" AND {plain_text_sql(text)}" for text in texts)
+        + ")"
     )
 
 
