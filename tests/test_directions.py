@@ -12,6 +12,7 @@ import re
 import statistics
 import time
 from contextlib import contextmanager
+from decimal import Decimal
 from types import SimpleNamespace
 
 import numpy as np
@@ -117,6 +118,24 @@ def test_turns_fall_in_the_bands(angle, expected):
         assert not turns, steps
     else:
         assert [s["modifier"] for s in turns] == [expected], steps
+
+
+@pytest.mark.parametrize(
+    "levels",
+    [(1, 1.0, Decimal("1"), Decimal("1.00"), 1), (None, math.nan, Decimal("NaN"), None, math.nan)],
+    ids=["one level written four ways", "no level written three ways"],
+)
+def test_a_level_written_in_different_ways_is_one_level(levels):
+    # A path's levels come as JSON numbers (memory), Decimals (PostgreSQL) or floats, and NULL,
+    # NaN and NaN numerics all mean "no level": none of them is a level change.
+    points = [(0, 0), (8, 0), (16, 0), (20, 0), (20, 8), (20, 16)]
+    edges = [
+        ("corridor", level, level, math.dist(a, b), [xy(*a), xy(*b)])
+        for level, a, b in zip(levels, points[:-1], points[1:], strict=True)
+    ]
+    steps, legs = steps_of(edges, place(0, 0, levels[0]), place(20, 16, levels[-1]))
+    assert kinds(steps) == ["depart", "turn", "arrive"], steps
+    assert steps[1]["modifier"] == "left"
 
 
 def test_a_door_threshold_jog_is_no_turn():

@@ -119,6 +119,35 @@ def _distinct(values: np.ndarray) -> np.ndarray:
     return distinct
 
 
+def _level_numbers(levels: tuple) -> tuple[np.ndarray, list]:
+    """Levels as numbers, equal levels equal numbers (NULL and NaN alike), and each number's level
+    as a float (NaN where it is none: NULL, NaN, +-Infinity). A path has a handful of distinct
+    levels among hundreds of values: each distinct one is read once."""
+    try:
+        numbers = dict.fromkeys(levels)
+    except TypeError:  # a signalling NaN cannot be hashed
+        return _level_numbers_sorted(levels)
+    classes: dict = {}
+    values: list[float] = []
+    for level in numbers:
+        value = math.nan if level is None else float(level)
+        key = value if value == value else "NaN"  # one number for every NaN and for NULL
+        number = classes.get(key)
+        if number is None:
+            number = classes[key] = len(values)
+            values.append(value if math.isfinite(value) else math.nan)
+        numbers[level] = number
+    return np.fromiter(map(numbers.__getitem__, levels), np.int64, len(levels)), values
+
+
+def _level_numbers_sorted(levels: tuple) -> tuple[np.ndarray, list]:
+    """_level_numbers for any values float() reads (searchsorted into the sorted distinct values;
+    NaN, sorted last, finds the first NaN's place)."""
+    as_floats = np.array(levels, dtype=float)
+    distinct = _distinct(as_floats)
+    return np.searchsorted(distinct, as_floats), np.where(np.isfinite(distinct), distinct, np.nan).tolist()
+
+
 def _pick(values, wanted: list) -> tuple | list:
     """values[k] for each k of `wanted`, in one C-level call."""
     if len(wanted) == len(values):
@@ -158,14 +187,8 @@ def _items(parts, positions, spaces: Spaces) -> list:
     first = next((seg.coordinates[0] for seg in parts if seg.coordinates), None)
     scale = math.cos(math.radians(first[1])) if first else 1.0
     kinds, from_levels, to_levels, costs, lines = zip(*parts, strict=True)  # Segments are tuples
-    # Levels as numbers: equal levels, equal numbers (NULL and non-finite ones alike: no level).
-    # (searchsorted into the sorted distinct values: far cheaper than unique's return_inverse, and
-    # NaN, sorted last, finds the first NaN's place.)
-    all_levels = np.array(from_levels + to_levels, dtype=float)
-    levels = _distinct(all_levels)
-    level_number_of = np.searchsorted(levels, all_levels)
+    level_number_of, level_values = _level_numbers(from_levels + to_levels)
     level_number_of, to_number = level_number_of[: len(parts)], level_number_of[len(parts) :]
-    level_values = np.where(np.isfinite(levels), levels, np.nan).tolist()
     vertical = level_number_of != to_number
     horizontal = np.flatnonzero(~vertical)
     horizontal_list = horizontal.tolist()

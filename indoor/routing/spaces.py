@@ -169,13 +169,13 @@ class Spaces:
         if not len(ks):
             return space, building
         keys = _point_keys(xy[ks], ids[ks])
-        packed = np.full(len(ks), -1, dtype=np.int64)
         graph = self._graph_named
-        if graph is not None and len(graph[0]):
-            graph_keys, graph_packed = graph
-            at = np.minimum(np.searchsorted(graph_keys, keys), len(graph_keys) - 1)
-            found = graph_keys[at] == keys
-            packed[found] = graph_packed[at[found]]
+        if graph is not None:
+            graph_keys, graph_packed = graph  # both end in a sentinel: `at` is always an index
+            at = np.searchsorted(graph_keys, keys)
+            packed = np.where(graph_keys[at] == keys, graph_packed[at], -1)
+        else:
+            packed = np.full(len(ks), -1, dtype=np.int64)
         missing = np.flatnonzero(packed < 0)
         if len(missing):
             missing_keys = keys[missing].tolist()
@@ -207,7 +207,12 @@ class Spaces:
         keys = _point_keys(points, self._level_numbers_of(level_of, level_list))
         order = np.argsort(keys, kind="stable")
         packed = _pack(found_space, found_building)
-        self._graph_named = (keys[order], packed[order])
+        # A last key no point has and none sorts after (NumPy sorts NaN last), named -1 ("not
+        # named"): numbers_at's binary search then never runs past the end.
+        self._graph_named = (
+            np.append(keys[order], complex(math.nan, math.nan)),
+            np.append(packed[order], np.int64(-1)),
+        )
         return len(keys)
 
     def _level_numbers_of(self, level_of: np.ndarray, levels: list) -> np.ndarray:
