@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from functools import partial
 
 from indoor.queries.features import (
     BEFORE_FIRST,
@@ -61,7 +62,7 @@ FLOOR_FEATURE = f"""CASE WHEN {careful_sql("base_floor", "ogc_fid")}
     _feature(
         f"ST_AsGeoJSON({ccw_sql('wkb_geometry')}, 7)",
         "trim_scale(level)::text",
-        plain_string_sql,
+        partial(plain_string_sql, "base_floor"),
     )
 } END"""
 

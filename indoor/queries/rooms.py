@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from functools import partial
 
 from indoor.queries.features import (
     BEFORE_FIRST,
@@ -61,7 +62,7 @@ def _feature(geometry: str, level: str, string: Callable[[str], str] = json_stri
 
 ROOM_FEATURE = f"""CASE WHEN {careful_sql("room_points", "ogc_fid")}
        THEN {_feature(geojson_sql("wkb_geometry"), level_json_sql("level"))}
-       ELSE {_feature("ST_AsGeoJSON(wkb_geometry, 7)", "trim_scale(level)::text", plain_string_sql)} END"""
+       ELSE {_feature("ST_AsGeoJSON(wkb_geometry, 7)", "trim_scale(level)::text", partial(plain_string_sql, "room_points"))} END"""
 
 ROOMS_PAGE = f"""
 SELECT ogc_fid, {ROOM_FEATURE}

@@ -230,8 +230,11 @@ def plain_text_sql(column: str) -> str:
     )
 
 
-def plain_string_sql(column: str) -> str:
-    """SQL: a plain row's text property as JSON (what to_json writes for it, without its cost)."""
+def plain_string_sql(table: str, column: str) -> str:
+    """SQL: a plain row's text property as JSON (what to_json writes for it, without its cost).
+    Only for a column `table`'s triggers decide (TRACKED texts): any other could hold a quote."""
+    if column not in TRACKED[table].texts:
+        raise ValueError(f"{table}.{column} is written between plain quotes but not decided by its triggers")
     return f"coalesce('\"' || {column} || '\"', 'null')"
 
 

@@ -108,25 +108,11 @@ def _lonlat(coordinates: list) -> np.ndarray:
     return lonlat_of_lines((coordinates,), len(coordinates))
 
 
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """The sorted distinct values (one NaN for all of them), as np.unique, with less around it."""
-    ordered = np.sort(values)
-    new = np.ones(len(ordered), dtype=bool)
-    new[1:] = ordered[1:] != ordered[:-1]
-    distinct = ordered[new]
-    if len(distinct) and distinct[-1] != distinct[-1]:  # NaN != NaN: each was kept
-        distinct = distinct[: int(np.searchsorted(distinct, np.nan)) + 1]
-    return distinct
-
-
 def _level_numbers(levels: tuple) -> tuple[np.ndarray, list]:
     """Levels as numbers, equal levels equal numbers (NULL and NaN alike), and each number's level
     as a float (NaN where it is none: NULL, NaN, +-Infinity). A path has a handful of distinct
     levels among hundreds of values: each distinct one is read once."""
-    try:
-        numbers = dict.fromkeys(levels)
-    except TypeError:  # a signalling NaN cannot be hashed
-        return _level_numbers_sorted(levels)
+    numbers = dict.fromkeys(levels)
     classes: dict = {}
     values: list[float] = []
     for level in numbers:
@@ -138,14 +124,6 @@ def _level_numbers(levels: tuple) -> tuple[np.ndarray, list]:
             values.append(value if math.isfinite(value) else math.nan)
         numbers[level] = number
     return np.fromiter(map(numbers.__getitem__, levels), np.int64, len(levels)), values
-
-
-def _level_numbers_sorted(levels: tuple) -> tuple[np.ndarray, list]:
-    """_level_numbers for any values float() reads (searchsorted into the sorted distinct values;
-    NaN, sorted last, finds the first NaN's place)."""
-    as_floats = np.array(levels, dtype=float)
-    distinct = _distinct(as_floats)
-    return np.searchsorted(distinct, as_floats), np.where(np.isfinite(distinct), distinct, np.nan).tolist()
 
 
 def _pick(values, wanted: list) -> tuple | list:

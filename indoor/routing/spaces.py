@@ -83,7 +83,8 @@ class Spaces:
         self.loaded_at = time.monotonic()
         self._named_points: dict[complex, int] = {}  # a point on a level -> its packed names: numbers_at
         # Every piece middle of the walkable graph, named at once in the background (name_graph):
-        # (sorted keys as numbers_at makes them, their packed names), None until it is done.
+        # (sorted keys as numbers_at makes them, their packed names, both ending in a sentinel), None
+        # until it is done.
         self._graph_named: tuple[np.ndarray, np.ndarray] | None = None
         self._named_count = 0
         self._level_ids: dict[float, int] = {}
