@@ -2,6 +2,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Test processes per pass (pytest-xdist): each starts its own servers; most tests wait on them.
+TEST_WORKERS ?= 2
 
 .PHONY: run test bench lint format deps clean client translations messages
 
@@ -49,8 +51,8 @@ run: deps $(VENV)/.installed client translations
 # own servers) through a real pgbouncer in transaction pooling mode.
 test: $(VENV)/.installed client translations
 	@bash scripts/system-deps.sh --test
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
-	INDOOR_TEST_PGBOUNCER=1 $(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	INDOOR_TEST_PGBOUNCER=1 $(VENV)/bin/pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed client translations
 	@bash scripts/system-deps.sh --bench

@@ -24,6 +24,7 @@ class CuttingProxy:
         self.prefix = prefix
         self.cut_after = cut_after
         self.matched = 0  # requests seen that start with `prefix`
+        self.seen: list[bytes] = []  # their request heads, for a failure's message
         self.port = free_port()
         self.lock = threading.Lock()
         self.listener = socket.create_server(("127.0.0.1", self.port))
@@ -58,6 +59,7 @@ class CuttingProxy:
                     if chunk.startswith(self.prefix):
                         with self.lock:
                             self.matched += 1
+                            self.seen.append(chunk.split(b"\r\n\r\n")[0])
                             nth = self.matched
                         if nth == 1:
                             budget["left"] = self.cut_after

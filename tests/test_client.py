@@ -255,7 +255,7 @@ def test_a_lost_stream_shows_a_banner_and_resumes_without_losing_or_repeating_a_
         wait_loaded(page, 0)
     finally:
         proxy.stop()
-    assert proxy.matched == 2, "the stream was cut, then its resume refused"
+    assert proxy.matched == 2, f"the stream was cut, then its resume refused: {proxy.seen}"
     room_ids = sorted(r[0] for r in sql("SELECT ogc_fid FROM room_points"))
     assert page.evaluate("() => indoor.stats.rooms") == len(room_ids)
     assert sorted(worker_ids(page, "rooms", room_ids)) == room_ids, "every room once after the drop"

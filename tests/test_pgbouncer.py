@@ -18,7 +18,17 @@ def bouncer(pg_cluster, workdir):
 
 
 def test_many_app_connections_share_two_server_connections(serve, bouncer, direct_database_url):
-    server = serve(workers=1, DATABASE_URL=bouncer.via(direct_database_url), DB_POOL_SIZE=10, DB_POOL_TIMEOUT_S=30)
+    # 50 clients on two server connections: on a loaded machine a route may wait longer than the
+    # default ROUTE_QUEUE_WAIT_S and a statement longer than its timeout (each then a correct 503).
+    # This test is about sharing the connections, so it waits for them.
+    server = serve(
+        workers=1,
+        DATABASE_URL=bouncer.via(direct_database_url),
+        DB_POOL_SIZE=10,
+        DB_POOL_TIMEOUT_S=30,
+        ROUTE_QUEUE_WAIT_S=30,
+        PG_STATEMENT_TIMEOUT_MS=30_000,
+    )
     urls = [server.base_url + path for path in DATABASE_READS] * 50
     with ThreadPoolExecutor(max_workers=50) as clients:
         statuses = list(clients.map(lambda url: get(url)[0], urls))
