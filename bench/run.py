@@ -18,7 +18,7 @@ from bench.report import Row  # noqa: E402
 from bench.rows_client import client_rows  # noqa: E402
 from bench.rows_gis import gis_peers  # noqa: E402
 from bench.rows_index_memory import index_memory_rows  # noqa: E402
-from bench.rows_live import closure_events, closures_route  # noqa: E402
+from bench.rows_live import closure_events, closures_route, page_replan  # noqa: E402
 from bench.rows_misc import campus_row, room_search  # noqa: E402
 from bench.rows_routing import (  # noqa: E402
     cached_route,
@@ -87,6 +87,7 @@ def main() -> int:
         rows += _guard(ctx, "route after an edit", route_after_edit)
         rows += _guard(ctx, "via and category routes", via_and_category_routes)
         rows += _guard(ctx, "routes with closures", closures_route)
+        rows += _guard(ctx, "re-plan on a closure in the map page", page_replan)
         rows += _guard(ctx, "worst request", worst_request)
         rows += _guard(ctx, "floor-plan SSE", floor_sse)
         rows += _guard(ctx, "JSON paging and tipg", json_paging_and_peer)
@@ -129,7 +130,7 @@ def main() -> int:
 
 
 ORDER = ["campus", "route_uncached", "route_lengths", "route_floor", "route_directions", "route_phases", "route_cached_latency", "route_cached_rps",
-         "route_after_edit", "route_closures",
+         "route_after_edit", "route_closures", "page_replan",
          "route_shape_bench", "route_shape_grid", "route_shape_huge", "route_shape_station",
          "route_after_edit_costs", "route_after_edit_topology", "route_index_memory", "route_index_build",
          "sse_rate", "sse_first_event", "peer_sse", "peer_json", "peer_gdal", "peer_tiles", "sse_scaling", "swarm_heartbeats", "swarm_rss",
