@@ -346,17 +346,22 @@ class Database:
 
     @contextmanager
     def transaction(self, timeout_ms: int | None = None):
-        """A write transaction on the primary (CLI commands). Commits on success."""
+        """A write transaction on the primary (CLI commands, closures, events). Commits on success.
+        A statement past its timeout is DatabaseUnavailable, as for reads: a 503 with Retry-After
+        in a request, never a 500."""
         with self.connection(replica_ok=False) as conn:
             if timeout_ms is not None:
                 conn.wait_limit_s = int(timeout_ms) / 1000 + WAIT_MARGIN_S
-            with conn.cursor() as cur:
-                if timeout_ms is not None:
-                    cur.execute(SESSIONLESS_SETTINGS, (int(timeout_ms),))
-                else:
-                    cur.execute(NO_JIT)
-                yield cur
-            conn.commit()
+            try:
+                with conn.cursor() as cur:
+                    if timeout_ms is not None:
+                        cur.execute(SESSIONLESS_SETTINGS, (int(timeout_ms),))
+                    else:
+                        cur.execute(NO_JIT)
+                    yield cur
+                conn.commit()
+            except psycopg2.errors.QueryCanceled as exc:
+                raise DatabaseUnavailable("statement timeout") from exc
 
 
 def _one_statement(conn, fn: Callable[..., T], timeout_ms: int) -> T:

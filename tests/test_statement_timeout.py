@@ -6,8 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg2
 from psycopg2 import sql as pgsql
 
+from tests.conftest import run_cli
 from tests.endpoints import DATABASE_READS, NO_DATABASE, TABLES_READ, is_unavailable
-from tests.http import get, get_json
+from tests.http import get, get_json, send_json
 
 
 def test_a_statement_over_the_timeout_is_a_503_and_the_next_requests_succeed(serve, database_url, sql):
@@ -44,3 +45,29 @@ def test_a_statement_over_the_timeout_is_a_503_and_the_next_requests_succeed(ser
             break
         time.sleep(0.1)
     assert leftovers == 0
+
+
+def test_a_closure_write_over_the_timeout_is_a_503_and_closes_nothing(serve, database_url, direct_database_url, sql):
+    """An operator closing a room while its table is locked (or on a campus where resolving it is
+    slow): the same 503 as a read, with Retry-After, and no closure written; then it works."""
+    made = run_cli(direct_database_url, "token", "create", "--name", "timeout-operator", "--scope", "closures:write")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    server = serve(workers=1, PG_STATEMENT_TIMEOUT_MS=300)
+    (room,), *_ = sql("SELECT ogc_fid FROM room_points WHERE category = 'elevator' ORDER BY ogc_fid LIMIT 1")
+    before = sql("SELECT count(*) FROM indoor_closures")[0][0]
+    close = [server.base_url + "/api/closures/", {"rooms": [room], "reason": "timeout test"}]
+    blocker = psycopg2.connect(database_url)
+    with blocker.cursor() as cur:
+        cur.execute("LOCK TABLE room_points IN ACCESS EXCLUSIVE MODE")
+        status, headers, body = send_json(*close, token=token)
+        blocker.rollback()
+    blocker.close()
+    assert status == 503, body
+    assert body["error"]["code"] == "unavailable" and "statement timeout" in body["error"]["message"]
+    assert headers.get("Retry-After") == "1"
+    assert sql("SELECT count(*) FROM indoor_closures")[0][0] == before, "nothing was closed"
+    status, _, body = send_json(*close, token=token)
+    assert status == 201, body
+    closure = server.base_url + f"/api/closures/{body['closure']['id']}"
+    assert send_json(closure, None, token=token, method="DELETE")[0] == 204

@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from flask import current_app
 
 from indoor.errors import ApiError, BadRequest, NotFound
-from indoor.extensions import get_db
+from indoor.extensions import get_db, get_settings
 from indoor.queries import closures as queries
 from indoor.queries.routing import PROFILES
 from indoor.queries.validity import MAX_LEVEL
@@ -213,8 +213,13 @@ def _label(rooms: list[tuple]) -> str | None:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "") if names else None
 
 
+def _write_timeout_ms() -> int:
+    """A closure's write resolves rooms and areas to edges: twice a read's statement timeout."""
+    return 2 * get_settings().pg_statement_timeout_ms
+
+
 def create(values: dict, created_by: str) -> dict:
-    with get_db().transaction(timeout_ms=10_000) as cur:
+    with get_db().transaction(timeout_ms=_write_timeout_ms()) as cur:
         edges = set()
         rooms = queries.rooms(cur, values["rooms"]) if values["rooms"] else []
         missing = sorted(set(values["rooms"]) - {int(r[0]) for r in rooms})
@@ -287,7 +292,7 @@ def listing(active_only: bool | None, building: str | None) -> list[dict]:
 
 
 def remove(closure_id: int, deleted_by: str) -> None:
-    with get_db().transaction(timeout_ms=5000) as cur:
+    with get_db().transaction(timeout_ms=_write_timeout_ms()) as cur:
         row = queries.delete(cur, closure_id, deleted_by)
         exists = row is not None or queries.one(cur, closure_id) is not None
     if not exists:
