@@ -51,8 +51,8 @@ run: deps $(VENV)/.installed client translations
 # own servers) through a real pgbouncer in transaction pooling mode.
 test: $(VENV)/.installed client translations
 	@bash scripts/system-deps.sh --test
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
-	INDOOR_TEST_PGBOUNCER=1 $(VENV)/bin/pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	INDOOR_TEST_PGBOUNCER=1 $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed client translations
 	@bash scripts/system-deps.sh --bench

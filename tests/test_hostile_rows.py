@@ -521,9 +521,11 @@ def test_texts_and_rings_are_written_exactly_on_the_fast_path_and_through_the_gu
     rooms = listed(client, "/api/rooms/?level=8")
     for feature in (rooms[room], strict(client, f"/ogc/collections/rooms/items/{room}")[1]):
         assert feature["properties"]["name"] == awkward and feature["properties"]["category"] == "a\\b"
-    listed_ids = {row[0] for row in rows_sql("SELECT id FROM indoor_unusable_rows")}
-    assert {ids["awkward"], room} <= listed_ids  # written through the guards
-    assert not {ids["plain"], ids["line"]} & listed_ids  # the fast path, clockwise or not
+    listed_ids = {tuple(row) for row in rows_sql("SELECT tbl, id FROM indoor_unusable_rows")}
+    assert {("base_floor", ids["awkward"]), ("room_points", room)} <= listed_ids  # written through the guards
+    assert (
+        not {("base_floor", ids["plain"]), ("base_floor", ids["line"])} & listed_ids
+    )  # the fast path, clockwise or not
     checked = run_cli(rows_url, "check-graph")
     assert "Traceback" not in checked.stderr, checked.stderr
     for line in checked.stdout.splitlines():
