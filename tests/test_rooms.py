@@ -58,6 +58,61 @@ def test_levels_lists_each_level_with_its_room_count_and_extent(client, sql):
         assert entry["bbox"] == pytest.approx([float(v) for v in row[2:]], abs=2e-7)
 
 
+def test_levels_answer_follows_every_edit_of_rooms_floor_plan_and_level_names(fresh_database, redis_url):
+    """The levels answer is kept between requests (it reads both tables whole), and never outlives
+    an edit: a room on a new level, that level's name, the floor plan, each seen at once."""
+    url = fresh_database("levels")
+    assert run_cli(url, "init-db", "--demo-if-empty").returncode == 0
+    app = create_app({"DATABASE_URL": url, "REDIS_URL": redis_url, "TESTING": True, "LOG_LEVEL": "WARNING"})
+    client = app.test_client()
+
+    def levels(path="/api/levels/"):
+        response = client.get(path)
+        assert response.status_code == 200
+        return {entry["level"]: entry for entry in response.get_json()["levels"]}
+
+    def run(statement, params=None):
+        with psycopg2.connect(url) as conn, conn.cursor() as cur:
+            cur.execute(statement, params)
+        conn.close()
+
+    first = levels()
+    assert 9 not in first and levels() == first
+    building = levels("/api/levels/?building=A")
+    run(
+        "INSERT INTO room_points (ogc_fid, text, level, building, wkb_geometry)"
+        " VALUES (900001, 'Roof terrace', 9, 'A', ST_SetSRID(ST_MakePoint(13.3695, 52.5252), 4326))"
+    )
+    roof = levels()[9]
+    assert roof["rooms"] == 1 and roof["name"] is None
+    assert roof["bbox"] == pytest.approx([13.3695, 52.5252, 13.3695, 52.5252])
+    assert (
+        levels("/api/levels/?building=A")[9]["rooms"] == 1
+        and len(levels("/api/levels/?building=A")) == len(building) + 1
+    )
+    run("INSERT INTO indoor_level_names (building, level, name) VALUES ('', 9, 'Roof')")
+    assert levels()[9]["name"] == "Roof"
+    run("UPDATE indoor_level_names SET name = 'Rooftop' WHERE level = 9")
+    assert levels()[9]["name"] == "Rooftop"
+    run(
+        "INSERT INTO base_floor (ogc_fid, layer, name, level, building, wkb_geometry) VALUES (900002, 'room',"
+        " 'Roof terrace', 9, 'A', ST_SetSRID(ST_MakeEnvelope(13.3694, 52.5251, 13.3697, 52.5253), 4326))"
+    )
+    assert levels()[9]["bbox"] == pytest.approx([13.3694, 52.5251, 13.3697, 52.5253])
+    run("DELETE FROM room_points WHERE ogc_fid = 900001")
+    assert levels()[9]["rooms"] == 0
+    run("DELETE FROM base_floor WHERE ogc_fid = 900002")
+    assert levels() == first
+    # A table whose version trigger is gone (dropped and made again by another tool): no edit
+    # bumps a version, and the answer is still never stale.
+    run("ALTER TABLE room_points DISABLE TRIGGER indoor_rooms_version")
+    assert levels() == first
+    top = max(first)
+    run("DELETE FROM room_points WHERE level = %s", (top,))
+    assert levels()[top]["rooms"] == 0, "the floor plan still draws the level, with no room left"
+    app.extensions["indoor.db"].close()
+
+
 def test_levels_render_numeric_levels_as_numbers_and_filter_by_building(fclient, features_url):
     status, body = get_json(fclient, "/api/levels")
     assert status == 200

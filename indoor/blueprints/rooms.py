@@ -5,6 +5,7 @@ from flask import Blueprint, Response, jsonify
 from indoor.errors import NotFound
 from indoor.extensions import get_db
 from indoor.http import listing, params
+from indoor.http.levels import levels_body
 from indoor.queries import rooms
 
 blueprint = Blueprint("rooms", __name__)
@@ -13,7 +14,7 @@ blueprint = Blueprint("rooms", __name__)
 @blueprint.get("/levels/")
 def list_levels():
     building = params.text("building")
-    body = get_db().read(lambda cur: rooms.levels(cur, building))
+    body = get_db().read(lambda cur: levels_body(cur, building))
     return Response(b'{"levels":' + body + b"}", content_type="application/json")
 
 

@@ -150,6 +150,29 @@ def room_feature(cur, room_id: int) -> bytes | None:
     return bytes(row[0]) if row else None
 
 
+# What the levels answer depends on: the rooms' and the floor plan's versions (bumped by triggers
+# on every edit) and the level names (a small table of ours, read whole). Where a version trigger
+# is missing or disabled (a table another tool dropped and made again), the stamp never repeats:
+# edits would not show in the versions, so the answer is computed every time until init-db runs.
+LEVELS_STAMP = """
+SELECT coalesce((SELECT array_agg(name || ':' || version || ':' || changed_at ORDER BY name)
+                   FROM indoor_versions WHERE name IN ('rooms', 'floor'))::text, '')
+       || coalesce((SELECT array_agg(building || ':' || level || ':' || name ORDER BY building, level)
+                      FROM indoor_level_names)::text, '')
+       || CASE WHEN (SELECT count(*) FROM pg_trigger
+                      WHERE tgenabled <> 'D'
+                        AND ((tgrelid = 'room_points'::regclass AND tgname = 'indoor_rooms_version')
+                          OR (tgrelid = 'base_floor'::regclass AND tgname = 'indoor_floor_version'))) = 2
+               THEN '' ELSE clock_timestamp()::text END
+"""
+
+
+def levels_stamp(cur) -> str:
+    """A text that changes whenever the levels answer may."""
+    cur.execute(LEVELS_STAMP)
+    return cur.fetchone()[0]
+
+
 def levels(cur, building: str | None = None) -> bytes:
     """The JSON array of levels, lowest first."""
     as_bytes(cur)
