@@ -46,19 +46,25 @@ def _timed_routes(ctx: Context, pairs) -> tuple[list[float], dict]:
     return times, statuses
 
 
+def _operator_token(cur) -> str:
+    """A fresh bearer token that may write closures (the 'bench' token, replaced each time)."""
+    token = secrets.token_urlsafe(32)
+    cur.execute(
+        "INSERT INTO indoor_tokens (name, token_sha256, scopes) VALUES ('bench', %s, '{closures:write}')"
+        " ON CONFLICT (name) DO UPDATE SET token_sha256 = EXCLUDED.token_sha256, revoked_at = NULL",
+        (hashlib.sha256(token.encode()).digest(),),
+    )
+    return token
+
+
 def closures_route(ctx: Context) -> list[Row]:
     cfg = ctx.cfg
     row = Row("route_closures", f"uncached route with {CLOSURES} active closures vs none (fresh pairs each)",
               target="p50 <= 1.2 x none")  # fmt: skip
     route_index_ready(ctx)
-    token = secrets.token_urlsafe(32)
     conn = ctx.stack.connect()
     with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO indoor_tokens (name, token_sha256, scopes) VALUES ('bench', %s, '{closures:write}')"
-            " ON CONFLICT (name) DO UPDATE SET token_sha256 = EXCLUDED.token_sha256, revoked_at = NULL",
-            (hashlib.sha256(token.encode()).digest(),),
-        )
+        token = _operator_token(cur)
         cur.execute("SELECT id FROM nav_edges_final WHERE kind = 'corridor' ORDER BY id")
         corridors = [r[0] for r in cur.fetchall()]
         n = min(cfg.pairs, 200)
@@ -302,14 +308,9 @@ def page_replan(ctx: Context) -> list[Row]:
     row = Row("page_replan", "map page: elevator on the route closed or reopened -> re-planned route shown",
               target=f"p50 <= {REPLAN_TARGET_S:g} s")  # fmt: skip
     route_index_ready(ctx)
-    token = secrets.token_urlsafe(32)
     conn = ctx.stack.connect()
     with conn.cursor() as cur:
-        cur.execute(
-            "INSERT INTO indoor_tokens (name, token_sha256, scopes) VALUES ('bench', %s, '{closures:write}')"
-            " ON CONFLICT (name) DO UPDATE SET token_sha256 = EXCLUDED.token_sha256, revoked_at = NULL",
-            (hashlib.sha256(token.encode()).digest(),),
-        )
+        token = _operator_token(cur)
         found = _elevator_route(ctx, cur)
     conn.close()
     if found is None:
