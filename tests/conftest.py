@@ -202,18 +202,20 @@ def sql(direct_database_url):
 
 @pytest.fixture
 def service_connections(database_url, direct_database_url, request):
-    """How many connections the service (application_name 'indoor') holds to its first hop:
-    PostgreSQL's backends, or pgbouncer's clients when it goes through pgbouncer."""
+    """The connections a service (application_name 'indoor') holds to its first hop, each as its
+    client address and port: PostgreSQL's backends, or pgbouncer's clients when it goes through
+    pgbouncer. Apps an earlier test of this process made hold some too: compare with a set taken
+    before the server under test started."""
 
-    def count() -> int:
+    def clients() -> set:
         if VIA_PGBOUNCER:
-            clients = request.getfixturevalue("pgbouncer").admin("SHOW CLIENTS")
-            return sum(1 for c in clients if c.get("application_name") == "indoor")
+            found = request.getfixturevalue("pgbouncer").admin("SHOW CLIENTS")
+            return {(c["addr"], c["port"]) for c in found if c.get("application_name") == "indoor"}
         with psycopg2.connect(direct_database_url) as conn, conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'indoor'")
-            return cur.fetchone()[0]
+            cur.execute("SELECT client_addr::text, client_port FROM pg_stat_activity WHERE application_name = 'indoor'")
+            return set(cur.fetchall())
 
-    return count
+    return clients
 
 
 @pytest.fixture
