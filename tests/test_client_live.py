@@ -8,11 +8,9 @@ own (the demo campus), so closures touch no other test."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import re
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,7 +18,7 @@ from playwright.sync_api import expect
 
 from tests.browser import screenshot, watch
 from tests.conftest import autocommit_sql, run_cli
-from tests.http import get_json
+from tests.http import get_json, send_json
 from tests.test_client import shown_route, wait_loaded
 from tests.test_client_a11y import axe_violations
 
@@ -56,15 +54,8 @@ def server(serve, served_url, live_url):
 
 def call(server, token, method: str, path: str, body=None) -> tuple[int, dict | None]:
     """A write as an operator makes it (curl in the README): bearer token, JSON body."""
-    request = urllib.request.Request(
-        server.base_url + path,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a local test server
-        raw = response.read()
-        return response.status, json.loads(raw) if raw else None
+    status, _, answer = send_json(server.base_url + path, body, token, method=method, timeout=10)
+    return status, answer
 
 
 def elevator_route(server, live_url, profile: str = "walking") -> tuple[int, int, int, str, dict]:
